@@ -1,0 +1,133 @@
+"""Every error tgrunner raises, in one place.
+
+The hierarchy::
+
+    TgrunnerError                    base of everything raised on purpose
+    ├── ConfigError                  bad settings, import string, token or CLI arguments
+    ├── NetworkError                 the Bot API could not be reached or broke the connection
+    │   └── TimedOut                 no answer within the request timeout
+    └── TelegramError                Telegram answered ``ok: false``
+        ├── BadRequest       400     a parameter is missing or wrong
+        ├── Unauthorized     401     the token is wrong or revoked
+        ├── Forbidden        403     the bot was blocked, kicked, or may not write there
+        ├── NotFound         404     the method does not exist
+        ├── Conflict         409     a webhook is set, or another instance is polling
+        ├── RetryAfter       429     flood control: wait ``retry_after`` seconds
+        └── ServerError      5xx     Telegram's side failed; retry with backoff
+
+Every Telegram and network error carries the ``method`` that failed; Telegram errors carry the
+``error_code``, Telegram's ``description`` and, when Telegram sent them, ``retry_after`` and
+``migrate_to_chat_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "NetworkError",
+    "NotFound",
+    "RetryAfter",
+    "ServerError",
+    "TelegramError",
+    "TgrunnerError",
+    "TimedOut",
+    "Unauthorized",
+    "telegram_error",
+]
+
+
+class TgrunnerError(Exception):
+    """Base class of every error tgrunner raises on purpose."""
+
+
+class ConfigError(TgrunnerError):
+    """The configuration cannot work; the message says what to change."""
+
+
+class NetworkError(TgrunnerError):
+    """The request did not get an answer from the Bot API server."""
+
+    def __init__(self, method: str, message: str) -> None:
+        super().__init__(f"{method}: {message}")
+        self.method = method
+
+
+class TimedOut(NetworkError):
+    """The Bot API server did not answer within the request timeout."""
+
+
+class TelegramError(TgrunnerError):
+    """Telegram answered with ``ok: false``."""
+
+    def __init__(
+        self,
+        method: str,
+        error_code: int,
+        description: str,
+        *,
+        retry_after: float | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
+        super().__init__(f"{method} failed with {error_code}: {description}")
+        self.method = method
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
+
+
+class BadRequest(TelegramError):
+    """400: a parameter is missing or wrong."""
+
+
+class Unauthorized(TelegramError):
+    """401: the token is wrong or was revoked. Get a new one from @BotFather."""
+
+
+class Forbidden(TelegramError):
+    """403: the bot may not act there (blocked by the user, kicked from the chat)."""
+
+
+class NotFound(TelegramError):
+    """404: no such method (check its spelling and the Bot API version of the server)."""
+
+
+class Conflict(TelegramError):
+    """409: a webhook is set while polling, or another instance polls with the same token."""
+
+
+class RetryAfter(TelegramError):
+    """429: flood control. Wait ``retry_after`` seconds before the same kind of call."""
+
+
+class ServerError(TelegramError):
+    """5xx: Telegram's side failed. Retry with backoff."""
+
+
+_BY_CODE: dict[int, type[TelegramError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    429: RetryAfter,
+}
+
+
+def telegram_error(method: str, payload: dict[str, Any], status: int = 0) -> TelegramError:
+    """Build the right :class:`TelegramError` subclass from an ``ok: false`` envelope."""
+    code = int(payload.get("error_code") or status or 0)
+    params = payload.get("parameters") or {}
+    cls = _BY_CODE.get(code) or (ServerError if code >= 500 else TelegramError)
+    return cls(
+        method,
+        code,
+        str(payload.get("description", "")),
+        retry_after=params.get("retry_after"),
+        migrate_to_chat_id=params.get("migrate_to_chat_id"),
+    )
