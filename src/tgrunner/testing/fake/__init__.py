@@ -1,0 +1,1 @@
+"""FakeTelegram's internals. The public entry point is :mod:`tgrunner.testing`."""
