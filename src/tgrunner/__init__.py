@@ -1,7 +1,5 @@
 """tgrunner: run Telegram bots at scale, with per-chat order and no lost update."""
 
-from __future__ import annotations
-
 from tgrunner import errors
 from tgrunner.errors import (
     BadRequest,

@@ -1,0 +1,5 @@
+import sys
+
+from tgrunner.cli import main
+
+sys.exit(main())

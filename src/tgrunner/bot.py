@@ -1,0 +1,255 @@
+"""The native Bot API client: any method by name, typed helpers for the common ones.
+
+``Bot`` sends JSON bodies (multipart when a file is attached) over a keep-alive connection pool
+and returns the ``result`` of Telegram's envelope as plain dicts and lists, parsed with orjson.
+Errors are raised as the classes of :mod:`tgrunner.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import orjson
+
+from tgrunner._http.client import HTTPClient, TransportError, TransportTimeout
+from tgrunner.errors import ConfigError, NetworkError, ServerError, TimedOut, telegram_error
+from tgrunner.multipart import InputFile, _as_file, encode_multipart
+
+__all__ = ["DEFAULT_API_URL", "Bot", "InputFile"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.telegram.org"
+
+JSON = dict[str, Any]
+
+
+def _check_token(token: str) -> None:
+    bot_id, sep, secret = token.partition(":")
+    if not (sep and bot_id.isdigit() and secret) or any(c in token for c in "/ \t\r\n"):
+        raise ConfigError(
+            "The bot token is not in Telegram's format '<bot id>:<secret>'. "
+            "Copy it from @BotFather, or pass the test token FakeTelegram prints."
+        )
+
+
+def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _attach_media(params: dict[str, Any]) -> bool:
+    """Move files nested in ``media`` (sendMediaGroup, editMessageMedia) to attach:// parts."""
+    media = params.get("media")
+    items = media if isinstance(media, list) else [media] if isinstance(media, dict) else []
+    found = False
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        for field in ("media", "thumbnail", "cover"):
+            file = _as_file(item.get(field)) if not isinstance(item.get(field), str) else None
+            if file is not None:
+                name = f"tgr_{i}_{field}"
+                item[field] = f"attach://{name}"
+                params[name] = file
+                found = True
+    return found
+
+
+class Bot:
+    """A Bot API client.
+
+    - ``token``: the bot token from @BotFather (checked for format up front).
+    - ``api_url``: the server, default ``https://api.telegram.org``; point it at a self-hosted
+      Bot API server or at FakeTelegram's ``api_url``.
+    - ``timeout``: seconds to wait for an answer, default 60; ``getUpdates`` adds its long-poll
+      timeout to it.
+    - ``pool_size``: keep-alive connections at most, default 100.
+
+    Use ``async with Bot(...) as bot`` or call ``await bot.close()`` when done.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        timeout: float = 60.0,
+        pool_size: int = 100,
+    ) -> None:
+        _check_token(token)
+        self.token = token
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.id = int(token.partition(":")[0])
+        self._http = HTTPClient(self.api_url, pool_size=pool_size, default_timeout=timeout)
+        self._prefix = f"/bot{token}/"
+        self._me: JSON | None = None
+
+    def __repr__(self) -> str:
+        return f"Bot(id={self.id}, api_url={self.api_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool. Safe to call twice."""
+        await self._http.close()
+
+    async def call(self, method: str, /, *, timeout: float | None = None, **params: Any) -> Any:
+        """Call any Bot API method by name and return its ``result``.
+
+        ``None`` values are left out. Files (``InputFile``, bytes, ``Path``, binary streams)
+        switch the body to multipart. Raises a :class:`~tgrunner.errors.TelegramError`
+        subclass on ``ok: false`` and :class:`~tgrunner.errors.NetworkError` on transport
+        failure.
+        """
+        return await self.request(method, params, timeout=timeout)
+
+    async def request(
+        self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Like :meth:`call`, with the parameters as a mapping."""
+        body: bytes
+        ctype: str
+        if params:
+            clean = _drop_none(params)
+            multipart = _attach_media(clean) or any(
+                not isinstance(v, str | int | float | bool | list | dict | tuple)
+                and _as_file(v) is not None
+                for v in clean.values()
+            )
+            if multipart:
+                body, ctype = encode_multipart(clean)
+            else:
+                body, ctype = orjson.dumps(clean), "application/json"
+        else:
+            body, ctype = b"", "application/json"
+        try:
+            resp = await self._http.request(
+                "POST",
+                self._prefix + method,
+                body,
+                content_type=ctype,
+                timeout=timeout if timeout is not None else self.timeout,
+            )
+        except TransportTimeout as exc:
+            raise TimedOut(method, f"no answer from {self.api_url}: {exc}") from exc
+        except (TransportError, OSError) as exc:
+            raise NetworkError(method, f"cannot reach {self.api_url}: {exc}") from exc
+        try:
+            payload = orjson.loads(resp.body)
+        except orjson.JSONDecodeError:
+            if resp.status >= 500 or resp.status == 429:
+                raise ServerError(method, resp.status, resp.body[:200].decode(errors="replace"))
+            raise NetworkError(
+                method, f"the server answered {resp.status} with a body that is not JSON"
+            ) from None
+        if payload.get("ok"):
+            return payload.get("result")
+        raise telegram_error(method, payload, resp.status)
+
+    # -- typed helpers for the common methods -------------------------------------------------
+
+    async def get_me(self) -> JSON:
+        """``getMe``; the answer is cached after the first call."""
+        if self._me is None:
+            self._me = await self.request("getMe")
+        return self._me
+
+    async def get_updates(
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        timeout: int = 0,
+        allowed_updates: Sequence[str] | None = None,
+    ) -> list[JSON]:
+        """``getUpdates``; the request timeout is the long-poll ``timeout`` plus ``self.timeout``."""
+        params: dict[str, Any] = {"timeout": timeout}
+        if offset is not None:
+            params["offset"] = offset
+        if limit is not None:
+            params["limit"] = limit
+        if allowed_updates is not None:
+            params["allowed_updates"] = list(allowed_updates)
+        return await self.request("getUpdates", params, timeout=self.timeout + timeout)
+
+    async def send_message(self, chat_id: int | str, text: str, **params: Any) -> JSON:
+        """``sendMessage``. Extra parameters (``reply_markup``, ``parse_mode``, …) pass through."""
+        params["chat_id"] = chat_id
+        params["text"] = text
+        return await self.request("sendMessage", params)
+
+    async def send_photo(self, chat_id: int | str, photo: Any, **params: Any) -> JSON:
+        """``sendPhoto``: ``photo`` is a file_id, a URL or a file to upload."""
+        params["chat_id"] = chat_id
+        params["photo"] = photo
+        return await self.request("sendPhoto", params)
+
+    async def send_document(self, chat_id: int | str, document: Any, **params: Any) -> JSON:
+        """``sendDocument``: ``document`` is a file_id, a URL or a file to upload."""
+        params["chat_id"] = chat_id
+        params["document"] = document
+        return await self.request("sendDocument", params)
+
+    async def send_chat_action(self, chat_id: int | str, action: str = "typing") -> bool:
+        """``sendChatAction``; ``action`` defaults to ``typing``."""
+        return await self.request("sendChatAction", {"chat_id": chat_id, "action": action})
+
+    async def forward_message(
+        self, chat_id: int | str, from_chat_id: int | str, message_id: int, **params: Any
+    ) -> JSON:
+        """``forwardMessage``."""
+        params.update(chat_id=chat_id, from_chat_id=from_chat_id, message_id=message_id)
+        return await self.request("forwardMessage", params)
+
+    async def copy_message(
+        self, chat_id: int | str, from_chat_id: int | str, message_id: int, **params: Any
+    ) -> JSON:
+        """``copyMessage``; returns the new ``MessageId``."""
+        params.update(chat_id=chat_id, from_chat_id=from_chat_id, message_id=message_id)
+        return await self.request("copyMessage", params)
+
+    async def edit_message_text(self, text: str, **params: Any) -> JSON | bool:
+        """``editMessageText`` by ``chat_id`` + ``message_id`` or ``inline_message_id``."""
+        params["text"] = text
+        return await self.request("editMessageText", params)
+
+    async def delete_message(self, chat_id: int | str, message_id: int) -> bool:
+        """``deleteMessage``."""
+        return await self.request("deleteMessage", {"chat_id": chat_id, "message_id": message_id})
+
+    async def answer_callback_query(self, callback_query_id: str, **params: Any) -> bool:
+        """``answerCallbackQuery``; ``text``, ``show_alert``, ``url``, ``cache_time`` optional."""
+        params["callback_query_id"] = callback_query_id
+        return await self.request("answerCallbackQuery", params)
+
+    async def answer_inline_query(
+        self, inline_query_id: str, results: Sequence[JSON], **params: Any
+    ) -> bool:
+        """``answerInlineQuery``."""
+        params.update(inline_query_id=inline_query_id, results=list(results))
+        return await self.request("answerInlineQuery", params)
+
+    async def get_chat(self, chat_id: int | str) -> JSON:
+        """``getChat``."""
+        return await self.request("getChat", {"chat_id": chat_id})
+
+    async def set_webhook(self, url: str, **params: Any) -> bool:
+        """``setWebhook``; ``secret_token``, ``allowed_updates``, ``max_connections`` optional."""
+        params["url"] = url
+        return await self.request("setWebhook", params)
+
+    async def delete_webhook(self, drop_pending_updates: bool = False) -> bool:
+        """``deleteWebhook``; pending updates are kept unless ``drop_pending_updates``."""
+        return await self.request(
+            "deleteWebhook", {"drop_pending_updates": drop_pending_updates}
+        )
+
+    async def get_webhook_info(self) -> JSON:
+        """``getWebhookInfo``."""
+        return await self.request("getWebhookInfo")

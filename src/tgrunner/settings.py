@@ -1,0 +1,101 @@
+"""One settings object for the runtime, nesting the options of each layer.
+
+``Settings.from_env()`` reads ``TGRUNNER_*`` variables and rejects unknown ones, so a typo in a
+deployment fails loudly instead of silently running with defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tgrunner.errors import ConfigError
+from tgrunner.keys import default_keys
+from tgrunner.scheduler import SchedulerOptions
+from tgrunner.sources.polling import PollingOptions
+
+__all__ = ["KeyFunc", "PollingOptions", "SchedulerOptions", "Settings"]
+
+KeyFunc = Callable[[Mapping[str, Any]], Sequence[Hashable]]
+
+# Variables read elsewhere (the CLI, the test suite), so not unknown.
+_KNOWN_ELSEWHERE = {"TGRUNNER_TOKEN", "TGRUNNER_API_URL", "TGRUNNER_REQUIRE_SERVICES"}
+
+
+def _number(env: Mapping[str, str], name: str, kind: type) -> Any:
+    raw = env[name]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the runtime can be told.
+
+    - ``scheduler``: concurrency (default 500), per-key and total queue limits, handler time
+      limit (default none) — see :class:`~tgrunner.scheduler.SchedulerOptions`.
+    - ``polling``: long-poll timeout (default 30 s), ``allowed_updates``, backoff — see
+      :class:`~tgrunner.sources.polling.PollingOptions`.
+    - ``keys``: the function giving an update's ordering keys; default: its chat, else its
+      user, else its poll, else none (:func:`tgrunner.keys.default_keys`).
+    - ``grace``: seconds a clean stop waits for in-flight handlers, default 10.
+    """
+
+    scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
+    polling: PollingOptions = field(default_factory=PollingOptions)
+    keys: KeyFunc = default_keys
+    grace: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.grace < 0:
+            raise ConfigError(f"grace must be 0 or more seconds, got {self.grace}")
+        if not callable(self.keys):
+            raise ConfigError("keys must be a function of an update returning a list of keys")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``TGRUNNER_*`` variables; unknown ones raise ConfigError.
+
+        Recognised: ``TGRUNNER_CONCURRENCY``, ``TGRUNNER_MAX_PENDING``,
+        ``TGRUNNER_MAX_PENDING_PER_KEY``, ``TGRUNNER_HANDLER_TIMEOUT`` (seconds),
+        ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
+        ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds).
+        """
+        env = os.environ if env is None else env
+        sched: dict[str, Any] = {}
+        poll: dict[str, Any] = {}
+        top: dict[str, Any] = {}
+        table: dict[str, tuple[dict[str, Any], str, type]] = {
+            "TGRUNNER_CONCURRENCY": (sched, "concurrency", int),
+            "TGRUNNER_MAX_PENDING": (sched, "max_pending", int),
+            "TGRUNNER_MAX_PENDING_PER_KEY": (sched, "max_pending_per_key", int),
+            "TGRUNNER_HANDLER_TIMEOUT": (sched, "handler_timeout", float),
+            "TGRUNNER_POLL_TIMEOUT": (poll, "timeout", int),
+            "TGRUNNER_GRACE": (top, "grace", float),
+        }
+        for name in env:
+            if not name.startswith("TGRUNNER_") or name in _KNOWN_ELSEWHERE:
+                continue
+            if name in table:
+                target, key, kind = table[name]
+                target[key] = _number(env, name, kind)
+            elif name == "TGRUNNER_ALLOWED_UPDATES":
+                poll["allowed_updates"] = tuple(k.strip() for k in env[name].split(",") if k.strip())
+            elif name == "TGRUNNER_DROP_PENDING_UPDATES":
+                poll["drop_pending_updates"] = env[name].strip().lower() in {"1", "true", "yes"}
+            else:
+                known = sorted([*table, "TGRUNNER_ALLOWED_UPDATES", "TGRUNNER_DROP_PENDING_UPDATES"])
+                raise ConfigError(
+                    f"Unknown setting {name}. Known ones: {', '.join(known)}; unset it or fix "
+                    "its spelling."
+                )
+        base = cls(
+            scheduler=SchedulerOptions(**sched),
+            polling=PollingOptions(**poll),
+            **top,
+        )
+        return replace(base, **overrides) if overrides else base

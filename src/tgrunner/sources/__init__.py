@@ -1,0 +1,1 @@
+"""Where updates come from: polling (``getUpdates``), webhooks, and the scale-out stream."""
