@@ -1,0 +1,33 @@
+"""Testing without Telegram: :class:`FakeTelegram`, a real Bot API server on loopback.
+
+.. code-block:: python
+
+    from tgrunner.testing import FakeTelegram
+
+    async def test_echo():
+        async with FakeTelegram() as tg:
+            alice = tg.user("Alice")
+            ...  # run the bot against tg.api_url with tg.token
+            alice.send("hi")
+            [reply] = await tg.wait_for_replies(alice, 1)
+            assert reply["text"] == "hi"
+
+Sync code runs it in a thread: ``with FakeTelegram().in_thread() as tg: ...``.
+"""
+
+from __future__ import annotations
+
+from tgrunner.testing.fake.base import ApiError, Upload
+from tgrunner.testing.fake.faults import Faults, FloodLimits
+from tgrunner.testing.fake.server import FakeTelegram, RecordedRequest
+from tgrunner.testing.fake.webhook import WebhookRetry
+
+__all__ = [
+    "ApiError",
+    "FakeTelegram",
+    "Faults",
+    "FloodLimits",
+    "RecordedRequest",
+    "Upload",
+    "WebhookRetry",
+]
