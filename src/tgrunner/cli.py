@@ -24,9 +24,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--token", help="bot token (default: $TGRUNNER_TOKEN or $BOT_TOKEN)")
     p.add_argument(
         "--api-url",
-        default=os.environ.get("TGRUNNER_API_URL", "https://api.telegram.org"),
-        help="Bot API server (a self-hosted one, or FakeTelegram); default $TGRUNNER_API_URL "
-        "or https://api.telegram.org",
+        default=os.environ.get("TGRUNNER_API_URL"),
+        help="Bot API server (a self-hosted one, or FakeTelegram); default $TGRUNNER_API_URL, "
+        "else the framework bot's own, else https://api.telegram.org",
     )
     p.add_argument("--concurrency", type=int, help="handlers running at once (default 500)")
     p.add_argument("--handler-timeout", type=float, help="seconds per handler (default none)")

@@ -64,6 +64,8 @@ class Runner:
     - ``settings``: :class:`~tgrunner.settings.Settings` (concurrency 500, grace 10 s, …).
     - ``on_error(update, exc)``: called when a handler raises (default: log with traceback).
     - ``on_timeout(update)``: called when a handler hits its time limit (default: log).
+    - ``startup()`` / ``shutdown()``: awaited before the first fetch / after the last update
+      finished and the offset was confirmed (a front-end's lifecycle hooks).
     """
 
     def __init__(
@@ -76,6 +78,8 @@ class Runner:
         settings: Settings | None = None,
         on_error: ErrorHook | None = None,
         on_timeout: TimeoutHook | None = None,
+        startup: Callable[[], Awaitable[Any]] | None = None,
+        shutdown: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         if bot is None:
             if not token:
@@ -93,6 +97,8 @@ class Runner:
         self.watermark = Watermark()
         self._on_error = on_error
         self._on_timeout = on_timeout
+        self._startup = startup
+        self._shutdown_hook = shutdown
         self._stop = asyncio.Event()
         self._fast = asyncio.Event()
         self._signals = 0
@@ -188,6 +194,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         try:
             await self.source.start()
+            if self._startup is not None:
+                await self._startup()
             if hasattr(self.handler, "set_username"):
                 self.handler.set_username((await self.bot.get_me()).get("username"))
             fetch = loop.create_task(self._fetch_loop(), name="tgrunner-fetch")
@@ -197,7 +205,10 @@ class Runner:
             fetch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await fetch  # re-raises a ConfigError from the source
-            return await self._shutdown()
+            code = await self._shutdown()
+            if self._shutdown_hook is not None:
+                await self._shutdown_hook()
+            return code
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
