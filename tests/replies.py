@@ -1,0 +1,42 @@
+"""Checks over FakeTelegram's record shared by the tests: order, loss and duplicates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Tally:
+    lost: int
+    duplicates: int
+    violations: int
+
+
+def tally(sent: dict[int, list[str]], requests: list[Any]) -> Tally:
+    """Compare each chat's sent texts with the bot's ``sendMessage`` texts, in arrival order.
+
+    A violation is a first reply that comes after a reply to a later message of its chat.
+    """
+    got: dict[int, list[str]] = {}
+    for r in requests:
+        if r.method == "sendMessage":
+            got.setdefault(int(r.params["chat_id"]), []).append(str(r.params["text"]))
+    lost = duplicates = violations = 0
+    for chat, texts in sent.items():
+        replies = got.get(chat, [])
+        counts = Counter(replies)
+        lost += sum(1 for t in texts if counts[t] == 0)
+        duplicates += sum(c - 1 for c in counts.values() if c > 1)
+        rank = {t: i for i, t in enumerate(texts)}
+        seen: set[str] = set()
+        high = -1
+        for t in replies:
+            if t in seen:
+                continue
+            seen.add(t)
+            if rank[t] < high:
+                violations += 1
+            high = max(high, rank[t])
+    return Tally(lost, duplicates, violations)
