@@ -77,7 +77,9 @@ def load_spec() -> Spec:
     """Parse the shipped ``api.json`` once and cache the result."""
     raw = json.loads(resources.files(__package__).joinpath("api.json").read_bytes())
     methods = {
-        name: Method(name, tuple(m["returns"]), fs, "\n".join(m["description"]), {f.name: f for f in fs})
+        name: Method(
+            name, tuple(m["returns"]), fs, "\n".join(m["description"]), {f.name: f for f in fs}
+        )
         for name, m in raw["methods"].items()
         for fs in (_fields(m),)
     }
