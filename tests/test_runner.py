@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from replies import tally
 
+from replies import tally
 from tgrunner.bot import Bot
 from tgrunner.errors import ConfigError
 from tgrunner.router import Context, Router
@@ -152,9 +152,7 @@ async def test_backpressure_bounds_what_is_fetched(tg: FakeTelegram) -> None:
     async def handler(update: dict[str, Any], bot: Bot) -> None:
         await release.wait()
 
-    settings = Settings(
-        polling=FAST, scheduler=SchedulerOptions(concurrency=4, max_pending=10)
-    )
+    settings = Settings(polling=FAST, scheduler=SchedulerOptions(concurrency=4, max_pending=10))
     runner = make_runner(tg, handler, settings=settings)
     task = await serving(runner)
     users = [tg.user(f"P{i}") for i in range(50)]
@@ -195,7 +193,9 @@ async def test_recovers_from_server_errors(tg: FakeTelegram) -> None:
 async def test_wrong_token_stops_with_a_clear_message(tg: FakeTelegram) -> None:
     bot_id = tg.token.partition(":")[0]
     runner = Runner(
-        Router(), token=f"{bot_id}:AAwrongwrongwrongwrongwrongwrongwro", api_url=tg.api_url,
+        Router(),
+        token=f"{bot_id}:AAwrongwrongwrongwrongwrongwrongwro",
+        api_url=tg.api_url,
         settings=Settings(polling=FAST),
     )
     with pytest.raises(ConfigError, match="401 Unauthorized"):

@@ -145,7 +145,8 @@ class Bot:
             payload = orjson.loads(resp.body)
         except orjson.JSONDecodeError:
             if resp.status >= 500 or resp.status == 429:
-                raise ServerError(method, resp.status, resp.body[:200].decode(errors="replace"))
+                text = resp.body[:200].decode(errors="replace")
+                raise ServerError(method, resp.status, text) from None
             raise NetworkError(
                 method, f"the server answered {resp.status} with a body that is not JSON"
             ) from None
@@ -168,7 +169,7 @@ class Bot:
         timeout: int = 0,
         allowed_updates: Sequence[str] | None = None,
     ) -> list[JSON]:
-        """``getUpdates``; the request timeout is the long-poll ``timeout`` plus ``self.timeout``."""
+        """``getUpdates``; the request may take the long-poll ``timeout`` plus ``self.timeout``."""
         params: dict[str, Any] = {"timeout": timeout}
         if offset is not None:
             params["offset"] = offset
@@ -246,9 +247,7 @@ class Bot:
 
     async def delete_webhook(self, drop_pending_updates: bool = False) -> bool:
         """``deleteWebhook``; pending updates are kept unless ``drop_pending_updates``."""
-        return await self.request(
-            "deleteWebhook", {"drop_pending_updates": drop_pending_updates}
-        )
+        return await self.request("deleteWebhook", {"drop_pending_updates": drop_pending_updates})
 
     async def get_webhook_info(self) -> JSON:
         """``getWebhookInfo``."""

@@ -59,16 +59,19 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--chats", type=int, default=1000, help="simulated chats (default 1000)")
     p.add_argument("--updates", type=int, default=20000, help="messages to send (20000)")
     p.add_argument("--latency", type=float, default=0.0, help="API latency in ms (default 0)")
-    p.add_argument("--rate", type=float, default=0.0,
-                   help="updates per second offered (default 0: all at once)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="updates per second offered (default 0: all at once)",
+    )
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tgrunner.demo import run_demo
 
-    return run_demo(chats=args.chats, updates=args.updates, latency_ms=args.latency,
-                    rate=args.rate)
+    return run_demo(chats=args.chats, updates=args.updates, latency_ms=args.latency, rate=args.rate)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -61,9 +61,16 @@ def _summary(report: LoadReport, out: TextIO) -> None:
 async def _demo(plan: LoadPlan, out: TextIO) -> LoadReport:
     async with FakeTelegram(faults=send_methods_latency(plan.latency_ms)) as tg:
         out.write(f"FakeTelegram at {tg.api_url}; starting the demo bot (tgrunner.demo_bot)\n")
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "tgrunner", "run", "tgrunner.demo_bot:router",
-             "--api-url", tg.api_url, "--token", tg.token],
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tgrunner",
+            "run",
+            "tgrunner.demo_bot:router",
+            "--api-url",
+            tg.api_url,
+            "--token",
+            tg.token,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -80,16 +87,16 @@ async def _demo(plan: LoadPlan, out: TextIO) -> LoadReport:
             report = await run_load(tg, plan, progress=progress)
             progress.end()
         finally:
-            if bot.poll() is None:
+            if bot.returncode is None:
                 bot.send_signal(signal.SIGTERM)
             try:
-                code = await asyncio.to_thread(bot.wait, 30)
-            except subprocess.TimeoutExpired:
+                _, err = await asyncio.wait_for(bot.communicate(), 30)
+            except TimeoutError:
                 bot.kill()
-                code = bot.wait()
-        if code != 0:
-            err = bot.stderr.read().decode(errors="replace") if bot.stderr else ""
-            out.write(f"the demo bot exited with {code}:\n{err[-2000:]}\n")
+                _, err = await bot.communicate()
+        if bot.returncode != 0:
+            text = (err or b"").decode(errors="replace")
+            out.write(f"the demo bot exited with {bot.returncode}:\n{text[-2000:]}\n")
         return report
 
 

@@ -4,6 +4,7 @@ The hierarchy::
 
     TgrunnerError                    base of everything raised on purpose
     ├── ConfigError                  bad settings, import string, token or CLI arguments
+    ├── SchedulerFull                submit() past capacity(): wait with wait_capacity()
     ├── NetworkError                 the Bot API could not be reached or broke the connection
     │   └── TimedOut                 no answer within the request timeout
     └── TelegramError                Telegram answered ``ok: false``
@@ -32,6 +33,7 @@ __all__ = [
     "NetworkError",
     "NotFound",
     "RetryAfter",
+    "SchedulerFull",
     "ServerError",
     "TelegramError",
     "TgrunnerError",
@@ -47,6 +49,10 @@ class TgrunnerError(Exception):
 
 class ConfigError(TgrunnerError):
     """The configuration cannot work; the message says what to change."""
+
+
+class SchedulerFull(TgrunnerError):
+    """``submit()`` was called while ``capacity()`` was 0; wait with ``wait_capacity()``."""
 
 
 class NetworkError(TgrunnerError):

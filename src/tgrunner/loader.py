@@ -58,7 +58,6 @@ def _is_factory(obj: Any) -> bool:
         return False
     params = inspect.signature(obj).parameters.values()
     return all(
-        p.default is not inspect.Parameter.empty
-        or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         for p in params
     )

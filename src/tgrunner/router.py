@@ -210,7 +210,9 @@ class Router:
             checks.append(where)
         return self._add(kinds, tuple(checks))
 
-    def command(self, *names: str, kinds: Iterable[str] = ("message",)) -> Callable[[Handler], Handler]:
+    def command(
+        self, *names: str, kinds: Iterable[str] = ("message",)
+    ) -> Callable[[Handler], Handler]:
         """Handle ``/name`` commands (also ``/name@thisbot``); ``ctx.args`` has the rest."""
         wanted = frozenset(n.lower().lstrip("/") for n in names)
 

@@ -159,8 +159,11 @@ class Runner:
     def _on_signal(self, signum: int) -> None:
         # Only record the signal; serve() acts on it.
         self._signals += 1
-        log.info("received %s, %s", signal.Signals(signum).name,
-                 "stopping" if self._signals == 1 else "exiting at once")
+        log.info(
+            "received %s, %s",
+            signal.Signals(signum).name,
+            "stopping" if self._signals == 1 else "exiting at once",
+        )
         self.stop(fast=self._signals > 1)
 
     def _install_signals(self) -> list[int]:
@@ -219,8 +222,12 @@ class Runner:
         sched = self.scheduler
         started = time.monotonic()
         if not self._fast.is_set() and (sched.running or sched.pending):
-            log.info("stopping: %d running, %d queued; waiting up to %.1f s",
-                     sched.running, sched.pending, self.settings.grace)
+            log.info(
+                "stopping: %d running, %d queued; waiting up to %.1f s",
+                sched.running,
+                sched.pending,
+                self.settings.grace,
+            )
             drain = asyncio.ensure_future(sched.drain(self.settings.grace))
             fast = asyncio.ensure_future(self._fast.wait())
             await asyncio.wait({drain, fast}, return_when=asyncio.FIRST_COMPLETED)
@@ -235,8 +242,12 @@ class Runner:
             await sched.cancel_all()
             await self._wait_stragglers()
         await self.source.confirm()
-        log.info("stopped in %.2f s; %d updates finished, offset %d confirmed",
-                 time.monotonic() - started, self.stats.finished, self.watermark.offset)
+        log.info(
+            "stopped in %.2f s; %d updates finished, offset %d confirmed",
+            time.monotonic() - started,
+            self.stats.finished,
+            self.watermark.offset,
+        )
         return 0 if clean else 1
 
     async def _wait_stragglers(self) -> None:
@@ -246,8 +257,7 @@ class Runner:
             return
         _, pending = await asyncio.wait(others, timeout=_FAST_EXIT_WAIT)
         if pending:
-            log.error("%d handler task(s) ignore cancellation; exiting without them",
-                      len(pending))
+            log.error("%d handler task(s) ignore cancellation; exiting without them", len(pending))
             self._hard_exit = True
 
     def run(self) -> int:

@@ -64,7 +64,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from tgrunner.errors import ConfigError, TgrunnerError
+from tgrunner.errors import ConfigError, SchedulerFull
 from tgrunner.keys import default_keys
 
 __all__ = ["Scheduler", "SchedulerFull", "SchedulerOptions"]
@@ -75,10 +75,6 @@ T = TypeVar("T")
 
 _ErrorHook = Callable[[T, BaseException], Awaitable[Any] | None]
 _ItemHook = Callable[[T], Awaitable[Any] | None]
-
-
-class SchedulerFull(TgrunnerError):
-    """``submit()`` was called while ``capacity()`` was 0; wait with ``wait_capacity()``."""
 
 
 def _whole(value: object, name: str, low: int, meaning: str) -> None:
@@ -328,7 +324,7 @@ class Scheduler(Generic[T]):
 
     # The runtime's stop path passes its grace period here; a parameter reads better there
     # than an asyncio.timeout block around a call that must report whether it drained.
-    async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+    async def drain(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or running; False if ``timeout`` seconds ran out first.
 
         Stuck handlers count as running (see the module doc). ``timeout`` None waits forever.

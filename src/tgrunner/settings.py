@@ -7,18 +7,16 @@ deployment fails loudly instead of silently running with defaults.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tgrunner.errors import ConfigError
-from tgrunner.keys import default_keys
+from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.sources.polling import PollingOptions
 
 __all__ = ["KeyFunc", "PollingOptions", "SchedulerOptions", "Settings"]
-
-KeyFunc = Callable[[Mapping[str, Any]], Sequence[Hashable]]
 
 # Variables read elsewhere (the CLI, the test suite), so not unknown.
 _KNOWN_ELSEWHERE = {"TGRUNNER_TOKEN", "TGRUNNER_API_URL", "TGRUNNER_REQUIRE_SERVICES"}
@@ -84,11 +82,15 @@ class Settings:
                 target, key, kind = table[name]
                 target[key] = _number(env, name, kind)
             elif name == "TGRUNNER_ALLOWED_UPDATES":
-                poll["allowed_updates"] = tuple(k.strip() for k in env[name].split(",") if k.strip())
+                poll["allowed_updates"] = tuple(
+                    k.strip() for k in env[name].split(",") if k.strip()
+                )
             elif name == "TGRUNNER_DROP_PENDING_UPDATES":
                 poll["drop_pending_updates"] = env[name].strip().lower() in {"1", "true", "yes"}
             else:
-                known = sorted([*table, "TGRUNNER_ALLOWED_UPDATES", "TGRUNNER_DROP_PENDING_UPDATES"])
+                known = sorted(
+                    [*table, "TGRUNNER_ALLOWED_UPDATES", "TGRUNNER_DROP_PENDING_UPDATES"]
+                )
                 raise ConfigError(
                     f"Unknown setting {name}. Known ones: {', '.join(known)}; unset it or fix "
                     "its spelling."

@@ -7,9 +7,11 @@ know to poll for it. Framework packages are imported only when their object is r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from tgrunner.keys import KeyFunc
 
 if TYPE_CHECKING:
     from tgrunner.bot import Bot
@@ -17,7 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["Frontend", "detect"]
 
 UpdateHandler = Callable[[dict[str, Any], "Bot"], Awaitable[Any]]
-KeyFunc = Callable[[Mapping[str, Any]], Sequence[Hashable]]
 
 
 @dataclass(slots=True)

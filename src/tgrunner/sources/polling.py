@@ -194,5 +194,8 @@ class PollingSource:
         try:
             await self.bot.get_updates(offset=wm.offset, limit=1, timeout=0)
         except Exception as exc:  # the stop must complete; redelivery is the safe outcome
-            log.warning("could not confirm offset %d on stop (%s); updates will be redelivered",
-                        wm.offset, exc)
+            log.warning(
+                "could not confirm offset %d on stop (%s); updates will be redelivered",
+                wm.offset,
+                exc,
+            )
