@@ -4,7 +4,7 @@ errors, time limits, backpressure and Telegram's error answers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from replies import tally
 from tgrunner.bot import Bot
 from tgrunner.errors import ConfigError
+from tgrunner.keys import default_keys
 from tgrunner.router import Context, Router
 from tgrunner.runner import Runner
 from tgrunner.scheduler import SchedulerOptions
@@ -148,26 +149,42 @@ async def test_time_limit_cancels_and_calls_the_hook(tg: FakeTelegram) -> None:
 
 async def test_backpressure_bounds_what_is_fetched(tg: FakeTelegram) -> None:
     release = asyncio.Event()
+    submitted = 0
+    full = asyncio.Event()
+
+    def keys(update: Mapping[str, Any]) -> tuple[str, ...]:
+        # The scheduler asks for keys once per submitted update: count them here.
+        nonlocal submitted
+        submitted += 1
+        if submitted == 10:
+            full.set()
+        return default_keys(update)
 
     async def handler(update: dict[str, Any], bot: Bot) -> None:
         await release.wait()
 
-    settings = Settings(polling=FAST, scheduler=SchedulerOptions(concurrency=4, max_pending=10))
+    settings = Settings(
+        polling=FAST, keys=keys, scheduler=SchedulerOptions(concurrency=4, max_pending=10)
+    )
     runner = make_runner(tg, handler, settings=settings)
     task = await serving(runner)
-    users = [tg.user(f"P{i}") for i in range(50)]
-    for u in users:
-        u.send("x")
-    await tg.wait_for(lambda: runner.scheduler.pending + runner.scheduler.running >= 10, 10)
-    # Give the source every chance to over-fetch: a few more polls must not take more.
+    for i in range(50):
+        tg.user(f"P{i}").send("x")
+    await asyncio.wait_for(full.wait(), 10)
+    # With no room left the source must not fetch: one more poll would show up here.
     polls = len(tg.calls("getUpdates"))
-    await tg.wait_for(lambda: len(tg.calls("getUpdates")) >= polls, 5)
-    assert runner.stats.received <= 10
-    assert runner.scheduler.running <= 4
+    with pytest.raises(TimeoutError):
+        await tg.wait_for(lambda: len(tg.calls("getUpdates")) > polls, timeout=0.3)
+    assert runner.stats.received == 10
+    assert runner.scheduler.running == 4
+    assert tg.pending_updates == 50  # nothing confirmed: nothing finished
     release.set()
-    await tg.wait_for(lambda: runner.stats.finished == 50, timeout=20)
+    # Each finished batch is followed by a poll, which re-checks this.
+    await tg.wait_for(lambda: runner.stats.finished == 50, 20)
     runner.stop()
     assert await asyncio.wait_for(task, 10) == 0
+    assert runner.stats.finished == 50
+    assert submitted == 50
 
 
 async def test_recovers_from_server_errors(tg: FakeTelegram) -> None:
@@ -213,10 +230,11 @@ async def test_webhook_conflict_is_named(tg: FakeTelegram) -> None:
 async def test_other_poller_conflict_is_named(tg: FakeTelegram) -> None:
     runner = make_runner(tg, Router(), settings=Settings(polling=PollingOptions(timeout=5)))
     task = await serving(runner)
-    await tg.wait_for_call("getUpdates", timeout=10)
+    # The runner's long poll is waiting at the fake (recorded calls appear only when answered).
+    await tg.wait_for(lambda: tg.state.primary.long_poll is not None, timeout=10)
     async with Bot(tg.token, api_url=tg.api_url) as other:
         # A second poller: the first one's long poll is terminated with 409.
-        poll = asyncio.ensure_future(other.get_updates(timeout=2))
+        poll = asyncio.ensure_future(other.get_updates(timeout=1))
         with pytest.raises(ConfigError, match="Another instance is polling"):
             await asyncio.wait_for(task, 10)
         await poll

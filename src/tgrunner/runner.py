@@ -178,7 +178,7 @@ class Runner:
     async def _fetch_loop(self) -> None:
         sched = self.scheduler
         source = self.source
-        while True:
+        while not self._stop.is_set():
             await sched.wait_capacity(1)
             batch = await source.next_batch(sched.capacity())
             self.stats.received += len(batch)

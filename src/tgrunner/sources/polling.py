@@ -18,6 +18,7 @@ Errors, as Telegram means them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Telegram returns at most this many updates per getUpdates call.
 MAX_BATCH = 100
+# getMe attempts at start before an unreachable API is reported as a configuration error.
+_START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +111,24 @@ class PollingSource:
         self._advanced.set()
 
     async def start(self) -> None:
-        """Check the token and the webhook state once, before the first fetch."""
-        try:
-            await self.bot.get_me()
-        except Unauthorized as exc:
-            raise ConfigError(
-                "Telegram rejected the bot token (401 Unauthorized). Check the token you "
-                "passed (--token, TGRUNNER_TOKEN or BOT_TOKEN) against @BotFather."
-            ) from exc
+        """Check the token with ``getMe`` (3 tries on network errors) before the first fetch."""
+        for attempt in range(_START_ATTEMPTS):
+            try:
+                await self.bot.get_me()
+                break
+            except (NetworkError, ServerError) as exc:
+                if attempt + 1 == _START_ATTEMPTS:
+                    raise ConfigError(
+                        f"Cannot reach the Bot API at {self.bot.api_url} ({exc}). Check "
+                        "--api-url (or TGRUNNER_API_URL) and the network."
+                    ) from exc
+                log.warning("getMe failed (%s); retrying", exc)
+                await self.sleep(self.options.backoff_base * 2**attempt)
+            except Unauthorized as exc:
+                raise ConfigError(
+                    "Telegram rejected the bot token (401 Unauthorized). Check the token you "
+                    "passed (--token, TGRUNNER_TOKEN or BOT_TOKEN) against @BotFather."
+                ) from exc
         if self.options.drop_pending_updates:
             await self.bot.delete_webhook(drop_pending_updates=True)
 
@@ -130,10 +143,11 @@ class PollingSource:
         if self._stale and self.watermark.in_flight:
             self._advanced.clear()
             pause = min(0.5, 0.005 * 2 ** min(self._stale, 7))
-            try:
-                await asyncio.wait_for(self._advanced.wait(), pause)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that races with the event being set, and the runner's stop would be lost.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._advanced.wait()
 
     async def next_batch(self, capacity: int) -> list[dict[str, Any]]:
         """Fetch once (retrying errors as Telegram means them) and return the new updates."""

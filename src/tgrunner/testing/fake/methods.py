@@ -146,7 +146,9 @@ class Methods:
         # Tests wait for "the poll is waiting" before they push an update.
         state.changed()
         try:
-            await asyncio.wait_for(waiter, timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+            async with asyncio.timeout(timeout):
+                await waiter
         except TimeoutError:
             return []
         finally:

@@ -375,7 +375,7 @@ class FakeTelegram:
         or ``.chat.id``), in order, as they were sent (later edits are in the history)."""
         return self.state.replies(_chat_id_of(chat))
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Return once ``predicate()`` is true; it is re-checked after every recorded request,
         update and webhook delivery. Raises ``TimeoutError`` after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
@@ -391,7 +391,9 @@ class FakeTelegram:
                 raise TimeoutError(f"condition not met within {timeout} s")
             watcher = self.state.watch()
             try:
-                await asyncio.wait_for(watcher, left)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+                async with asyncio.timeout(left):
+                    await watcher
             except TimeoutError:
                 if predicate():
                     return
@@ -401,7 +403,7 @@ class FakeTelegram:
         self,
         chat: Any,
         count: int,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> list[dict[str, Any]]:
         """Wait until the bot has sent at least ``count`` messages in ``chat``; return them."""
         chat_id = _chat_id_of(chat)
@@ -417,7 +419,7 @@ class FakeTelegram:
         self,
         method: str,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
         where: Callable[[RecordedRequest], bool] | None = None,
     ) -> RecordedRequest:
         """Wait for a request of ``method`` (any case) that satisfies ``where``; return the

@@ -1,0 +1,171 @@
+"""The runtime in its own process: a clean stop under load loses and repeats nothing; a
+SIGKILL and a restart lose nothing and repeat at most what was in flight; a second signal exits
+at once. FakeTelegram runs in the test process; the bot is ``tgrunner run`` in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from replies import tally
+
+from tgrunner.testing import FakeTelegram
+
+BOTS = Path(__file__).parent / "bots"
+# Telegram returns at most 100 updates past the confirmed offset, so no more can be in flight.
+IN_FLIGHT_BOUND = 100
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+async def start_bot(tg: FakeTelegram, target: str, *extra: str) -> asyncio.subprocess.Process:
+    polls = len(tg.calls("getUpdates"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", "run", target,
+        "--api-url", tg.api_url, "--token", tg.token, *extra,
+        cwd=BOTS,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    # Polling: a getUpdates was answered, or one is waiting (answered calls are recorded).
+    await tg.wait_for(
+        lambda: len(tg.calls("getUpdates")) > polls or tg.state.primary.long_poll is not None,
+        timeout=30,
+    )
+    return proc
+
+
+async def finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> tuple[int, str]:
+    _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode(errors="replace")
+
+
+def send_load(tg: FakeTelegram, chats: int, per_chat: int) -> dict[int, list[str]]:
+    users = [tg.user(f"L{i}") for i in range(chats)]
+    sent: dict[int, list[str]] = {}
+    n = 0
+    for _round in range(per_chat):
+        for u in users:
+            n += 1
+            u.send(str(n))
+            sent.setdefault(u.chat.id, []).append(str(n))
+    return sent
+
+
+def replied(tg: FakeTelegram) -> int:
+    return sum(1 for r in tg.requests if r.method == "sendMessage" and r.ok)
+
+
+@pytest.mark.timeout(120)
+async def test_sigterm_under_load_loses_and_repeats_nothing(tg: FakeTelegram) -> None:
+    sent = send_load(tg, chats=40, per_chat=10)
+    total = sum(len(v) for v in sent.values())
+    bot = await start_bot(tg, "echo_bot:router")
+    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
+    bot.send_signal(signal.SIGTERM)
+    code, err = await finish(bot)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert replied(tg) < total, "the stop came too late to test anything"
+
+    bot = await start_bot(tg, "echo_bot:router")
+    await tg.wait_for(lambda: replied(tg) >= total, timeout=60)
+    bot.send_signal(signal.SIGTERM)
+    code, err = await finish(bot)
+    assert code == 0, err
+    result = tally(sent, tg.requests)
+    assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
+    assert tg.pending_updates == 0
+
+
+@pytest.mark.timeout(120)
+async def test_sigkill_then_restart_loses_nothing(tg: FakeTelegram) -> None:
+    sent = send_load(tg, chats=40, per_chat=10)
+    total = sum(len(v) for v in sent.values())
+    bot = await start_bot(tg, "echo_bot:router")
+    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
+    bot.kill()
+    await finish(bot)
+    assert replied(tg) < total
+
+    bot = await start_bot(tg, "echo_bot:router")
+    await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=60)
+    bot.send_signal(signal.SIGTERM)
+    code, err = await finish(bot)
+    assert code == 0, err
+    result = tally(sent, tg.requests)
+    assert result.lost == 0
+    assert result.duplicates <= IN_FLIGHT_BOUND
+    assert result.violations == 0
+
+
+@pytest.mark.timeout(60)
+async def test_second_signal_exits_at_once(tg: FakeTelegram) -> None:
+    bot = await start_bot(tg, "slow_bot:router", "--grace", "60")
+    alice = tg.user("Alice")
+    alice.send("work")
+    await tg.wait_for_replies(alice, 1, timeout=20)  # "started": the handler is running
+    bot.send_signal(signal.SIGTERM)
+    # The first signal waits for the handler (up to the 60 s grace); the second must not.
+    # Signals do not queue, so send the second only once the first is being acted on.
+    assert bot.stderr is not None
+    seen = []
+    while not seen or "waiting up to" not in seen[-1]:
+        line = await asyncio.wait_for(bot.stderr.readline(), 10)
+        assert line, "the bot exited before draining"
+        seen.append(line.decode())
+    bot.send_signal(signal.SIGTERM)
+    code, rest = await finish(bot, timeout=10)
+    err = "".join(seen) + rest
+    assert code == 1
+    assert "Traceback" not in err
+    # The unfinished update was not confirmed: it is still pending at Telegram.
+    assert tg.pending_updates == 1
+
+
+@pytest.mark.timeout(60)
+async def test_bad_import_string_and_missing_token_fail_clearly(tg: FakeTelegram) -> None:
+    cases = [
+        (["nosuchmodule:router", "--token", tg.token], "no such module"),
+        (["echo_bot", "--token", tg.token], "expected 'module:attribute'"),
+        (["echo_bot:nothing", "--token", tg.token], "has no attribute 'nothing'"),
+        (["echo_bot:router"], "No bot token"),
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in {"TGRUNNER_TOKEN", "BOT_TOKEN"}}
+    for args, message in cases:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tgrunner", "run", *args, "--api-url", tg.api_url,
+            cwd=BOTS, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        code, err = await finish(proc)
+        assert code == 2, (args, err)
+        assert message in err, (args, err)
+        assert "Traceback" not in err
+
+
+@pytest.mark.timeout(60)
+async def test_unreachable_api_fails_clearly() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", "run", "echo_bot:router",
+        "--api-url", "http://127.0.0.1:9", "--token", "123:AAtesttesttesttesttesttesttesttestt",
+        cwd=BOTS, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    code, err = await finish(proc)
+    assert code == 2, err
+    assert "Cannot reach the Bot API at http://127.0.0.1:9" in err
+    assert "Traceback" not in err
