@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from replies import tally
 
+from replies import tally
 from tgrunner.testing import FakeTelegram
 
 BOTS = Path(__file__).parent / "bots"
