@@ -30,7 +30,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 
 async def start_bot(tg: FakeTelegram, target: str, *extra: str) -> asyncio.subprocess.Process:
-    polls = len(tg.calls("getUpdates"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tgrunner", "run", target,
         "--api-url", tg.api_url, "--token", tg.token, *extra,
@@ -40,11 +39,7 @@ async def start_bot(tg: FakeTelegram, target: str, *extra: str) -> asyncio.subpr
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
-    # Polling: a getUpdates was answered, or one is waiting (answered calls are recorded).
-    await tg.wait_for(
-        lambda: len(tg.calls("getUpdates")) > polls or tg.state.primary.long_poll is not None,
-        timeout=30,
-    )
+    await tg.wait_until_polling(timeout=30)
     return proc
 
 

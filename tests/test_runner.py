@@ -230,8 +230,7 @@ async def test_webhook_conflict_is_named(tg: FakeTelegram) -> None:
 async def test_other_poller_conflict_is_named(tg: FakeTelegram) -> None:
     runner = make_runner(tg, Router(), settings=Settings(polling=PollingOptions(timeout=5)))
     task = await serving(runner)
-    # The runner's long poll is waiting at the fake (recorded calls appear only when answered).
-    await tg.wait_for(lambda: tg.state.primary.long_poll is not None, timeout=10)
+    await tg.wait_until_polling(timeout=10)
     async with Bot(tg.token, api_url=tg.api_url) as other:
         # A second poller: the first one's long poll is terminated with 409.
         poll = asyncio.ensure_future(other.get_updates(timeout=1))

@@ -77,7 +77,7 @@ async def _demo(plan: LoadPlan, out: TextIO) -> LoadReport:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
-            await tg.wait_for_call("getUpdates", timeout=30)
+            await tg.wait_until_polling(timeout=30)
             how = "all at once" if plan.rate <= 0 else f"at {plan.rate:,.0f}/s"
             out.write(
                 f"{plan.updates} messages from {plan.chats} chats, {how}, "

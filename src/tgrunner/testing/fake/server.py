@@ -447,6 +447,20 @@ class FakeTelegram:
         await self.wait_for(check, timeout)
         return match[0]
 
+    async def wait_until_polling(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot polls: a ``getUpdates`` is waiting here or has been answered.
+
+        Recorded calls appear only once answered, so a long poll on an empty queue would not
+        show up in :meth:`wait_for_call` until its timeout; this sees it while it waits.
+        """
+        bot = self.state.primary
+        answered = len(self.calls("getUpdates"))
+
+        def polling() -> bool:
+            return bot.long_poll is not None or len(self.calls("getUpdates")) > answered
+
+        await self.wait_for(polling, timeout)
+
     def _sync(self, coro_fn: Callable[[], Awaitable[Any]]) -> Any:
         loop = self.state.loop
         if loop is None or not loop.is_running():
