@@ -29,6 +29,20 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield fake
 
 
+_started: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def _end_our_bots() -> AsyncIterator[None]:
+    """A failing test must not leave its bot running: kill, by PID, what this test started."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def start_bot(tg: FakeTelegram, target: str, *extra: str) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tgrunner", "run", target,
@@ -39,6 +53,7 @@ async def start_bot(tg: FakeTelegram, target: str, *extra: str) -> asyncio.subpr
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    _started.append(proc)
     await tg.wait_until_polling(timeout=30)
     return proc
 

@@ -31,6 +31,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--concurrency", type=int, help="handlers running at once (default 500)")
     p.add_argument("--handler-timeout", type=float, help="seconds per handler (default none)")
     p.add_argument("--grace", type=float, help="seconds to finish in-flight work on stop (10)")
+    p.add_argument(
+        "--journal",
+        help="SQLite intake journal path: confirm updates once journaled, not once finished "
+        "(more in flight; unfinished ones replay on restart). Default: strict offsets",
+    )
     p.set_defaults(func=_cmd_run)
 
 
@@ -48,6 +53,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.handler_timeout is not None:
         sched = replace(sched, handler_timeout=args.handler_timeout)
     settings = replace(settings, scheduler=sched)
+    if args.journal:
+        settings = replace(settings, polling=replace(settings.polling, journal=args.journal))
     if args.grace is not None:
         settings = replace(settings, grace=args.grace)
     runner = build_runner(args.target, token=token, api_url=args.api_url, settings=settings)
@@ -65,13 +72,24 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
         default=0.0,
         help="updates per second offered (default 0: all at once)",
     )
+    p.add_argument(
+        "--journal",
+        action="store_true",
+        help="run the bot with an intake journal (in a temporary folder)",
+    )
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tgrunner.demo import run_demo
 
-    return run_demo(chats=args.chats, updates=args.updates, latency_ms=args.latency, rate=args.rate)
+    return run_demo(
+        chats=args.chats,
+        updates=args.updates,
+        latency_ms=args.latency,
+        rate=args.rate,
+        journal=args.journal,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from typing import TextIO
 
 from tgrunner.testing.fake.server import FakeTelegram
@@ -58,7 +59,11 @@ def _summary(report: LoadReport, out: TextIO) -> None:
         out.write(f"  {name:<17} {value}\n")
 
 
-async def _demo(plan: LoadPlan, out: TextIO) -> LoadReport:
+async def _demo(plan: LoadPlan, out: TextIO, journal: bool) -> LoadReport:
+    extra: list[str] = []
+    scratch = tempfile.TemporaryDirectory(prefix="tgrunner-demo-") if journal else None
+    if scratch is not None:
+        extra = ["--journal", os.path.join(scratch.name, "intake.db")]
     async with FakeTelegram(faults=send_methods_latency(plan.latency_ms)) as tg:
         out.write(f"FakeTelegram at {tg.api_url}; starting the demo bot (tgrunner.demo_bot)\n")
         bot = await asyncio.create_subprocess_exec(
@@ -71,6 +76,7 @@ async def _demo(plan: LoadPlan, out: TextIO) -> LoadReport:
             tg.api_url,
             "--token",
             tg.token,
+            *extra,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -97,7 +103,9 @@ async def _demo(plan: LoadPlan, out: TextIO) -> LoadReport:
         if bot.returncode != 0:
             text = (err or b"").decode(errors="replace")
             out.write(f"the demo bot exited with {bot.returncode}:\n{text[-2000:]}\n")
-        return report
+    if scratch is not None:
+        scratch.cleanup()
+    return report
 
 
 def run_demo(
@@ -106,12 +114,17 @@ def run_demo(
     updates: int = 20_000,
     latency_ms: float = 0.0,
     rate: float = 0.0,
+    journal: bool = False,
     out: TextIO | None = None,
 ) -> int:
-    """Run the demo; return 0 when every message got exactly one reply, in order."""
+    """Run the demo; return 0 when every message got exactly one reply, in order.
+
+    Defaults: 1000 chats, 20,000 messages all at once, no API latency, strict offsets
+    (``journal=True`` runs the bot with an intake journal in a temporary folder).
+    """
     out = out or sys.stdout
     plan = LoadPlan(chats=chats, updates=updates, latency_ms=latency_ms, rate=rate)
-    report = asyncio.run(_demo(plan, out))
+    report = asyncio.run(_demo(plan, out, journal))
     _summary(report, out)
     ok = report.lost == 0 and report.duplicates == 0 and report.violations == 0
     return 0 if ok else 1

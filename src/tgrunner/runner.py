@@ -86,7 +86,10 @@ class Runner:
                 raise ConfigError(
                     "No bot token: pass token=..., or set TGRUNNER_TOKEN or BOT_TOKEN."
                 )
-            bot = Bot(token, api_url=api_url)
+            # One connection per running handler, plus the poller: a handler never queues for
+            # a connection behind the others.
+            concurrency = (settings or Settings()).scheduler.concurrency
+            bot = Bot(token, api_url=api_url, pool_size=concurrency + 2)
             self._owns_bot = True
         else:
             self._owns_bot = False
@@ -124,6 +127,8 @@ class Runner:
         wm = self.watermark
         before = wm.offset
         wm.finished(update["update_id"])
+        if self.source.journal is not None:
+            self.source.journal.finished(update["update_id"])
         if wm.offset != before:
             self.source.on_advance()
 
@@ -178,6 +183,11 @@ class Runner:
     async def _fetch_loop(self) -> None:
         sched = self.scheduler
         source = self.source
+        replay = source.replay()
+        self.stats.received += len(replay)
+        for update in replay:
+            await sched.wait_capacity(1)
+            sched.submit(update)
         while not self._stop.is_set():
             await sched.wait_capacity(1)
             batch = await source.next_batch(sched.capacity())

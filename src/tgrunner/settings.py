@@ -61,7 +61,8 @@ class Settings:
         Recognised: ``TGRUNNER_CONCURRENCY``, ``TGRUNNER_MAX_PENDING``,
         ``TGRUNNER_MAX_PENDING_PER_KEY``, ``TGRUNNER_HANDLER_TIMEOUT`` (seconds),
         ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
-        ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds).
+        ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds),
+        ``TGRUNNER_JOURNAL`` (path of the intake journal; unset: strict offsets).
         """
         env = os.environ if env is None else env
         sched: dict[str, Any] = {}
@@ -85,6 +86,8 @@ class Settings:
                 poll["allowed_updates"] = tuple(
                     k.strip() for k in env[name].split(",") if k.strip()
                 )
+            elif name == "TGRUNNER_JOURNAL":
+                poll["journal"] = env[name] or None
             elif name == "TGRUNNER_DROP_PENDING_UPDATES":
                 poll["drop_pending_updates"] = env[name].strip().lower() in {"1", "true", "yes"}
             else:

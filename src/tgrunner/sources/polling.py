@@ -35,6 +35,7 @@ from tgrunner.errors import (
     TelegramError,
     Unauthorized,
 )
+from tgrunner.journal import Journal
 from tgrunner.watermark import Watermark
 
 __all__ = ["PollingOptions", "PollingSource"]
@@ -56,6 +57,10 @@ class PollingOptions:
     - ``allowed_updates``: kinds to receive; ``None`` (default) keeps Telegram's setting.
     - ``drop_pending_updates``: skip the backlog on start, default False.
     - ``backoff_base`` / ``backoff_cap``: seconds for network and 5xx retries, default 0.5 / 30.
+    - ``journal``: path of a durable intake journal (SQLite), default None (strict offsets).
+      With a journal, updates are confirmed to Telegram once journaled rather than once
+      finished, which lifts the 100-update window; unfinished ones are replayed on restart.
+    - ``journal_sync``: ``"normal"`` (default; survives a process crash) or ``"full"``.
     """
 
     timeout: int = 30
@@ -64,6 +69,8 @@ class PollingOptions:
     drop_pending_updates: bool = False
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    journal: str | None = None
+    journal_sync: str = "normal"
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_BATCH:
@@ -105,6 +112,9 @@ class PollingSource:
         self._advanced = asyncio.Event()
         self._failures = 0
         self._stale = 0  # consecutive fetches that brought nothing new
+        self.journal: Journal | None = None
+        if options.journal:
+            self.journal = Journal(options.journal, bot_id=bot.id, sync=options.journal_sync)
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
     def on_advance(self) -> None:
@@ -149,17 +159,36 @@ class PollingSource:
                 async with asyncio.timeout(pause):
                     await self._advanced.wait()
 
+    def replay(self) -> list[dict[str, Any]]:
+        """Updates journaled by an earlier run and not finished: handle them first."""
+        if self.journal is None:
+            return []
+        pending = self.journal.unfinished()
+        for update in pending:
+            self.watermark.received(update["update_id"])
+        if pending:
+            log.info("replaying %d unfinished update(s) from the journal", len(pending))
+        return pending
+
     async def next_batch(self, capacity: int) -> list[dict[str, Any]]:
         """Fetch once (retrying errors as Telegram means them) and return the new updates."""
-        await self._wait_for_room()
         wm = self.watermark
-        limit = min(self.options.limit, wm.in_flight + max(capacity, 1), MAX_BATCH)
-        # Long-poll only when nothing is in flight: otherwise Telegram answers at once anyway.
-        timeout = 0 if wm.in_flight else self.options.timeout
+        journal = self.journal
+        if journal is None:
+            await self._wait_for_room()
+            limit = min(self.options.limit, wm.in_flight + max(capacity, 1), MAX_BATCH)
+            # Long-poll only when nothing is in flight: else Telegram answers at once anyway.
+            timeout = 0 if wm.in_flight else self.options.timeout
+            offset = wm.offset if wm.highest >= 0 else None
+        else:
+            journal.flush()
+            limit = min(self.options.limit, max(capacity, 1))
+            timeout = self.options.timeout
+            offset = journal.highest + 1 if journal.highest >= 0 else None
         while True:
             try:
                 updates = await self.bot.get_updates(
-                    offset=wm.offset if wm.highest >= 0 else None,
+                    offset=offset,
                     limit=limit,
                     timeout=timeout,
                     allowed_updates=self.options.allowed_updates,
@@ -192,6 +221,9 @@ class PollingSource:
                 ) from exc
             break
         self._failures = 0
+        if journal is not None:
+            # Durable before the next call's offset lets Telegram forget them.
+            updates = journal.put(updates)
         fresh = [u for u in updates if wm.received(u["update_id"])]
         self._stale = 0 if fresh else self._stale + 1
         return fresh
@@ -203,10 +235,14 @@ class PollingSource:
         only redelivered, never lost.
         """
         wm = self.watermark
-        if wm.highest < 0:
+        offset = wm.offset
+        if self.journal is not None:
+            self.journal.close()
+            offset = self.journal.highest + 1
+        if wm.highest < 0 and (self.journal is None or self.journal.highest < 0):
             return
         try:
-            await self.bot.get_updates(offset=wm.offset, limit=1, timeout=0)
+            await self.bot.get_updates(offset=offset, limit=1, timeout=0)
         except Exception as exc:  # the stop must complete; redelivery is the safe outcome
             log.warning(
                 "could not confirm offset %d on stop (%s); updates will be redelivered",
