@@ -1,6 +1,20 @@
-"""tgrunner: run Telegram bots at scale, with per-chat order and no lost update."""
+"""tgrunner: run Telegram bots at scale, with per-chat order and no lost update.
+
+::
+
+    import tgrunner
+
+    router = tgrunner.Router()
+
+    @router.message()
+    async def echo(ctx: tgrunner.Context) -> None:
+        await ctx.reply(ctx.text or "")
+
+    tgrunner.run(router, token="123:ABC...")
+"""
 
 from tgrunner import errors
+from tgrunner.bot import Bot, InputFile
 from tgrunner.errors import (
     BadRequest,
     ConfigError,
@@ -9,28 +23,49 @@ from tgrunner.errors import (
     NetworkError,
     NotFound,
     RetryAfter,
+    SchedulerFull,
     ServerError,
     TelegramError,
     TgrunnerError,
     TimedOut,
     Unauthorized,
 )
+from tgrunner.keys import chat_and_user_keys, default_keys
+from tgrunner.router import Context, Router
+from tgrunner.runner import Runner, RunnerStats, run
+from tgrunner.scheduler import Scheduler, SchedulerOptions
+from tgrunner.settings import Settings
+from tgrunner.sources.polling import PollingOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BadRequest",
+    "Bot",
     "ConfigError",
     "Conflict",
+    "Context",
     "Forbidden",
+    "InputFile",
     "NetworkError",
     "NotFound",
+    "PollingOptions",
     "RetryAfter",
+    "Router",
+    "Runner",
+    "RunnerStats",
+    "Scheduler",
+    "SchedulerFull",
+    "SchedulerOptions",
     "ServerError",
+    "Settings",
     "TelegramError",
     "TgrunnerError",
     "TimedOut",
     "Unauthorized",
     "__version__",
+    "chat_and_user_keys",
+    "default_keys",
     "errors",
+    "run",
 ]
