@@ -15,7 +15,7 @@ import orjson
 
 from tgrunner._http.client import HTTPClient, TransportError, TransportTimeout
 from tgrunner.errors import ConfigError, NetworkError, ServerError, TimedOut, telegram_error
-from tgrunner.multipart import InputFile, _as_file, encode_multipart
+from tgrunner.multipart import InputFile, encode_multipart, has_files, is_file
 
 __all__ = ["DEFAULT_API_URL", "Bot", "InputFile"]
 
@@ -48,11 +48,11 @@ def _attach_media(params: dict[str, Any]) -> bool:
         if not isinstance(item, dict):
             continue
         for field in ("media", "thumbnail", "cover"):
-            file = _as_file(item.get(field)) if not isinstance(item.get(field), str) else None
-            if file is not None:
+            value = item.get(field)
+            if is_file(value):
                 name = f"tgr_{i}_{field}"
                 item[field] = f"attach://{name}"
-                params[name] = file
+                params[name] = value
                 found = True
     return found
 
@@ -118,11 +118,7 @@ class Bot:
         ctype: str
         if params:
             clean = _drop_none(params)
-            multipart = _attach_media(clean) or any(
-                not isinstance(v, str | int | float | bool | list | dict | tuple)
-                and _as_file(v) is not None
-                for v in clean.values()
-            )
+            multipart = _attach_media(clean) or has_files(clean)
             if multipart:
                 body, ctype = encode_multipart(clean)
             else:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["InputFile", "encode_multipart", "has_files"]
+__all__ = ["InputFile", "encode_multipart", "has_files", "is_file"]
 
 
 @dataclass(slots=True)
@@ -54,9 +54,16 @@ def _as_file(value: Any) -> InputFile | None:
     return None
 
 
+def is_file(value: Any) -> bool:
+    """True for a file to upload (InputFile, bytes, Path or binary stream); reads nothing."""
+    if isinstance(value, InputFile | bytes | bytearray | Path):
+        return True
+    return hasattr(value, "read") and not isinstance(value, str)
+
+
 def has_files(params: dict[str, Any]) -> bool:
     """True when any parameter is a file to upload (InputFile, bytes, Path or binary stream)."""
-    return any(_as_file(v) is not None for v in params.values() if not isinstance(v, str | int))
+    return any(is_file(v) for v in params.values())
 
 
 def _quote(name: str) -> str:

@@ -447,7 +447,7 @@ class FakeTelegram:
         await self.wait_for(check, timeout)
         return match[0]
 
-    async def wait_until_polling(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_until_polling(self, timeout: float = 10.0) -> None:
         """Wait until the bot polls: a ``getUpdates`` is waiting here or has been answered.
 
         Recorded calls appear only once answered, so a long poll on an empty queue would not
