@@ -207,6 +207,33 @@ async def test_recovers_from_server_errors(tg: FakeTelegram) -> None:
     assert await asyncio.wait_for(task, 10) == 0
 
 
+async def test_flood_control_on_get_updates_waits_retry_after(tg: FakeTelegram) -> None:
+    router = Router()
+
+    @router.message()
+    async def echo(ctx: Context) -> None:
+        await ctx.reply(ctx.text or "")
+
+    # Seed 1 floods the first poll (its first draw is 0.13), then lets most through.
+    tg.faults = Faults(flood_rate=0.5, retry_after=1, methods=frozenset({"getUpdates"}), seed=1)
+    runner = make_runner(tg, router)
+    task = await serving(runner)
+    dave = tg.user("Dave")
+    for i in range(5):
+        dave.send(str(i))
+    replies = await tg.wait_for_replies(dave, 5, timeout=30)
+    assert [r["text"] for r in replies] == [str(i) for i in range(5)]
+    polls = tg.calls("getUpdates")
+    floods = [i for i, r in enumerate(polls) if r.status == 429]
+    assert floods, "the fault never fired"
+    for i in floods:
+        if i + 1 < len(polls):
+            # Recorded times are answer times; the retry came no sooner than retry_after.
+            assert polls[i + 1].time - polls[i].time >= 0.95
+    runner.stop()
+    assert await asyncio.wait_for(task, 10) == 0
+
+
 async def test_wrong_token_stops_with_a_clear_message(tg: FakeTelegram) -> None:
     bot_id = tg.token.partition(":")[0]
     runner = Runner(

@@ -68,6 +68,8 @@ class Faults:
       Error`` or ``502 Bad Gateway`` without running the method.
     - ``reset_rate`` (default 0.0): the share of requests whose connection is reset instead of
       answered (the method does not run).
+    - ``flood_rate`` (default 0.0): the share of requests answered ``429 Too Many Requests``
+      with ``parameters.retry_after`` = ``retry_after`` (default 1 second), whatever the method.
     - ``methods`` (default None: all): method names, any case, the faults apply to.
     - ``seed`` (default 0): seeds the draws, so a run is repeatable.
     """
@@ -75,11 +77,15 @@ class Faults:
     latency: float | Callable[[str], float] | None = None
     error_rate: float = 0.0
     reset_rate: float = 0.0
+    flood_rate: float = 0.0
+    retry_after: int = 1
     methods: frozenset[str] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "reset_rate"):
+        if self.retry_after < 1:
+            raise ValueError(f"Faults.retry_after must be ≥ 1 second, not {self.retry_after!r}")
+        for name in ("error_rate", "reset_rate", "flood_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be within [0, 1], not {value!r}")
@@ -163,6 +169,10 @@ class Injector:
             if self._rng.random() < 0.5:
                 return Decision(delay, ApiError(500, "Internal Server Error"))
             return Decision(delay, ApiError(502, "Bad Gateway"))
+        if roll < faults.reset_rate + faults.error_rate + faults.flood_rate:
+            wait = faults.retry_after
+            flood = ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
+            return Decision(delay, flood)
         return Decision(delay) if delay else _RUN
 
     def check_flood(self, method: str, chat_id: Any, chat_type: str | None) -> ApiError | None:
