@@ -35,8 +35,25 @@ def _check_token(token: str) -> None:
         )
 
 
-def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if v is not None}
+_JSON = "application/json"
+# Values that are never files: the common call (sendMessage and friends) takes this path only.
+_PLAIN = frozenset({str, int, float, bool, dict, list, tuple})
+
+
+def _encode(params: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The request body: JSON, or multipart when a file is attached. ``None`` values are left
+    out."""
+    plain = True
+    for value in params.values():
+        if type(value) not in _PLAIN:
+            plain = False
+            break
+    if plain and "media" not in params:
+        return orjson.dumps(params), _JSON
+    clean = {k: v for k, v in params.items() if v is not None}
+    if _attach_media(clean) or has_files(clean):
+        return encode_multipart(clean)
+    return orjson.dumps(clean), _JSON
 
 
 def _attach_media(params: dict[str, Any]) -> bool:
@@ -114,17 +131,7 @@ class Bot:
         self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
         """Like :meth:`call`, with the parameters as a mapping."""
-        body: bytes
-        ctype: str
-        if params:
-            clean = _drop_none(params)
-            multipart = _attach_media(clean) or has_files(clean)
-            if multipart:
-                body, ctype = encode_multipart(clean)
-            else:
-                body, ctype = orjson.dumps(clean), "application/json"
-        else:
-            body, ctype = b"", "application/json"
+        body, ctype = _encode(params) if params else (b"", _JSON)
         try:
             resp = await self._http.request(
                 "POST",
