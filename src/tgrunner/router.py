@@ -201,14 +201,7 @@ class Router:
         where: Check | None = None,
     ) -> Callable[[Handler], Handler]:
         """Handle messages; ``text`` matches exactly (str) or by ``re.search`` (pattern)."""
-        checks: list[Check] = []
-        if isinstance(text, str):
-            checks.append(lambda ctx, t=text: ctx.text == t)
-        elif text is not None:
-            checks.append(lambda ctx, p=text: _search(ctx, p, ctx.text))
-        if where:
-            checks.append(where)
-        return self._add(kinds, tuple(checks))
+        return self._add(kinds, _checks(text, _text_of, where))
 
     def command(
         self, *names: str, kinds: Iterable[str] = ("message",)
@@ -229,14 +222,7 @@ class Router:
         self, *, data: str | re.Pattern[str] | None = None, where: Check | None = None
     ) -> Callable[[Handler], Handler]:
         """Handle callback queries; ``data`` matches exactly (str) or by ``re.search``."""
-        checks: list[Check] = []
-        if isinstance(data, str):
-            checks.append(lambda ctx, d=data: ctx.data == d)
-        elif data is not None:
-            checks.append(lambda ctx, p=data: _search(ctx, p, ctx.data))
-        if where:
-            checks.append(where)
-        return self._add(("callback_query",), tuple(checks))
+        return self._add(("callback_query",), _checks(data, _data_of, where))
 
     def fallback(self, handler: Handler) -> Handler:
         """Handle every update no route matched."""
@@ -266,6 +252,31 @@ class Router:
             if self._fallback is not None:
                 await self._fallback(ctx)
             return
+
+
+def _text_of(ctx: Context) -> str | None:
+    return ctx.text
+
+
+def _data_of(ctx: Context) -> str | None:
+    return ctx.data
+
+
+def _checks(
+    wanted: str | re.Pattern[str] | None,
+    value_of: Callable[[Context], str | None],
+    where: Check | None,
+) -> tuple[Check, ...]:
+    """Checks for a value matched exactly (str) or by ``re.search`` (pattern), then ``where``."""
+    checks: list[Check] = []
+    if isinstance(wanted, str):
+        checks.append(lambda ctx: value_of(ctx) == wanted)
+    elif wanted is not None:
+        pattern = wanted
+        checks.append(lambda ctx: _search(ctx, pattern, value_of(ctx)))
+    if where:
+        checks.append(where)
+    return tuple(checks)
 
 
 def _search(ctx: Context, pattern: re.Pattern[str], value: str | None) -> bool:
