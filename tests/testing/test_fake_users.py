@@ -258,7 +258,7 @@ def test_every_kind_in_the_spec_has_an_action() -> None:
 def test_each_kind_is_produced_and_parses(kind: str, scene: Scene) -> None:
     action = ACTIONS.get(kind)
     if action is None:
-        pytest.fail(f"no simulated-user action produces {kind!r}: add one to users.py")
+        pytest.fail(f"no simulated-user action produces {kind!r}: add one to the users package")
     before = len(scene.pop.updates)
     action(scene)
     produced = scene.pop.updates[before:]

@@ -4,8 +4,8 @@
 PTB parses every result with ``de_json``, which fails on a missing required field. It keeps the
 fields it does not know in ``api_kwargs``; every parsed object is walked, and such a field is
 allowed only where the fake's spec declares it (PTB 22.8 knows Bot API 10.0, the spec is 10.1)
-or where a newer Bot API made it required (``_NEWER_REQUIRED``), so a field the fake made up
-fails the test.
+or where a newer Bot API made it required (``NEWER_REQUIRED_FIELDS``), so a field the fake made
+up fails the test.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from telegram.ext import (
 
 from tgrunner.testing import FakeTelegram
 from tgrunner.testing.botapi import load_spec
-from tgrunner.testing.fake.generate import _NEWER_REQUIRED
+from tgrunner.testing.fake.base import NEWER_REQUIRED_FIELDS
 
 SPEC = load_spec()
 T = TypeVar("T")
@@ -71,7 +71,7 @@ def unknown_fields(obj: Any, path: str = "result") -> list[str]:
     if isinstance(obj, telegram.TelegramObject):
         spec_type = SPEC.types.get(type(obj).__name__)
         declared = {f.name for f in spec_type.fields} if spec_type else set()
-        declared |= set(_NEWER_REQUIRED.get(type(obj).__name__, ()))
+        declared |= set(NEWER_REQUIRED_FIELDS.get(type(obj).__name__, ()))
         found = [f"{path}.{name}" for name in obj.api_kwargs if name not in declared]
         for name in _attributes(obj):
             found += unknown_fields(getattr(obj, name, None), f"{path}.{name}")

@@ -22,8 +22,8 @@ from aiogram import Bot as AiogramBot
 from pydantic import TypeAdapter
 
 from tgrunner.testing.botapi import TypeDef, load_spec
-from tgrunner.testing.fake.base import Upload
-from tgrunner.testing.fake.generate import _NEWER_REQUIRED, MAX_DEPTH, Generator
+from tgrunner.testing.fake.base import NEWER_REQUIRED_FIELDS, Upload
+from tgrunner.testing.fake.generate import MAX_DEPTH, Generator
 
 SPEC = load_spec()
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
@@ -215,7 +215,7 @@ def test_skipped_types_and_methods_are_few() -> None:
 
 def test_newer_required_fields_are_not_in_the_spec() -> None:
     # Once the spec has them they come from the spec; the table must then be pruned.
-    for type_name, extra in _NEWER_REQUIRED.items():
+    for type_name, extra in NEWER_REQUIRED_FIELDS.items():
         known = {f.name for f in SPEC.types[type_name].fields}
         assert not extra.keys() & known, type_name
 

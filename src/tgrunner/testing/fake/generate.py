@@ -20,7 +20,8 @@ How a value is made:
   depth of :data:`MAX_DEPTH` arrays are empty and abstract types take their simplest subtype, so
   types that are recursive through required fields stay shallow.
 - A few fields that Bot API versions newer than the spec made required, and that current clients
-  insist on, are added while the spec lacks them (``_NEWER_REQUIRED``).
+  insist on, are added while the spec lacks them
+  (:data:`~tgrunner.testing.fake.base.NEWER_REQUIRED_FIELDS`).
 - Values are realistic for their field name: positive, 52-bit-safe ids; unix dates near now;
   ``file_id``-shaped strings; a chat ``type`` that matches the sign of its id.
 
@@ -40,7 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tgrunner.testing.botapi import Field, Spec, TypeDef, load_spec
-from tgrunner.testing.fake.base import Upload
+from tgrunner.testing.fake.base import NEWER_REQUIRED_FIELDS, Upload
 
 __all__ = ["MAX_DEPTH", "Generator"]
 
@@ -59,13 +60,6 @@ _ALSO_EMIT: dict[str, tuple[str, ...]] = {
     "Update": ("message",),
     "Message": ("from",),
     "InlineKeyboardButton": ("callback_data",),
-}
-
-# Fields that Bot API versions newer than the shipped spec made required, and that current
-# clients insist on (aiogram 3.31 targets Bot API 10.3). Emitted only while the spec lacks them.
-_NEWER_REQUIRED: dict[str, dict[str, Any]] = {
-    "ChatAdministratorRights": {"can_send_welcome_messages": False},
-    "ChatMemberAdministrator": {"can_send_welcome_messages": False},
 }
 
 # What a result of these methods most plausibly is, where the declared type is abstract.
@@ -276,7 +270,7 @@ class Generator:
                 if field.required or field.name in also:
                     fields.append((field.name, self._field_producer(field)))
             known = {field.name for field in td.fields}
-            for key, val in _NEWER_REQUIRED.get(name, {}).items():
+            for key, val in NEWER_REQUIRED_FIELDS.get(name, {}).items():
                 if key not in known:
                     fields.append((key, lambda depth, val=val: val))
             plan = (tuple(fields), _FIXUPS.get(name))
