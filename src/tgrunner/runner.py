@@ -176,7 +176,7 @@ class Runner:
 
     def _install_signals(self) -> list[int]:
         loop = asyncio.get_running_loop()
-        installed = []
+        installed: list[int] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._on_signal, sig)

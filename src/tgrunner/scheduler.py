@@ -403,6 +403,7 @@ class Scheduler(Generic[T]):
                 aw = _raise(exc)
         else:
             aw = _raise(entry.error)
+        task: asyncio.Future[Any]
         try:
             task = loop.create_task(aw)
         except TypeError:  # not a coroutine: a Future, another awaitable, or a mistake

@@ -196,7 +196,7 @@ class _Connection(asyncio.Protocol):
             transport.write(body)
         return waiter
 
-    def expire(self, timeout: float) -> None:
+    def expire(self, timeout: float | None) -> None:
         """The request's time is up (a timer callback)."""
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():

@@ -143,7 +143,7 @@ async def run_load(
     """
     rng = random.Random(plan.seed)
     state = tg.state
-    users = []
+    users: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for i in range(plan.chats):
         uid = 10_000_000 + i
         user = {"id": uid, "is_bot": False, "first_name": f"User{i}", "language_code": "en"}

@@ -61,7 +61,8 @@ class World(Protocol):
     webhook delivery (if the bot's ``allowed_updates`` admit its kind) and returns it.
     """
 
-    bot_user: dict[str, Any]
+    @property
+    def bot_user(self) -> dict[str, Any]: ...
 
     def now(self) -> int: ...
 

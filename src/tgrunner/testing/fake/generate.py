@@ -143,6 +143,15 @@ _FIXUPS: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
+def _always(value: Any) -> Callable[[int], Any]:
+    """A field maker that ignores the depth and always gives ``value``."""
+
+    def make(depth: int) -> Any:
+        return value
+
+    return make
+
+
 class Generator:
     """Makes valid Bot API values of any type in ``spec`` (default: the shipped Bot API spec).
 
@@ -272,7 +281,7 @@ class Generator:
             known = {field.name for field in td.fields}
             for key, val in NEWER_REQUIRED_FIELDS.get(name, {}).items():
                 if key not in known:
-                    fields.append((key, lambda depth, val=val: val))
+                    fields.append((key, _always(val)))
             plan = (tuple(fields), _FIXUPS.get(name))
             self._plans[name] = plan
         return plan

@@ -84,8 +84,8 @@ _MISSING_BY_METHOD: dict[tuple[str, str], str] = {
 }
 _CHAT_ID_FIRST = frozenset({"deleteMessage"})
 # sendPhoto without photo: "there is no photo in the request", and so on for each media kind.
-_MEDIA_KINDS = ("animation", "audio", "document", "live_photo", "photo", "sticker", "video")
-_MEDIA_KINDS += ("video_note", "voice")
+_MEDIA_KINDS: tuple[str, ...] = ("animation", "audio", "document", "live_photo", "photo")
+_MEDIA_KINDS += ("sticker", "video", "video_note", "voice")
 
 # JSON that does not parse: (method, field) first, then field.
 _CANT_PARSE: dict[str, str] = {

@@ -21,7 +21,7 @@ import asyncio
 import http
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,7 +148,7 @@ class WebhookDelivery:
         lanes = self._lanes
         while pending:
             update = pending.popleft()
-            key = chat_key(update)
+            key: Hashable = chat_key(update)
             if key is None:
                 key = ("update", update["update_id"])
             lane = lanes.get(key)

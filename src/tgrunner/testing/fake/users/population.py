@@ -179,11 +179,10 @@ class Population:
             if record is None:
                 raise LookupError(f"unknown poll id {poll!r}: pass the message with the poll")
             return record
-        if "poll" in poll or "update_id" in poll:
-            poll = message_of(poll)["poll"]
-        record = self._polls.get(poll["id"])
+        found: JSON = message_of(poll)["poll"] if "poll" in poll or "update_id" in poll else poll
+        record = self._polls.get(found["id"])
         if record is None:
-            record = self._polls[poll["id"]] = _PollRecord(_copy_poll(poll))
+            record = self._polls[found["id"]] = _PollRecord(_copy_poll(found))
         return record
 
 
