@@ -49,7 +49,9 @@ def detect(obj: Any, **options: Any) -> Frontend | None:
     ``options`` always carry ``token`` and ``api_url`` (None when not given): the adapter makes
     the framework's own bot talk to that server with that token when they are set.
     """
-    module = type(obj).__module__ or ""
+    # A factory may return a tuple such as (dispatcher, bot): its first item names the framework.
+    first = obj[0] if isinstance(obj, tuple) and obj else obj
+    module = type(first).__module__ or ""
     if module.startswith("aiogram"):
         from tgrunner.frontends.aiogram import adapt as adapt_aiogram
 

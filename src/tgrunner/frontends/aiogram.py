@@ -1,0 +1,563 @@
+"""The aiogram 3 front-end: an unchanged ``Dispatcher`` and ``Bot``, driven by tgrunner.
+
+::
+
+    tgrunner run mybot:dp          # the Dispatcher; its Bot is found as described below
+    tgrunner run mybot:create      # a factory returning (dp, bot)
+
+    from tgrunner.frontends.aiogram import run
+    run(dp, bot)                   # instead of dp.run_polling(bot)
+
+tgrunner replaces ``start_polling``: each update (a dict) becomes an ``aiogram.types.Update`` and
+goes through ``dp.feed_update(bot, update, **workflow_data)`` with the workflow data
+``start_polling`` would give (``dispatcher``, ``bots``, ``dp.workflow_data``, extra keyword
+arguments), so middlewares, filters, routers, error handlers and FSM storages work unchanged.
+A ``TelegramMethod`` returned by a handler is sent, as ``start_polling`` does. An exception
+that aiogram's error handlers leave unhandled reaches tgrunner's error hook. Startup and
+shutdown hooks run with ``bot=`` and the workflow data; the Bot's session is closed at the end.
+``allowed_updates`` defaults to ``dp.resolve_used_update_types()``.
+
+**Which Bot.** The first rule that finds one wins:
+
+1. the Bot given explicitly: ``(dp, bot)`` or ``(dp, [bot])`` from the import string or a
+   factory, ``run(dp, bot)``, or the ``bot=`` option;
+2. a Bot among the values of ``dp.workflow_data`` (as in ``Dispatcher(bot=bot)``);
+3. a Bot among the globals of the module(s) that hold the Dispatcher as a global.
+
+Several distinct Bots at the winning step, or none at all, is a ConfigError: tgrunner runs one
+bot per process, so name it with a factory. A ``token`` given to tgrunner is set on that Bot;
+the server is the ``api_url`` given to tgrunner, else the Bot session's own server, else
+Telegram's.
+
+**The session.** By default (``session="tgrunner"``) a plain ``AiohttpSession`` is replaced by
+:class:`~tgrunner.frontends.aiogram_session.TgrunnerSession`, which keeps its timeout, JSON
+functions and request middlewares. A session with a proxy, or of another class, is kept.
+``session="aiogram"`` always keeps aiogram's own session.
+
+**Magic filters** (``F.text``, ``F.data == "x"``) are evaluated on the event loop. aiogram runs
+every synchronous callable through ``asyncio.to_thread``, which costs a thread hop (about
+150 µs) per filter and update; a magic filter is a pure expression, so it needs none.
+Synchronous handlers and other synchronous filters keep their thread. aiogram's INFO line per
+update (logger ``aiogram.event``) is silenced unless that logger's level was set.
+
+**Keys** follow the FSM strategy (``dp.fsm.strategy``), so two updates that reach the same FSM
+storage key are never handled at once. See :func:`fsm_keys`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.handler import FilterObject
+from aiogram.fsm.strategy import FSMStrategy
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+from aiogram.utils.token import TokenValidationError, validate_token
+
+from tgrunner.errors import ConfigError
+from tgrunner.frontends import Frontend
+from tgrunner.frontends.aiogram_session import TgrunnerSession
+from tgrunner.keys import KeyFunc, default_keys
+
+if TYPE_CHECKING:
+    from tgrunner.runner import Runner
+    from tgrunner.settings import Settings
+
+__all__ = [
+    "TgrunnerSession",
+    "adapt",
+    "event_context",
+    "find_bot",
+    "fsm_keys",
+    "inline_magic_filters",
+    "run",
+    "runner",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+_SESSIONS = ("tgrunner", "aiogram")
+_API_SUFFIX = "/bot{token}/{method}"
+
+# -- keys ----------------------------------------------------------------------------------------
+
+_WITH_TOPIC = (
+    "message",
+    "edited_message",
+    "business_message",
+    "edited_business_message",
+    "guest_message",
+)
+_CHAT_AND_FROM = ("my_chat_member", "chat_member", "chat_join_request")
+_FROM_ONLY = (
+    "inline_query",
+    "chosen_inline_result",
+    "shipping_query",
+    "pre_checkout_query",
+    "purchased_paid_media",
+)
+_CHAT_ONLY = (
+    "channel_post",
+    "edited_channel_post",
+    "message_reaction_count",
+    "removed_chat_boost",
+    "deleted_business_messages",
+)
+
+
+def _id(obj: Any) -> int | None:
+    return None if obj is None else obj["id"]
+
+
+def _topic(message: Mapping[str, Any]) -> int | None:
+    return message.get("message_thread_id") if message.get("is_topic_message") else None
+
+
+def event_context(update: Mapping[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """``(chat_id, user_id, thread_id)`` of an update dict, as aiogram's
+    ``UserContextMiddleware.resolve_event_context`` finds them on the parsed Update."""
+    for kind, obj in update.items():
+        if kind == "update_id":
+            continue
+        if kind in _WITH_TOPIC:
+            return obj["chat"]["id"], _id(obj.get("from")), _topic(obj)
+        if kind == "callback_query":
+            message = obj.get("message")
+            if message is None:
+                return None, obj["from"]["id"], None
+            # An inaccessible message has date 0 and no topic fields.
+            thread = _topic(message) if message.get("date") else None
+            return message["chat"]["id"], obj["from"]["id"], thread
+        if kind in _CHAT_AND_FROM:
+            return obj["chat"]["id"], _id(obj.get("from")), None
+        if kind in _FROM_ONLY:
+            return None, obj["from"]["id"], None
+        if kind in _CHAT_ONLY:
+            return obj["chat"]["id"], None, None
+        if kind == "message_reaction":
+            return obj["chat"]["id"], _id(obj.get("user")), None
+        if kind == "poll_answer":
+            return _id(obj.get("voter_chat")), _id(obj.get("user")), None
+        if kind == "chat_boost":
+            source = obj["boost"]["source"]
+            user = source["user"]["id"] if source.get("source") == "premium" else None
+            return obj["chat"]["id"], user, None
+        if kind in ("business_connection", "managed_bot", "subscription"):
+            return None, obj["user"]["id"], None
+        if kind == "stopped_message_generation":
+            return obj["chat"]["id"], None, obj.get("message_thread_id")
+        if kind == "poll" or not isinstance(obj, Mapping):
+            return None, None, None
+        # A kind newer than this table: whatever chat or sender it names.
+        chat, sender = obj.get("chat"), obj.get("from") or obj.get("user")
+        return (
+            chat.get("id") if isinstance(chat, Mapping) else None,
+            sender.get("id") if isinstance(sender, Mapping) else None,
+            None,
+        )
+    return None, None, None
+
+
+def _safe(keys: Callable[[Mapping[str, Any]], tuple[Hashable, ...]]) -> KeyFunc:
+    def safe_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
+        try:
+            return keys(update)
+        except (KeyError, TypeError, AttributeError):
+            # A payload without the fields the spec requires: the default keys treat it too.
+            return default_keys(update)
+
+    safe_keys.__name__ = safe_keys.__qualname__ = keys.__name__
+    safe_keys.__doc__ = keys.__doc__
+    return safe_keys
+
+
+def _chat_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
+    """USER_IN_CHAT and CHAT: the chat; a user's private chat when there is no chat."""
+    message = update.get("message")
+    if message is not None:
+        return (f"c:{message['chat']['id']}",)
+    chat, user, _ = event_context(update)
+    if chat is None:
+        chat = user
+    return default_keys(update) if chat is None else (f"c:{chat}",)
+
+
+def _chat_and_user_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
+    """GLOBAL_USER: the chat and the user."""
+    chat, user, _ = event_context(update)
+    if user is None:
+        return default_keys(update) if chat is None else (f"c:{chat}",)
+    return (f"u:{user}",) if chat is None else (f"c:{chat}", f"u:{user}")
+
+
+def _topic_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
+    """USER_IN_TOPIC and CHAT_TOPIC: the forum topic, else as for CHAT."""
+    chat, user, thread = event_context(update)
+    if chat is None:
+        chat, thread = user, None
+    if chat is None:
+        return default_keys(update)
+    return (f"c:{chat}",) if thread is None else (f"c:{chat}:{thread}",)
+
+
+_BY_STRATEGY: dict[FSMStrategy, KeyFunc] = {
+    FSMStrategy.USER_IN_CHAT: _safe(_chat_keys),
+    FSMStrategy.CHAT: _safe(_chat_keys),
+    FSMStrategy.GLOBAL_USER: _safe(_chat_and_user_keys),
+    FSMStrategy.USER_IN_TOPIC: _safe(_topic_keys),
+    FSMStrategy.CHAT_TOPIC: _safe(_topic_keys),
+}
+
+
+def fsm_keys(strategy: FSMStrategy) -> KeyFunc:
+    """The key function that keeps updates sharing an FSM storage key under ``strategy`` apart,
+    and keeps per-chat order. Keys use the names of :mod:`tgrunner.keys`:
+
+    - USER_IN_CHAT, CHAT: ``"c:<chat id>"``. An update with a user and no chat (an inline
+      query, a callback from an inline message) gets its user's private chat, ``"c:<user
+      id>"``, because aiogram stores its state under that chat.
+    - GLOBAL_USER: ``"c:<chat id>"`` and ``"u:<user id>"``, as the state follows the user
+      across chats.
+    - USER_IN_TOPIC, CHAT_TOPIC: ``"c:<chat id>:<thread id>"`` for a forum topic message, so
+      topics run concurrently; otherwise as for CHAT.
+
+    Updates with neither chat nor user (a poll) get :func:`tgrunner.keys.default_keys`.
+    """
+    return _BY_STRATEGY[strategy]
+
+
+# -- finding the Bot -----------------------------------------------------------------------------
+
+
+def _unique(bots: Iterable[tuple[Bot, str]]) -> list[tuple[Bot, str]]:
+    seen: list[tuple[Bot, str]] = []
+    for bot, name in bots:
+        if all(bot is not other for other, _ in seen):
+            seen.append((bot, name))
+    return seen
+
+
+def _bots_beside(dp: Dispatcher) -> list[tuple[Bot, str]]:
+    """Bots held as globals by the modules that hold ``dp`` as a global."""
+    found: list[tuple[Bot, str]] = []
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        try:
+            if any(v is dp for v in namespace.values()):
+                found.extend(
+                    (v, f"{module.__name__}.{k}")
+                    for k, v in list(namespace.items())
+                    if isinstance(v, Bot)
+                )
+        except RuntimeError:  # a module being imported by another thread changed size
+            continue
+    return _unique(found)
+
+
+def _one_bot(candidates: list[tuple[Bot, str]], where: str) -> Bot | None:
+    if len(candidates) > 1:
+        names = ", ".join(name for _, name in candidates)
+        raise ConfigError(
+            f"Found {len(candidates)} aiogram Bots {where} ({names}); tgrunner runs one bot per "
+            "process. Point it at a factory returning (dispatcher, bot)."
+        )
+    return candidates[0][0] if candidates else None
+
+
+def _as_bots(value: Any) -> list[Bot] | None:
+    if isinstance(value, Bot):
+        return [value]
+    if isinstance(value, list | tuple) and value and all(isinstance(b, Bot) for b in value):
+        return list(value)
+    return None
+
+
+def _split(obj: Any, bot: Bot | Sequence[Bot] | None) -> tuple[Dispatcher, Bot | None]:
+    """The Dispatcher and the explicitly given Bot (None: find it)."""
+    given: list[Bot] = []
+    if isinstance(obj, tuple | list):
+        dps = [item for item in obj if isinstance(item, Dispatcher)]
+        rest = [_as_bots(item) for item in obj if not isinstance(item, Dispatcher)]
+        if len(dps) != 1 or None in rest:
+            raise ConfigError(
+                "An aiogram target that is a tuple must be (dispatcher, bot) or "
+                f"(dispatcher, [bot]); got ({', '.join(type(i).__name__ for i in obj)})."
+            )
+        obj = dps[0]
+        given = [b for bots in rest for b in bots or ()]
+    if not isinstance(obj, Dispatcher):
+        raise ConfigError(
+            f"tgrunner runs an aiogram Dispatcher, not a {type(obj).__name__}. Point it at the "
+            "Dispatcher, or at a factory returning (dispatcher, bot)."
+        )
+    if bot is not None:
+        bots = _as_bots(bot)
+        if bots is None:
+            raise ConfigError(f"bot= takes an aiogram Bot or a list of them, not {bot!r}")
+        given.extend(bots)
+    if given:
+        return obj, _one_bot(_unique((b, f"Bot(id={b.id})") for b in given), "given")
+    return obj, None
+
+
+def find_bot(dp: Dispatcher) -> Bot:
+    """The Bot to run ``dp`` with, by rules 2 and 3 of the module docstring."""
+    in_data = [
+        (v, f"dp.workflow_data[{k!r}]") for k, v in dp.workflow_data.items() if isinstance(v, Bot)
+    ]
+    found = _one_bot(_unique(in_data), "in the dispatcher's workflow_data")
+    if found is None:
+        found = _one_bot(_bots_beside(dp), "beside the dispatcher")
+    if found is None:
+        raise ConfigError(
+            "Found no aiogram Bot for the Dispatcher: none in its workflow_data, none beside "
+            "it in its module. Create the Bot at module level, or point tgrunner at a factory "
+            "returning (dispatcher, bot), e.g. 'mybot:create'."
+        )
+    return found
+
+
+# -- the Bot's server, token and session ---------------------------------------------------------
+
+
+def _server_url(api: TelegramAPIServer) -> str:
+    if not api.base.endswith(_API_SUFFIX):
+        raise ConfigError(
+            f"The Bot's API server {api.base!r} does not end in {_API_SUFFIX!r}, so tgrunner "
+            "cannot poll it; pass api_url (--api-url) explicitly."
+        )
+    return api.base[: -len(_API_SUFFIX)]
+
+
+def _set_token(bot: Bot, token: str) -> None:
+    try:
+        validate_token(token)
+    except TokenValidationError as exc:
+        raise ConfigError(f"The bot token is not valid for aiogram: {exc}") from None
+    # The user's handlers hold this very Bot object, so it is changed in place; aiogram keeps
+    # the token in a private attribute and has no setter.
+    bot._Bot__token = token  # type: ignore[attr-defined]
+    bot._me = None
+
+
+def _tgrunner_session(old: Any, api: TelegramAPIServer) -> TgrunnerSession | None:
+    """A TgrunnerSession replacing ``old``, or None when ``old`` must be kept."""
+    if type(old) is not AiohttpSession or old.proxy is not None:
+        log.info("keeping the Bot's own %s session (a proxy or a custom class)", type(old).__name__)
+        return None
+    new = TgrunnerSession(
+        api,
+        timeout=old.timeout,
+        pool_size=int(old._connector_init.get("limit") or 100),
+    )
+    if old.json_loads is not json.loads:
+        new.json_loads = old.json_loads
+    if old.json_dumps is not json.dumps:
+        new.json_dumps = old.json_dumps
+    new.middleware = old.middleware
+    return new
+
+
+# -- the dispatcher ------------------------------------------------------------------------------
+
+
+def _on_loop(resolve: Callable[..., Any]) -> Callable[..., Any]:
+    async def resolve_on_loop(*args: Any, **kwargs: Any) -> Any:
+        return resolve(*args, **kwargs)
+
+    return resolve_on_loop
+
+
+def inline_magic_filters(dp: Dispatcher) -> int:
+    """Evaluate the magic filters of ``dp``'s routers on the event loop instead of in a thread
+    (see the module docstring); return how many were changed. Safe to call again."""
+    changed = 0
+    for router in dp.chain_tail:
+        for observer in router.observers.values():
+            for handler in (getattr(observer, "_handler", None), *observer.handlers):
+                for flt in getattr(handler, "filters", None) or ():
+                    if (
+                        isinstance(flt, FilterObject)
+                        and flt.magic is not None
+                        and not flt.awaitable
+                    ):
+                        # The parameter names stay those of the original callback.
+                        flt.callback = _on_loop(flt.callback)
+                        flt.awaitable = True
+                        changed += 1
+    return changed
+
+
+def _quiet_event_log() -> None:
+    event_log = logging.getLogger("aiogram.event")
+    if event_log.level == logging.NOTSET:
+        event_log.setLevel(logging.WARNING)
+
+
+# -- the front-end -------------------------------------------------------------------------------
+
+
+def adapt(
+    obj: Any,
+    *,
+    token: str | None = None,
+    api_url: str | None = None,
+    session: str = "tgrunner",
+    bot: Bot | Sequence[Bot] | None = None,
+    data: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> Frontend:
+    """The :class:`~tgrunner.frontends.Frontend` that drives an aiogram Dispatcher.
+
+    - ``obj``: a ``Dispatcher``, or ``(dispatcher, bot)`` / ``(dispatcher, [bot])``.
+    - ``token`` / ``api_url`` (default None: the Bot's own): set on the Bot and its session.
+    - ``session``: ``"tgrunner"`` (default) or ``"aiogram"``; see the module docstring.
+    - ``bot``: the Bot, when ``obj`` is a bare Dispatcher (default: found by the rules above).
+    - ``data``: extra workflow data for handlers, like ``start_polling``'s keyword arguments.
+
+    Other options are for other front-ends and ignored.
+    """
+    if session not in _SESSIONS:
+        raise ConfigError(f"session must be one of {', '.join(_SESSIONS)}, not {session!r}")
+    dp, the_bot = _split(obj, bot)
+    if the_bot is None:
+        the_bot = find_bot(dp)
+    if token and token != the_bot.token:
+        _set_token(the_bot, token)
+    api = the_bot.session.api
+    if api_url:
+        api = TelegramAPIServer.from_base(
+            api_url, is_local=api.is_local, wrap_local_file=api.wrap_local_file
+        )
+    server = _server_url(api)
+    replaced = None
+    if session == "tgrunner" and isinstance(the_bot.session, TgrunnerSession):
+        the_bot.session.api = api
+    elif session == "tgrunner" and (new := _tgrunner_session(the_bot.session, api)) is not None:
+        replaced, the_bot.session = the_bot.session, new
+    else:
+        the_bot.session.api = api
+    inline_magic_filters(dp)
+    _quiet_event_log()
+    lifecycle = _Lifecycle(dp, the_bot, dict(data or {}), replaced)
+    fsm_on = dp.fsm in dp.update.outer_middleware
+    return Frontend(
+        handler=lifecycle.handler(),
+        token=the_bot.token,
+        api_url=server,
+        keys=fsm_keys(dp.fsm.strategy) if fsm_on else None,
+        allowed_updates=tuple(dp.resolve_used_update_types()),
+        startup=lifecycle.startup,
+        shutdown=lifecycle.shutdown,
+    )
+
+
+class _Lifecycle:
+    """What ``start_polling`` does around the updates: workflow data, hooks, closing."""
+
+    def __init__(self, dp: Dispatcher, bot: Bot, extra: dict[str, Any], replaced: Any) -> None:
+        self.dp = dp
+        self.bot = bot
+        self.extra = extra
+        self.replaced = replaced
+        self.data = self._workflow_data()
+
+    def _workflow_data(self) -> dict[str, Any]:
+        data = {"dispatcher": self.dp, "bots": (self.bot,), **self.dp.workflow_data, **self.extra}
+        data.pop("bot", None)
+        return data
+
+    def handler(self) -> Callable[[JSON, Any], Any]:
+        dp, bot = self.dp, self.bot
+        validate = Update.model_validate
+        feed = dp.feed_update
+        context = {"bot": bot}
+        lifecycle = self
+
+        async def handle_update(update: JSON, _client: Any) -> None:
+            event = validate(update, context=context)
+            response = await feed(bot, event, **lifecycle.data)
+            if isinstance(response, TelegramMethod):
+                # A handler's answer, as start_polling sends it (errors are logged, not raised).
+                await dp.silent_call_request(bot, response)
+
+        return handle_update
+
+    async def startup(self) -> None:
+        if self.replaced is not None:
+            replaced, self.replaced = self.replaced, None
+            await replaced.close()  # a no-op unless the user's code had used it
+        # Taken at start, as start_polling does: hooks may add to dp.workflow_data, which
+        # feed_update merges again on every update.
+        self.data = self._workflow_data()
+        try:
+            await self.dp.emit_startup(bot=self.bot, **self.data)
+            inline_magic_filters(self.dp)  # the hooks may have added handlers
+            me = await self.bot.me()
+        except BaseException:
+            await self.bot.session.close()
+            raise
+        log.info("aiogram dispatcher runs on tgrunner for bot @%s id=%d", me.username, me.id)
+
+    async def shutdown(self) -> None:
+        try:
+            await self.dp.emit_shutdown(bot=self.bot, **self.data)
+        finally:
+            await self.bot.session.close()
+
+
+# -- the Python API ------------------------------------------------------------------------------
+
+
+def runner(
+    dp: Dispatcher,
+    *bots: Bot,
+    token: str | None = None,
+    api_url: str | None = None,
+    session: str = "tgrunner",
+    settings: Settings | None = None,
+    **data: Any,
+) -> Runner:
+    """A :class:`~tgrunner.runner.Runner` for ``dp`` and its Bot (found as in the module
+    docstring when ``bots`` is empty). ``data`` is workflow data, as for ``start_polling``;
+    ``settings`` default to ``Settings.from_env()``."""
+    from tgrunner.app import build_runner
+
+    return build_runner(
+        dp,
+        token=token,
+        api_url=api_url,
+        settings=settings,
+        session=session,
+        bot=list(bots) or None,
+        data=data,
+    )
+
+
+async def serve(
+    dp: Dispatcher,
+    *bots: Bot,
+    install_signals: bool = True,
+    **kwargs: Any,
+) -> int:
+    """Like ``await dp.start_polling(bot)``, on tgrunner; returns the exit code (0: clean stop).
+
+    Keyword arguments are those of :func:`runner`."""
+    return await runner(dp, *bots, **kwargs).serve(install_signals=install_signals)
+
+
+def run(dp: Dispatcher, *bots: Bot, **kwargs: Any) -> int:
+    """Like ``dp.run_polling(bot)``, on tgrunner: blocks until SIGINT/SIGTERM and returns the
+    exit code. Keyword arguments are those of :func:`runner`."""
+    return runner(dp, *bots, **kwargs).run()
