@@ -36,6 +36,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="SQLite intake journal path: confirm updates once journaled, not once finished "
         "(more in flight; unfinished ones replay on restart). Default: strict offsets",
     )
+    p.add_argument(
+        "--own-http",
+        action="store_true",
+        help="aiogram and PTB bots: keep the framework's own HTTP client instead of "
+        "tgrunner's faster one",
+    )
     p.set_defaults(func=_cmd_run)
 
 
@@ -57,7 +63,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, polling=replace(settings.polling, journal=args.journal))
     if args.grace is not None:
         settings = replace(settings, grace=args.grace)
-    runner = build_runner(args.target, token=token, api_url=args.api_url, settings=settings)
+    own = {"session": "aiogram", "request": "ptb"} if args.own_http else {}
+    runner = build_runner(args.target, token=token, api_url=args.api_url, settings=settings, **own)
     return runner.run()
 
 
