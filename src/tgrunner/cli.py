@@ -18,7 +18,7 @@ from tgrunner.errors import ConfigError
 __all__ = ["main"]
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a bot from an import string (module:attr)")
     p.add_argument("target", help="the bot: 'module:attr' or 'module:factory'")
     p.add_argument("--token", help="bot token (default: $TGRUNNER_TOKEN or $BOT_TOKEN)")
@@ -68,7 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return runner.run()
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run an example bot against an embedded FakeTelegram")
     p.add_argument("--chats", type=int, default=1000, help="simulated chats (default 1000)")
     p.add_argument("--updates", type=int, default=20000, help="messages to send (20000)")

@@ -382,7 +382,7 @@ class _Connection(asyncio.Protocol):
             log.exception("HTTP handler failed on %s %s", request.method, request.path)
             result = _INTERNAL
         if result.__class__ is Response or isinstance(result, Response):
-            self._respond(result, keep, request.method == "HEAD")  # type: ignore[arg-type]
+            self._respond(result, keep, request.method == "HEAD")
             return
         task = self._loop.create_task(self._complete(result, request, keep))
         self._task = task

@@ -32,7 +32,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of ids and tokens (0)")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``fake-telegram`` command to a ``tgrunner`` argument parser."""
     parser = subparsers.add_parser(
         "fake-telegram", help="serve FakeTelegram, a fake Bot API server, on loopback"

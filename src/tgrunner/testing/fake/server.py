@@ -554,7 +554,7 @@ class FakeTelegram:
             path = path.decode("utf-8", "replace")
         route = self._route(path)
         if route.__class__ is Response:
-            return route  # type: ignore[return-value]
+            return route
         bot, method = route  # type: ignore[misc]
         injector = self._injector
         if injector is not None:

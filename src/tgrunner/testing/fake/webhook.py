@@ -266,7 +266,7 @@ class WebhookDelivery:
         timer: asyncio.TimerHandle | None = None
 
         def again() -> None:
-            self._timers.discard(timer)  # type: ignore[arg-type]
+            self._timers.discard(timer)
             if self._running and key in self._lanes:
                 self._ready.appendleft(key)
                 self._dispatch()
