@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
+
+from tgrunner.testing import FakeTelegram
 
 REQUIRE_SERVICES = os.environ.get("TGRUNNER_REQUIRE_SERVICES") == "1"
 
@@ -33,3 +36,10 @@ def need_service(name: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason}, and TGRUNNER_REQUIRE_SERVICES=1 requires it")
     pytest.skip(reason)
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    """A FakeTelegram serving on a free loopback port for the test's duration."""
+    async with FakeTelegram() as fake:
+        yield fake

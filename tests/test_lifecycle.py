@@ -23,12 +23,6 @@ IN_FLIGHT_BOUND = 100
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
 _started: list[asyncio.subprocess.Process] = []
 
 

@@ -14,12 +14,6 @@ from tgrunner.testing import FakeTelegram
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     async with Bot(tg.token, api_url=tg.api_url) as client:
         yield client

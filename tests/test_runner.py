@@ -4,7 +4,7 @@ errors, time limits, backpressure and Telegram's error answers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -21,12 +21,6 @@ from tgrunner.sources.polling import PollingOptions
 from tgrunner.testing import FakeTelegram, Faults
 
 FAST = PollingOptions(timeout=1, backoff_base=0.01, backoff_cap=0.05)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
 
 
 def make_runner(tg: FakeTelegram, handler: Any, **kwargs: Any) -> Runner:

@@ -73,12 +73,6 @@ def as_json(obj: BaseModel | None) -> Any:
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     session = AiohttpSession(api=TelegramAPIServer.from_base(tg.api_url))
     async with Bot(tg.token, session=session) as client:

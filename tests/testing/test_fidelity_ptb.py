@@ -86,12 +86,6 @@ def known(obj: T) -> T:
     return obj
 
 
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
 def _urls(tg: FakeTelegram) -> dict[str, str]:
     return {"base_url": f"{tg.api_url}/bot", "base_file_url": f"{tg.api_url}/file/bot"}
 
