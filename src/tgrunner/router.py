@@ -111,7 +111,7 @@ class Context:
         if msg.get("is_topic_message") and "message_thread_id" in msg:
             params.setdefault("message_thread_id", msg["message_thread_id"])
 
-    async def answer(self, text: str, **params: Any) -> JSON:
+    def answer(self, text: str, **params: Any) -> Awaitable[JSON]:
         """Send ``text`` to the update's chat (or the user, in a private-only update)."""
         chat_id = self.chat_id
         if chat_id is None:
@@ -120,30 +120,29 @@ class Context:
                 raise ValueError(f"a {self.kind} update has no chat to answer in")
             chat_id = user["id"]
         self._reply_params(params)
-        return await self.bot.send_message(chat_id, text, **params)
+        return self.bot.send_message(chat_id, text, **params)
 
-    async def reply(self, text: str, **params: Any) -> JSON:
+    def reply(self, text: str, **params: Any) -> Awaitable[JSON]:
         """Send ``text`` as a reply to the update's message (``reply_parameters`` set).
 
         The reply is sent even if the original was deleted meanwhile
         (``allow_sending_without_reply``).
         """
         msg = self.message
-        if msg is None:
-            return await self.answer(text, **params)
-        params.setdefault(
-            "reply_parameters",
-            {"message_id": msg["message_id"], "allow_sending_without_reply": True},
-        )
-        return await self.answer(text, **params)
+        if msg is not None:
+            params.setdefault(
+                "reply_parameters",
+                {"message_id": msg["message_id"], "allow_sending_without_reply": True},
+            )
+        return self.answer(text, **params)
 
-    async def answer_callback(self, text: str | None = None, **params: Any) -> bool:
+    def answer_callback(self, text: str | None = None, **params: Any) -> Awaitable[bool]:
         """Answer the callback query (stops the client's loading spinner)."""
         if self.kind != "callback_query":
             raise ValueError(f"answer_callback needs a callback_query update, not {self.kind}")
         if text is not None:
             params["text"] = text
-        return await self.bot.answer_callback_query(self.payload["id"], **params)
+        return self.bot.answer_callback_query(self.payload["id"], **params)
 
 
 class _Route:
