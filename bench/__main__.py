@@ -1,0 +1,179 @@
+"""``python -m bench``: tgrunner against aiogram, python-telegram-bot and grammY, in one run.
+
+Every row is an echo bot in its own process, polling FakeTelegram in this process. Scenarios:
+
+- (a) zero API latency: ``--updates`` messages (default 20,000) over ``--chats`` chats (default
+  1,000), all queued at once;
+- (b) 50 ms latency on every method but getUpdates, ``--chats`` chats, ``--rate`` updates/s
+  offered (default 2,000) for ``--seconds`` (default 10).
+
+Writes ``peers.md``, ``peers.png`` and ``peers.json`` into ``--out`` (default bench/results).
+``--quick`` is a small run for development (2,000 updates over 200 chats; 2 s in (b)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
+from tgrunner.testing.load import LoadPlan
+
+NPM_PACKAGES = ("grammy@^1.46.0", "@grammyjs/runner@^2.0.3")
+LATENCY_MS = 50.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    keys = ", ".join(row.key for row in ROWS)
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="tgrunner against aiogram, python-telegram-bot and grammY, in one run.",
+    )
+    p.add_argument("--updates", type=int, help="messages in scenario (a) (default 20000)")
+    p.add_argument("--chats", type=int, help="simulated chats (default 1000)")
+    p.add_argument("--rate", type=float, default=2000.0, help="(b): updates/s offered (2000)")
+    p.add_argument("--seconds", type=float, help="(b): seconds of offered load (default 10)")
+    p.add_argument("--scenario", choices=("a", "b", "all"), default="all")
+    p.add_argument("--rows", nargs="+", metavar="ROW", help=f"rows to run (default all): {keys}")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds a row may take to answer everything (default: 30 + updates/100 "
+        "in (a), seconds + 20 in (b))",
+    )
+    p.add_argument("--quick", action="store_true", help="a small run, for development")
+    p.add_argument("--out", type=Path, default=BENCH / "results", help="output folder")
+    p.add_argument("--no-install", action="store_true", help="do not npm install grammY")
+    p.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="asyncio",
+        help="event loop of FakeTelegram and the load driver (default asyncio)",
+    )
+    return p
+
+
+def _plans(args: argparse.Namespace) -> dict[str, LoadPlan]:
+    updates = args.updates or (2000 if args.quick else 20_000)
+    chats = args.chats or (200 if args.quick else 1000)
+    seconds = args.seconds or (2.0 if args.quick else 10.0)
+    plans = {
+        "a": LoadPlan(chats=chats, updates=updates, timeout=args.timeout or 30 + updates / 100),
+        "b": LoadPlan(
+            chats=chats,
+            updates=max(1, round(args.rate * seconds)),
+            rate=args.rate,
+            latency_ms=LATENCY_MS,
+            timeout=args.timeout or seconds + 20,
+        ),
+    }
+    wanted = ("a", "b") if args.scenario == "all" else (args.scenario,)
+    return {k: v for k, v in plans.items() if k in wanted}
+
+
+def _describe(plan: LoadPlan) -> str:
+    offered = "all queued at once" if plan.rate <= 0 else f"offered at {plan.rate:,.0f}/s"
+    return (
+        f"{plan.updates:,} messages over {plan.chats:,} chats, {offered}; API latency "
+        f"{plan.latency_ms:g} ms; a row that cannot keep up stops at {plan.timeout:g} s."
+    )
+
+
+def _install_grammy() -> None:
+    """npm install grammY and its runner into bench/.scratch (gitignored), once."""
+    if shutil.which("npm") is None:
+        return
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    print(f"installing {' '.join(NPM_PACKAGES)} into {SCRATCH} …", flush=True)
+    done = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(SCRATCH), *NPM_PACKAGES],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        print(f"npm install failed; the grammY rows will be skipped:\n{done.stderr[-1500:]}")
+
+
+def _line(r: dict[str, Any]) -> str:
+    if "skipped" in r:
+        return f"  skipped: {r['skipped']}"
+    return (
+        f"  {r['throughput']:>9,.0f} updates/s  {r['cpu_us'] or 0:>7,.0f} µs CPU/update  "
+        f"{r['rss_mb'] or 0:>5.0f} MB  p50 {r['p50_ms']:,.1f} ms  p99 {r['p99_ms']:,.1f} ms  "
+        f"violations {r['violations']}  lost {r['lost']}  duplicates {r['duplicates']}"
+        + (f"  ({r['note']})" if r["note"] else "")
+    )
+
+
+async def _run(rows: list[Any], plans: dict[str, LoadPlan], pinned: bool) -> list[dict[str, Any]]:
+    results = []
+    for scenario, plan in plans.items():
+        print(f"\nscenario ({scenario}): {_describe(plan)}", flush=True)
+        for row in rows:
+            print(f"- {row.label}", flush=True)
+            try:
+                result = await run_row(row, scenario, plan, pin=pinned)
+            except Exception as exc:  # one broken row must not cost the others
+                reason = f"the harness failed: {type(exc).__name__}: {exc}"
+                result = {**blank_result(row, scenario), "skipped": reason}
+            print(_line(result), flush=True)
+            results.append(result)
+    return results
+
+
+def _run_on(loop: str, main: Any) -> Any:
+    # uvloop is offered to check that FakeTelegram's loop does not change a row's figures.
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    known = {row.key: row for row in ROWS}
+    unknown = [key for key in args.rows or () if key not in known]
+    if unknown:
+        _parser().error(f"unknown rows {unknown}; choose from {', '.join(known)}")
+    rows = [known[key] for key in args.rows] if args.rows else list(ROWS)
+    wants_grammy = any(row.node and missing(row) for row in rows)
+    if wants_grammy and not args.no_install and shutil.which("node"):
+        _install_grammy()
+    plans = _plans(args)
+    pinned = pin_harness()
+    info = report.machine(pinned=pinned)
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        args.loop = "asyncio"
+    info["harness event loop"] = args.loop
+    if args.quick:
+        info["run"] = "**quick development run**: small counts, not the reference figures"
+    print("\n".join(f"{k}: {v}" for k, v in info.items()), flush=True)
+    results = _run_on(args.loop, _run(rows, plans, pinned))
+    report.ratios(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    described = {k: _describe(v) for k, v in plans.items()}
+    report.write_markdown(args.out / "peers.md", results, info, described, command.strip())
+    report.write_json(args.out / "peers.json", results, info)
+    targets: dict[tuple[str, str], tuple[float, str]] = {
+        ("a", "cpu_us"): (50.0, "tgrunner target 50 µs"),
+        ("b", "p99_ms"): (80.0, "tgrunner target 80 ms"),
+    }
+    if "b" in plans:
+        targets["b", "throughput"] = (args.rate, f"offered {args.rate:,.0f}/s")
+    report.write_png(args.out / "peers.png", results, info, targets)
+    print(f"\nwrote {args.out / 'peers.md'}, peers.png and peers.json", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
