@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # Telegram returns at most this many updates per getUpdates call.
 MAX_BATCH = 100
+# Journal batches between WAL checkpoints (each in a worker thread, off the event loop).
+_CHECKPOINT_EVERY = 200
 # getMe attempts at start before an unreachable API is reported as a configuration error.
 _START_ATTEMPTS = 3
 
@@ -113,6 +115,7 @@ class PollingSource:
         self._failures = 0
         self._stale = 0  # consecutive fetches that brought nothing new
         self.journal: Journal | None = None
+        self._checkpoint: asyncio.Future[None] | None = None
         if options.journal:
             self.journal = Journal(options.journal, bot_id=bot.id, sync=options.journal_sync)
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
@@ -159,6 +162,11 @@ class PollingSource:
                 async with asyncio.timeout(pause):
                     await self._advanced.wait()
 
+    def _checkpoint_done(self, fut: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("journal checkpoint failed (%s); will retry", fut.exception())
+
     def replay(self) -> list[dict[str, Any]]:
         """Updates journaled by an earlier run and not finished: handle them first."""
         if self.journal is None:
@@ -182,6 +190,11 @@ class PollingSource:
             offset = wm.offset if wm.highest >= 0 else None
         else:
             journal.flush()
+            if journal.writes_since_checkpoint >= _CHECKPOINT_EVERY and self._checkpoint is None:
+                self._checkpoint = asyncio.get_running_loop().run_in_executor(
+                    None, journal.checkpoint
+                )
+                self._checkpoint.add_done_callback(self._checkpoint_done)
             limit = min(self.options.limit, max(capacity, 1))
             timeout = self.options.timeout
             offset = journal.highest + 1 if journal.highest >= 0 else None
@@ -237,6 +250,8 @@ class PollingSource:
         wm = self.watermark
         offset = wm.offset
         if self.journal is not None:
+            if self._checkpoint is not None:
+                await asyncio.wait([self._checkpoint])
             self.journal.close()
             offset = self.journal.highest + 1
         if wm.highest < 0 and (self.journal is None or self.journal.highest < 0):
