@@ -249,7 +249,21 @@ async def test_webhook_conflict_is_named(tg: FakeTelegram) -> None:
 
 
 async def test_other_poller_conflict_is_named(tg: FakeTelegram) -> None:
-    runner = make_runner(tg, Router(), settings=Settings(polling=PollingOptions(timeout=5)))
+    hooks: list[str] = []
+
+    async def startup() -> None:
+        hooks.append("startup")
+
+    async def shutdown() -> None:
+        hooks.append("shutdown")
+
+    runner = make_runner(
+        tg,
+        Router(),
+        settings=Settings(polling=PollingOptions(timeout=5)),
+        startup=startup,
+        shutdown=shutdown,
+    )
     task = await serving(runner)
     await tg.wait_until_polling(timeout=10)
     async with Bot(tg.token, api_url=tg.api_url) as other:
@@ -258,6 +272,8 @@ async def test_other_poller_conflict_is_named(tg: FakeTelegram) -> None:
         with pytest.raises(ConfigError, match="Another instance is polling"):
             await asyncio.wait_for(task, 10)
         await poll
+    # Polling failed, yet the front-end's shutdown ran (PTB persistence is flushed there).
+    assert hooks == ["startup", "shutdown"]
 
 
 def test_missing_token_is_a_config_error() -> None:

@@ -44,8 +44,6 @@ TimeoutHook = Callable[[JSON], Awaitable[Any] | Any]
 
 # Allocations between collections of the youngest generation (CPython's default is 700).
 _GC_GEN0 = 10_000
-# Seconds a fast exit waits for cancelled handlers before leaving them behind.
-_FAST_EXIT_WAIT = 1.0
 
 
 @dataclass(slots=True)
@@ -208,10 +206,12 @@ class Runner:
         """
         installed = self._install_signals() if install_signals else []
         loop = asyncio.get_running_loop()
+        started = False
         try:
             await self.source.start()
             if self._startup is not None:
                 await self._startup()
+            started = True
             if hasattr(self.handler, "set_username"):
                 self.handler.set_username((await self.bot.get_me()).get("username"))
             fetch = loop.create_task(self._fetch_loop(), name="tgrunner-fetch")
@@ -219,17 +219,27 @@ class Runner:
             await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             fetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await fetch  # re-raises a ConfigError from the source
+            failure: BaseException | None = None
+            try:
+                await fetch
+            except asyncio.CancelledError:
+                pass
+            except ConfigError as exc:
+                # Polling cannot go on (409, 401): finish what runs, confirm it, then say why.
+                failure = exc
             code = await self._shutdown()
-            if self._shutdown_hook is not None:
-                await self._shutdown_hook()
+            if failure is not None:
+                raise failure
             return code
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            if self._owns_bot:
-                await self.bot.close()
+            try:
+                if started and self._shutdown_hook is not None:
+                    await self._shutdown_hook()
+            finally:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+                if self._owns_bot:
+                    await self.bot.close()
 
     async def _shutdown(self) -> int:
         sched = self.scheduler
@@ -253,7 +263,12 @@ class Runner:
         clean = not self._fast.is_set()
         if not clean:
             await sched.cancel_all()
-            await self._wait_stragglers()
+            if sched.running:
+                # cancel_all() gave them cancel_grace: these ignore cancellation.
+                log.error(
+                    "%d handler task(s) ignore cancellation; exiting without them", sched.running
+                )
+                self._hard_exit = True
         await self.source.confirm()
         log.info(
             "stopped in %.2f s; %d updates finished, offset %d confirmed",
@@ -262,16 +277,6 @@ class Runner:
             self.watermark.offset,
         )
         return 0 if clean else 1
-
-    async def _wait_stragglers(self) -> None:
-        me = asyncio.current_task()
-        others = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
-        if not others:
-            return
-        _, pending = await asyncio.wait(others, timeout=_FAST_EXIT_WAIT)
-        if pending:
-            log.error("%d handler task(s) ignore cancellation; exiting without them", len(pending))
-            self._hard_exit = True
 
     def run(self) -> int:
         """Run in a new event loop (uvloop when installed) until stopped; return the exit code.
