@@ -1,0 +1,386 @@
+"""The python-telegram-bot 22 front-end: an ``Application`` runs unchanged on tgrunner.
+
+::
+
+    tgrunner run mybot:application          # or mybot:create, a factory returning one
+
+    from tgrunner.frontends.ptb import run
+    run(application)                        # instead of application.run_polling()
+
+tgrunner replaces PTB's ``Updater``; everything else is PTB's own:
+
+- **Lifecycle**, as ``run_polling`` does it: ``initialize()``, ``post_init``, ``start()``
+  (the JobQueue, the persistence loop, the ``update_queue`` fetcher for updates the bot puts
+  there itself) before the first fetch; after the last update, ``stop()`` (running jobs and
+  ``create_task`` tasks finish, persistence is updated), ``post_stop``, ``shutdown()``
+  (persistence is flushed, the HTTP connections close) and ``post_shutdown``.
+- **Updates** go through ``Application.process_update`` in tgrunner's scheduler, so handlers,
+  groups, ``ConversationHandler`` and persistence work as under ``run_polling``. PTB's
+  ``concurrent_updates`` limit is replaced by tgrunner's per-key order and concurrency limit.
+  A custom ``BaseUpdateProcessor`` (anything but PTB's default) still wraps every update.
+- **Order.** The default keys are the chat and the user
+  (:func:`tgrunner.keys.chat_and_user_keys`), so conversation state (per chat, per user or
+  both) never races. Handlers that PTB runs as tasks (``block=False``, or
+  ``Defaults(block=False)``) are awaited before the update counts as finished, so they keep
+  their chat's order and their update is not confirmed to Telegram before they end.
+- **Errors** reach the application's error handlers first. When it has none, tgrunner's
+  error hook gets them (the runtime's log by default), instead of PTB's "No error handlers are
+  registered" log line; errors outside an update (jobs) are logged.
+- **Requests.** By default the application's bot sends its calls through
+  :class:`~tgrunner.frontends.ptb_request.TgrunnerRequest` (``request="tgrunner"``), which
+  raises PTB's own exceptions; ``request="ptb"`` keeps PTB's ``HTTPXRequest``. A request object
+  other than PTB's plain ``HTTPXRequest`` is kept: a subclass, another class, or an
+  ``HTTPXRequest`` with a proxy (set, or in ``HTTPS_PROXY``/``ALL_PROXY``), socket options,
+  HTTP/2 or extra httpx arguments.
+- **allowed_updates**: ``Update.ALL_TYPES`` unless tgrunner's settings name some
+  (``TGRUNNER_ALLOWED_UPDATES``, or ``run(allowed_updates=...)``).
+
+Limits: ``Application.stop_running()`` stops the event loop under PTB's runner and cannot stop
+tgrunner (send SIGTERM, or call ``Runner.stop()``); ``run_polling``'s ``bootstrap_retries``,
+``poll_interval`` and ``stop_signals`` have no counterpart (tgrunner retries with backoff and
+handles SIGINT and SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder, ExtBot, SimpleUpdateProcessor
+from telegram.request import HTTPXRequest
+
+from tgrunner.errors import ConfigError
+from tgrunner.frontends import Frontend
+from tgrunner.frontends.ptb_request import TgrunnerRequest
+from tgrunner.keys import chat_and_user_keys
+from tgrunner.settings import Settings
+
+if TYPE_CHECKING:
+    from telegram.ext import CallbackContext
+
+    from tgrunner.bot import Bot
+
+__all__ = ["ALL_TYPES", "REQUEST_MODES", "PTBDriver", "adapt", "run"]
+
+log = logging.getLogger(__name__)
+
+REQUEST_MODES = ("tgrunner", "ptb")
+"""``request=`` choices: tgrunner's HTTP client (default) or PTB's own ``HTTPXRequest``."""
+
+_AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+ALL_TYPES: tuple[str, ...] = tuple(str(kind) for kind in Update.ALL_TYPES)
+"""Every update kind PTB knows (``Update.ALL_TYPES``): the default ``allowed_updates``."""
+
+
+def _application(obj: Any) -> _AnyApplication:
+    if isinstance(obj, Application):
+        return obj
+    if isinstance(obj, ApplicationBuilder):
+        return obj.build()
+    raise ConfigError(
+        f"tgrunner runs a python-telegram-bot Application, not {type(obj).__name__}. Point it "
+        "at the Application (mybot:application) or a function that builds one (mybot:create)."
+    )
+
+
+def _api_url_of(bot: Any) -> str | None:
+    """The server of a PTB bot's ``base_url`` (``…/bot<token>``), None for other layouts."""
+    suffix = f"/bot{bot.token}"
+    base: str = bot.base_url
+    return base[: -len(suffix)] if base.endswith(suffix) else None
+
+
+class PTBDriver:
+    """Drives one PTB ``Application`` for the runtime: its lifecycle hooks and the handler.
+
+    Built by :func:`adapt`; ``token`` / ``api_url`` given here replace the bot's own (the bot
+    then calls ``<api_url>/bot<token>/…`` and ``<api_url>/file/bot<token>/…``).
+    """
+
+    def __init__(
+        self,
+        app: _AnyApplication,
+        *,
+        token: str | None = None,
+        api_url: str | None = None,
+        request: str = "tgrunner",
+    ) -> None:
+        if request not in REQUEST_MODES:
+            raise ConfigError(
+                f"request={request!r} is not one of {', '.join(map(repr, REQUEST_MODES))}: "
+                "'tgrunner' sends the bot's calls through tgrunner's HTTP client, 'ptb' keeps "
+                "python-telegram-bot's own HTTPXRequest."
+            )
+        self.app = app
+        self.request = request
+        bot = app.bot
+        own_api = _api_url_of(bot)
+        self.token: str = token or bot.token
+        self.api_url: str | None = api_url.rstrip("/") if api_url else own_api
+        if self.api_url is None:
+            raise ConfigError(
+                f"The application's bot calls {bot.base_url!r}, which is not "
+                "'<server>/bot<token>', so tgrunner cannot tell where to poll. Pass the server "
+                "(--api-url), or build the bot with base_url='<server>/bot'."
+            )
+        if self.token != bot.token or self.api_url != own_api:
+            # PTB bots are frozen and have no setter: their slots are written directly.
+            object.__setattr__(bot, "_token", self.token)
+            object.__setattr__(bot, "_base_url", f"{self.api_url}/bot{self.token}")
+            object.__setattr__(bot, "_base_file_url", f"{self.api_url}/file/bot{self.token}")
+        # Errors raised while an update is processed, by the id of its Update object; only used
+        # when the application has no error handler of its own.
+        self._errors: dict[int, list[Exception]] = {}
+        self._fallback_installed = False
+
+    # -- the handler --------------------------------------------------------------------------
+
+    async def handle(self, data: dict[str, Any], bot: Bot) -> None:
+        """Process one update (a dict as Telegram sent it) with the application.
+
+        ``bot`` (tgrunner's client) is not used: handlers use the application's own bot.
+        """
+        app = self.app
+        ptb_bot = app.bot
+        update = Update.de_json(data, ptb_bot)
+        if isinstance(ptb_bot, ExtBot) and ptb_bot.callback_data_cache is not None:
+            ptb_bot.insert_callback_data(update)  # what ExtBot.get_updates does under PTB
+        key = id(update)
+        errors: list[Exception] = []
+        self._errors[key] = errors
+        try:
+            processor = app.update_processor
+            if type(processor) is SimpleUpdateProcessor:
+                await app.process_update(update)
+            else:
+                await processor.process_update(update, app.process_update(update))
+            await self._wait_non_blocking(update)
+        finally:
+            del self._errors[key]
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ExceptionGroup(f"{len(errors)} handlers failed on {update.update_id}", errors)
+
+    async def _wait_non_blocking(self, update: Update) -> None:
+        """Await the tasks PTB spawned for this update's ``block=False`` handlers.
+
+        PTB keeps them in a private set and names them after their origin; the update they
+        serve is the ``update`` argument of the task's coroutine. Without the set (a future PTB)
+        they run detached, as under PTB's own runner.
+        """
+        tasks: set[asyncio.Task[Any]] | None = getattr(
+            self.app, "_Application__create_task_tasks", None
+        )
+        if not tasks:
+            return
+        mine = [t for t in tasks if _spawned_for(t, update)]
+        if not mine:
+            return
+        try:
+            await asyncio.wait(mine)
+        except asyncio.CancelledError:
+            # The update's time limit (or a fast stop) ends its handlers, spawned ones too.
+            for task in mine:
+                task.cancel()
+            raise
+
+    async def _fallback(self, update: object, context: CallbackContext[Any, Any, Any, Any]) -> None:
+        """The error handler installed when the application has none of its own."""
+        if len(self.app.error_handlers) > 1:
+            return  # the bot registered its own error handlers since
+        error = context.error
+        if error is None:
+            return
+        errors = self._errors.get(id(update))
+        if errors is not None:
+            errors.append(error)  # raised again by handle(): tgrunner's error hook gets it
+        elif context.job is not None:
+            log.error("job %r failed", context.job.name, exc_info=error)
+        else:
+            log.error("python-telegram-bot task failed (%r)", update, exc_info=error)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """``initialize()``, ``post_init``, ``start()``; on failure, shut down as on exit."""
+        app = self.app
+        try:
+            if self.request == "tgrunner":
+                await self._install_request()
+            await app.initialize()
+            if app.post_init is not None:
+                await app.post_init(app)
+            await app.start()
+        except BaseException:
+            await self.shutdown()
+            raise
+        if not app.error_handlers:
+            app.add_error_handler(self._fallback, block=True)
+            self._fallback_installed = True
+
+    async def shutdown(self) -> None:
+        """``stop()`` and ``post_stop`` (if started), ``shutdown()``, ``post_shutdown``."""
+        app = self.app
+        try:
+            if app.running:
+                await app.stop()
+                if app.post_stop is not None:
+                    await app.post_stop(app)
+        finally:
+            try:
+                await app.shutdown()
+                if app.post_shutdown is not None:
+                    await app.post_shutdown(app)
+            finally:
+                if self._fallback_installed:
+                    app.remove_error_handler(self._fallback)
+                    self._fallback_installed = False
+
+    async def _install_request(self) -> None:
+        """Put a TgrunnerRequest where the bot has PTB's default HTTPXRequest."""
+        bot = self.app.bot
+        current: tuple[Any, Any] = bot._request  # no public way to swap a built bot's requests
+        plain = [_is_plain_httpx(r) for r in current]
+        if not any(plain):
+            return
+        ours = TgrunnerRequest(**_timeouts(current[1]))
+        object.__setattr__(
+            bot, "_request", tuple(ours if p else r for r, p in zip(current, plain, strict=True))
+        )
+        for old, p in zip(current, plain, strict=True):
+            if p:
+                await old.shutdown()
+
+
+def _spawned_for(task: asyncio.Task[Any], update: Update) -> bool:
+    if task.done():
+        return False
+    name = task.get_name()
+    if name.startswith("ConversationHandler:"):
+        return name.startswith(f"ConversationHandler:{update.update_id}:handle_update:")
+    if ":process_update_non_blocking:" not in name:
+        return False  # the bot's own create_task work: it may outlive the update by design
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return frame is not None and frame.f_locals.get("update") is update
+
+
+# HTTPXRequest's own client settings; anything more (a proxy, socket options, HTTP/2, extra
+# httpx arguments) is a setup tgrunner's client does not have, so that request is kept.
+_PLAIN_HTTPX = {"timeout", "proxy", "limits", "transport", "http1", "http2"}
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _is_plain_httpx(request: Any) -> bool:
+    """Whether ``request`` is PTB's HTTPXRequest as the builder makes it by default."""
+    if type(request) is not HTTPXRequest:
+        return False
+    kwargs: dict[str, Any] | None = getattr(request, "_client_kwargs", None)
+    if kwargs is None:
+        return True
+    custom = (
+        set(kwargs) - _PLAIN_HTTPX
+        or kwargs.get("proxy") is not None
+        or kwargs.get("transport") is not None
+        or kwargs.get("http2")
+        or any(os.environ.get(name) for name in _PROXY_VARIABLES)
+    )
+    if custom:
+        log.info("keeping the bot's HTTPXRequest: it has a proxy or custom httpx settings")
+    return not custom
+
+
+def _timeouts(request: Any) -> dict[str, Any]:
+    """The timeouts set on PTB's HTTPXRequest (through the ApplicationBuilder), to keep them."""
+    timeout = getattr(getattr(request, "_client", None), "timeout", None)
+    if timeout is None:
+        return {"read_timeout": request.read_timeout}
+    return {
+        "read_timeout": timeout.read,
+        "write_timeout": timeout.write,
+        "connect_timeout": timeout.connect,
+        "pool_timeout": timeout.pool,
+        "media_write_timeout": getattr(request, "_media_write_timeout", 20.0),
+    }
+
+
+def adapt(
+    obj: Any,
+    *,
+    token: str | None = None,
+    api_url: str | None = None,
+    request: str = "tgrunner",
+    **_: Any,
+) -> Frontend:
+    """The :class:`~tgrunner.frontends.Frontend` for a PTB ``Application`` (or its builder).
+
+    - ``token`` / ``api_url``: replace the bot's own when given; otherwise they are read from
+      the bot (``api_url`` from its ``base_url``).
+    - ``request``: ``"tgrunner"`` (default) sends the bot's calls through tgrunner's HTTP
+      client, ``"ptb"`` keeps PTB's ``HTTPXRequest``.
+
+    Options meant for other front-ends are ignored.
+    """
+    driver = PTBDriver(_application(obj), token=token, api_url=api_url, request=request)
+    return Frontend(
+        handler=driver.handle,
+        token=driver.token,
+        api_url=driver.api_url,
+        keys=chat_and_user_keys,
+        allowed_updates=ALL_TYPES,
+        startup=driver.startup,
+        shutdown=driver.shutdown,
+    )
+
+
+def run(
+    application: _AnyApplication | Callable[[], _AnyApplication],
+    *,
+    token: str | None = None,
+    api_url: str | None = None,
+    request: str = "tgrunner",
+    timeout: int | None = None,
+    allowed_updates: Sequence[str] | None = None,
+    drop_pending_updates: bool | None = None,
+    settings: Settings | None = None,
+) -> int:
+    """Run a PTB application on tgrunner until SIGINT or SIGTERM; return the exit code.
+
+    The counterpart of ``application.run_polling()``:
+
+    - ``application``: the Application, or a function that builds one.
+    - ``token`` / ``api_url``: default the bot's own (``api_url`` also from
+      ``$TGRUNNER_API_URL``).
+    - ``timeout``: long-poll seconds (default tgrunner's, 30).
+    - ``allowed_updates``: default ``Update.ALL_TYPES`` (unless ``TGRUNNER_ALLOWED_UPDATES``).
+    - ``drop_pending_updates``: skip the backlog on start (default False).
+    - ``settings``: the rest (concurrency, grace, handler time limit…); default
+      ``Settings.from_env()``.
+    - ``request``: see :func:`adapt`.
+    """
+    from tgrunner.app import build_runner  # tgrunner.app imports the front-ends package
+
+    if not isinstance(application, Application) and callable(application):
+        application = application()
+    settings = settings or Settings.from_env()
+    polling = settings.polling
+    if timeout is not None:
+        polling = replace(polling, timeout=timeout)
+    if allowed_updates is not None:
+        polling = replace(polling, allowed_updates=tuple(str(k) for k in allowed_updates))
+    if drop_pending_updates is not None:
+        polling = replace(polling, drop_pending_updates=drop_pending_updates)
+    runner = build_runner(
+        application,
+        token=token,
+        api_url=api_url or os.environ.get("TGRUNNER_API_URL"),
+        settings=replace(settings, polling=polling),
+        request=request,
+    )
+    return runner.run()
