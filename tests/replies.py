@@ -40,3 +40,29 @@ def tally(sent: dict[int, list[str]], requests: list[Any]) -> Tally:
                 violations += 1
             high = max(high, rank[t])
     return Tally(lost, duplicates, violations)
+
+
+def send_round(users: list[Any], sent: dict[int, list[str]], start: int) -> int:
+    """Each user sends the next number once; record it under its chat. Returns the last."""
+    n = start
+    for user in users:
+        n += 1
+        user.send(str(n))
+        sent.setdefault(user.chat.id, []).append(str(n))
+    return n
+
+
+def send_load(tg: Any, chats: int, per_chat: int) -> dict[int, list[str]]:
+    """``chats`` users send ``per_chat`` numbered messages each, interleaved; returns what
+    each chat sent, in order."""
+    users = [tg.user(f"L{i}") for i in range(chats)]
+    sent: dict[int, list[str]] = {}
+    n = 0
+    for _round in range(per_chat):
+        n = send_round(users, sent, n)
+    return sent
+
+
+def replied(tg: Any) -> int:
+    """How many sendMessage calls FakeTelegram answered with success."""
+    return sum(1 for r in tg.requests if r.method == "sendMessage" and r.ok)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from replies import tally
+from replies import replied, send_load, tally
 from tgrunner.testing import FakeTelegram
 
 BOTS = Path(__file__).parent / "bots"
@@ -56,22 +56,6 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> tuple
     _, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, err.decode(errors="replace")
-
-
-def send_load(tg: FakeTelegram, chats: int, per_chat: int) -> dict[int, list[str]]:
-    users = [tg.user(f"L{i}") for i in range(chats)]
-    sent: dict[int, list[str]] = {}
-    n = 0
-    for _round in range(per_chat):
-        for u in users:
-            n += 1
-            u.send(str(n))
-            sent.setdefault(u.chat.id, []).append(str(n))
-    return sent
-
-
-def replied(tg: FakeTelegram) -> int:
-    return sum(1 for r in tg.requests if r.method == "sendMessage" and r.ok)
 
 
 @pytest.mark.timeout(120)

@@ -52,7 +52,7 @@ from aiogram.types import (
 )
 
 from conftest import need_service
-from replies import tally
+from replies import replied, send_load, tally
 from tgrunner.app import build_runner
 from tgrunner.bot import Bot as NativeBot
 from tgrunner.errors import ConfigError
@@ -827,22 +827,6 @@ async def finish(proc: asyncio.subprocess.Process, err: Any, timeout: float = 30
     code = await asyncio.wait_for(proc.wait(), timeout)
     err.close()
     return code
-
-
-def send_load(tg: FakeTelegram, chats: int, per_chat: int) -> dict[int, list[str]]:
-    users = [tg.user(f"L{i}") for i in range(chats)]
-    sent: dict[int, list[str]] = {}
-    n = 0
-    for _round in range(per_chat):
-        for user in users:
-            n += 1
-            user.send(str(n))
-            sent.setdefault(user.chat.id, []).append(str(n))
-    return sent
-
-
-def replied(tg: FakeTelegram) -> int:
-    return sum(1 for r in tg.requests if r.method == "sendMessage" and r.ok)
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, T
 from telegram.ext import Application, ApplicationBuilder, MessageHandler, PicklePersistence, filters
 from telegram.request import HTTPXRequest
 
-from replies import tally
+from replies import replied, send_load, send_round, tally
 from tgrunner.app import build_runner
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import detect
@@ -208,19 +208,6 @@ async def test_sample_bot_replies_as_under_ptb_own_runner(tmp_path: Path) -> Non
 
 
 # -- order and concurrency ---------------------------------------------------------------------
-
-
-def send_round(users: list[Any], sent: dict[int, list[str]], start: int) -> int:
-    n = start
-    for u in users:
-        n += 1
-        u.send(str(n))
-        sent.setdefault(u.chat.id, []).append(str(n))
-    return n
-
-
-def replied(tg: FakeTelegram) -> int:
-    return sum(1 for r in tg.requests if r.method == "sendMessage" and r.ok)
 
 
 @pytest.mark.parametrize("block", [True, False], ids=["blocking", "block=False"])
@@ -586,15 +573,6 @@ async def read_until(proc: asyncio.subprocess.Process, text: str, timeout: float
             assert line, f"the process ended without saying {text!r}: {''.join(lines)}"
             lines.append(line.decode(errors="replace"))
     return "".join(lines)
-
-
-def send_load(tg: FakeTelegram, chats: int, per_chat: int) -> dict[int, list[str]]:
-    users = [tg.user(f"L{i}") for i in range(chats)]
-    sent: dict[int, list[str]] = {}
-    n = 0
-    for _ in range(per_chat):
-        n = send_round(users, sent, n)
-    return sent
 
 
 @pytest.mark.slow
