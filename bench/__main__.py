@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2000.0, help="(b): updates/s offered (2000)")
     p.add_argument("--seconds", type=float, help="(b): seconds of offered load (default 10)")
     p.add_argument("--scenario", choices=("a", "b", "all"), default="all")
+    p.add_argument(
+        "--spread",
+        choices=("random", "even"),
+        default="random",
+        help="how messages pick their chat: at random (default; two may meet in one chat, "
+        "and order makes the second wait) or evenly, in turn",
+    )
     p.add_argument("--rows", nargs="+", metavar="ROW", help=f"rows to run (default all): {keys}")
     p.add_argument(
         "--timeout",
@@ -66,9 +73,15 @@ def _plans(args: argparse.Namespace) -> dict[str, LoadPlan]:
     chats = args.chats or (200 if args.quick else 1000)
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     plans = {
-        "a": LoadPlan(chats=chats, updates=updates, timeout=args.timeout or 30 + updates / 100),
+        "a": LoadPlan(
+            chats=chats,
+            updates=updates,
+            timeout=args.timeout or 30 + updates / 100,
+            spread=args.spread,
+        ),
         "b": LoadPlan(
             chats=chats,
+            spread=args.spread,
             updates=max(1, round(args.rate * seconds)),
             rate=args.rate,
             latency_ms=LATENCY_MS,
@@ -82,7 +95,8 @@ def _plans(args: argparse.Namespace) -> dict[str, LoadPlan]:
 def _describe(plan: LoadPlan) -> str:
     offered = "all queued at once" if plan.rate <= 0 else f"offered at {plan.rate:,.0f}/s"
     return (
-        f"{plan.updates:,} messages over {plan.chats:,} chats, {offered}; API latency "
+        f"{plan.updates:,} messages over {plan.chats:,} chats ({plan.spread} spread), "
+        f"{offered}; API latency "
         f"{plan.latency_ms:g} ms; a row that cannot keep up stops at {plan.timeout:g} s."
     )
 

@@ -11,6 +11,7 @@ from ``/proc/<pid>/stat`` (user + system, all threads) between the moment it pol
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -293,6 +294,10 @@ async def run_row(row: Row, scenario: str, plan: LoadPlan, *, pin: bool) -> dict
                 await _wait_polling(tg, proc, log)
             except RowFailed as exc:
                 return {**result, "skipped": str(exc)}
+            # The load driver must not stall on collections of the harness's own heap (earlier
+            # rows, matplotlib): that would show up as the bot's latency.
+            gc.collect()
+            gc.freeze()
             cpu_start = cpu_seconds(proc.pid)
             own_start, wall_start = time.process_time(), time.monotonic()
             report = await run_load(tg, plan)

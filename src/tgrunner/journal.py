@@ -123,7 +123,16 @@ class Journal:
         if not self._finished:
             return
         done, self._finished = self._finished, []
-        self._db.executemany("DELETE FROM intake WHERE update_id = ?", done)
+        db = self._db
+        # One transaction: in autocommit mode executemany would commit once per row.
+        db.execute("BEGIN")
+        try:
+            db.executemany("DELETE FROM intake WHERE update_id = ?", done)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._finished[:0] = done
+            raise
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database file, on a connection of its own.

@@ -34,6 +34,9 @@ class LoadPlan:
     - ``latency_ms``: API latency added to every method but ``getUpdates``, default 0.
     - ``timeout``: seconds to wait for all replies before reporting what came, default 300.
     - ``seed``: the draw of chats, default 0.
+    - ``spread``: how messages pick their chat: ``"random"`` (default; a chat may get two
+      messages close together, and the second then waits for the first, as order demands)
+      or ``"even"`` (round robin: every chat gets one message in turn).
     """
 
     chats: int = 1000
@@ -42,8 +45,11 @@ class LoadPlan:
     latency_ms: float = 0.0
     timeout: float = 300.0
     seed: int = 0
+    spread: str = "random"
 
     def __post_init__(self) -> None:
+        if self.spread not in ("random", "even"):
+            raise ValueError(f"spread is 'random' or 'even', not {self.spread!r}")
         if self.chats < 1 or self.updates < 1:
             raise ValueError("a load needs at least one chat and one update")
         if self.rate < 0 or self.latency_ms < 0 or self.timeout <= 0:
@@ -152,12 +158,14 @@ async def run_load(
         users.append((user, chat))
     tracker = _Tracker(tg, plan.updates)
     per_chat: dict[int, int] = {}
+    even = plan.spread == "even"
 
     def push(n: int) -> None:
         now = state.now()
         mono = time.monotonic()
         for _ in range(n):
-            user, chat = users[rng.randrange(plan.chats)]
+            index = len(tracker.sent_at) % plan.chats if even else rng.randrange(plan.chats)
+            user, chat = users[index]
             number = str(len(tracker.sent_at) + 1)
             chat_id = chat["id"]
             seq = per_chat.get(chat_id, 0)
