@@ -118,7 +118,21 @@ ROWS: tuple[Row, ...] = (
         False,
         _tgrunner("bench.bots.aiogram_echo:dp"),
     ),
+    Row(
+        "tg-aiogram-journal",
+        "tgrunner + aiogram + intake journal",
+        "aiogram",
+        False,
+        _tgrunner("bench.bots.aiogram_echo:dp", journal=True),
+    ),
     Row("tg-ptb", "tgrunner + PTB", "ptb", False, _tgrunner("bench.bots.ptb_echo:application")),
+    Row(
+        "tg-ptb-journal",
+        "tgrunner + PTB + intake journal",
+        "ptb",
+        False,
+        _tgrunner("bench.bots.ptb_echo:application", journal=True),
+    ),
     Row(
         "aiogram-tasks",
         "aiogram start_polling (handle_as_tasks=True)",
