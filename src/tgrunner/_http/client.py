@@ -38,6 +38,8 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
+from tgrunner._http.headers import add_header
+
 __all__ = ["ClientResponse", "HTTPClient", "TransportError", "TransportTimeout"]
 
 # Bodies up to this size are copied behind the head so a request is one write.
@@ -49,8 +51,6 @@ _CONTENT_TYPES_MAX = 64
 # Methods whose requests carry no Content-Length when their body is empty.
 _NO_BODY = frozenset({"GET", "DELETE", "OPTIONS", "TRACE"})
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_HEADER_NAMES: dict[bytes, str] = {}
-_HEADER_NAMES_MAX = 512
 
 
 class TransportError(Exception):
@@ -151,15 +151,7 @@ class _Connection(asyncio.Protocol):
     # -- parser callbacks -------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = _HEADER_NAMES.get(name)
-        if key is None:
-            key = name.decode("latin-1").lower()
-            if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
-                _HEADER_NAMES[name] = key
-        text = value.decode("latin-1")
-        seen = self._headers.setdefault(key, text)
-        if seen is not text:
-            self._headers[key] = f"{seen}, {text}"
+        add_header(self._headers, name, value)
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()

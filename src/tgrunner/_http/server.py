@@ -42,6 +42,8 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
+from tgrunner._http.headers import add_header
+
 __all__ = ["HTTPServer", "Handler", "Request", "Response"]
 
 log = logging.getLogger(__name__)
@@ -118,8 +120,6 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 # (status, content type, close) -> the head up to the Content-Length value.
 _PREFIXES: dict[tuple[int, str, bool], bytes] = {}
 _PREFIXES_MAX = 1024
-_HEADER_NAMES: dict[bytes, str] = {}
-_HEADER_NAMES_MAX = 512
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
 
 
@@ -313,15 +313,7 @@ class _Connection(asyncio.Protocol):
         self._url = url if not self._url else self._url + url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = _HEADER_NAMES.get(name)
-        if key is None:
-            key = name.decode("latin-1").lower()
-            if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
-                _HEADER_NAMES[name] = key
-        text = value.decode("latin-1")
-        seen = self._headers.setdefault(key, text)
-        if seen is not text:
-            self._headers[key] = f"{seen}, {text}"
+        add_header(self._headers, name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False

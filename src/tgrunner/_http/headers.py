@@ -1,0 +1,23 @@
+"""Header bookkeeping shared by the server's and the client's parser callbacks."""
+
+from __future__ import annotations
+
+__all__ = ["add_header"]
+
+# Lower-cased names of the headers seen so far: a dict hit instead of a decode and a lower()
+# per header, bounded so a peer sending odd names cannot grow it without end.
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 512
+
+
+def add_header(headers: dict[str, str], name: bytes, value: bytes) -> None:
+    """Record one header under its lower-cased name; a repeated one is comma-joined."""
+    key = _NAMES.get(name)
+    if key is None:
+        key = name.decode("latin-1").lower()
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[name] = key
+    text = value.decode("latin-1")
+    seen = headers.setdefault(key, text)
+    if seen is not text:
+        headers[key] = f"{seen}, {text}"
