@@ -19,23 +19,12 @@ from typing import Any
 
 import pytest
 import uvloop
+from servers import serving
 
 from tgrunner._http.client import ClientResponse, HTTPClient, TransportError, TransportTimeout
-from tgrunner._http.server import HTTPServer, Request, Response
+from tgrunner._http.server import Request, Response
 
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handler: Callable[[Request], Response | Awaitable[Response]], **options: Any
-) -> AsyncIterator[HTTPServer]:
-    server = HTTPServer(handler, **options)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @contextlib.asynccontextmanager

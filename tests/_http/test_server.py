@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from servers import serving
 
 from tgrunner._http.server import HTTPServer, Request, Response
 
@@ -25,18 +25,6 @@ Writer = asyncio.StreamWriter
 
 INTERNAL = b'{"ok":false,"error_code":500,"description":"Internal Server Error"}'
 TOO_LARGE = b'{"ok":false,"error_code":413,"description":"Request Entity Too Large"}'
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handler: Callable[[Request], Response | Awaitable[Response]], **options: Any
-) -> AsyncIterator[HTTPServer]:
-    server = HTTPServer(handler, **options)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 async def connect(server: HTTPServer) -> tuple[Reader, Writer]:

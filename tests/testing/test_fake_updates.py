@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tgrunner.testing import FakeTelegram
@@ -23,18 +22,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as fake:
         fake.state.register_chat(CHAT)
         yield fake
-
-
-@pytest.fixture
-async def api(tg: FakeTelegram) -> AsyncIterator[Call]:
-    async with aiohttp.ClientSession() as session:
-
-        async def call(method: str, **params: Any) -> tuple[int, dict[str, Any]]:
-            url = f"{tg.api_url}/bot{tg.token}/{method}"
-            async with session.post(url, json=params) as response:
-                return response.status, await response.json()
-
-        yield call
 
 
 def message(tg: FakeTelegram, text: str) -> dict[str, Any]:

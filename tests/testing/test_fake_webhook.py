@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -72,18 +71,6 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 async def tg() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram(webhook_retry=WebhookRetry(base=0.01, cap=0.05)) as fake:
         yield fake
-
-
-@pytest.fixture
-async def api(tg: FakeTelegram) -> AsyncIterator[Call]:
-    async with aiohttp.ClientSession() as session:
-
-        async def call(method: str, **params: Any) -> tuple[int, dict[str, Any]]:
-            url = f"{tg.api_url}/bot{tg.token}/{method}"
-            async with session.post(url, json=params) as response:
-                return response.status, await response.json()
-
-        yield call
 
 
 def chat(tg: FakeTelegram, chat_id: int) -> dict[str, Any]:
