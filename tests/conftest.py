@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import aiohttp
 import pytest
 
 from tgrunner.testing import FakeTelegram
+
+Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 
 REQUIRE_SERVICES = os.environ.get("TGRUNNER_REQUIRE_SERVICES") == "1"
 
@@ -43,3 +47,16 @@ async def tg() -> AsyncIterator[FakeTelegram]:
     """A FakeTelegram serving on a free loopback port for the test's duration."""
     async with FakeTelegram() as fake:
         yield fake
+
+
+@pytest.fixture
+async def api(tg: FakeTelegram) -> AsyncIterator[Call]:
+    """``await api("method", **params)``: a JSON POST to the fake; gives (status, body)."""
+    async with aiohttp.ClientSession() as session:
+
+        async def call(method: str, **params: Any) -> tuple[int, dict[str, Any]]:
+            url = f"{tg.api_url}/bot{tg.token}/{method}"
+            async with session.post(url, json=params) as response:
+                return response.status, await response.json()
+
+        yield call
