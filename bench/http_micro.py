@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from tgrunner._http import HTTPClient, HTTPServer, Request, Response
+from tgrunner._http import HTTPServer, Request, Response
+from tgrunner.client.transports.fast import HTTPClient
 
 REQUEST = orjson.dumps({"chat_id": 123456789, "text": "hello, this is an echo of your message"})
 ANSWER = orjson.dumps(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from tgrunner.router import Context, Router
+from tgrunner.frontends.native.router import Context, Router
 
 router = Router()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tgrunner import errors
-from tgrunner.bot import Bot, InputFile
+from tgrunner.client.bot import Bot, InputFile
 from tgrunner.testing import FakeTelegram, Faults, FloodLimits
 
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from replies import tally
 from tgrunner.errors import ConfigError
-from tgrunner.journal import Journal
-from tgrunner.router import Context, Router
-from tgrunner.runner import Runner
+from tgrunner.frontends.native.router import Context, Router
+from tgrunner.intake.journal import Journal
+from tgrunner.runtime.runner import Runner
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
 from tgrunner.testing import FakeTelegram

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tgrunner.bot import Bot
-from tgrunner.router import Context, Router
+from tgrunner.client.bot import Bot
+from tgrunner.frontends.native.router import Context, Router
 from tgrunner.testing import FakeTelegram
 
 

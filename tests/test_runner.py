@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from replies import tally
-from tgrunner.bot import Bot
+from tgrunner.client.bot import Bot
 from tgrunner.errors import ConfigError
+from tgrunner.frontends.native.router import Context, Router
 from tgrunner.keys import default_keys
-from tgrunner.router import Context, Router
-from tgrunner.runner import Runner
+from tgrunner.runtime.runner import Runner
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tgrunner.watermark import Watermark
+from tgrunner.intake.watermark import Watermark
 
 
 def test_offset_waits_for_the_oldest_unfinished() -> None:

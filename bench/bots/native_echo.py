@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tgrunner.router import Context, Router
+from tgrunner.frontends.native.router import Context, Router
 
 router = Router()
 

@@ -14,7 +14,7 @@
 """
 
 from tgrunner import errors
-from tgrunner.bot import Bot, InputFile
+from tgrunner.client.bot import Bot, InputFile
 from tgrunner.errors import (
     BadRequest,
     ConfigError,
@@ -30,9 +30,9 @@ from tgrunner.errors import (
     TimedOut,
     Unauthorized,
 )
+from tgrunner.frontends.native.router import Context, Router
 from tgrunner.keys import chat_and_user_keys, default_keys
-from tgrunner.router import Context, Router
-from tgrunner.runner import Runner, RunnerStats, run
+from tgrunner.runtime.runner import Runner, RunnerStats, run
 from tgrunner.scheduler import Scheduler, SchedulerOptions
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions

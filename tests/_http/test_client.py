@@ -21,8 +21,13 @@ import pytest
 import uvloop
 from servers import serving
 
-from tgrunner._http.client import ClientResponse, HTTPClient, TransportError, TransportTimeout
 from tgrunner._http.server import Request, Response
+from tgrunner.client.transports.fast import (
+    ClientResponse,
+    HTTPClient,
+    TransportError,
+    TransportTimeout,
+)
 
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

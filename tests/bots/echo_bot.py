@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from tgrunner.router import Context, Router
+from tgrunner.frontends.native.router import Context, Router
 
 router = Router()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tgrunner.router import Context, Router
+from tgrunner.frontends.native.router import Context, Router
 
 router = Router()
 

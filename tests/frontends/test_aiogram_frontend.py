@@ -53,8 +53,7 @@ from aiogram.types import (
 
 from conftest import need_service
 from replies import replied, send_load, tally
-from tgrunner.app import build_runner
-from tgrunner.bot import Bot as NativeBot
+from tgrunner.client.bot import Bot as NativeBot
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import aiogram as front
 from tgrunner.frontends.aiogram import (
@@ -65,7 +64,8 @@ from tgrunner.frontends.aiogram import (
     inline_magic_filters,
 )
 from tgrunner.keys import default_keys
-from tgrunner.runner import Runner
+from tgrunner.runtime.build import build_runner
+from tgrunner.runtime.runner import Runner
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
 from tgrunner.testing import FakeTelegram, Faults, FloodLimits

@@ -33,13 +33,13 @@ from telegram.ext import Application, ApplicationBuilder, MessageHandler, Pickle
 from telegram.request import HTTPXRequest
 
 from replies import replied, send_load, send_round, tally
-from tgrunner.app import build_runner
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import detect
 from tgrunner.frontends.ptb import ALL_TYPES, adapt
-from tgrunner.frontends.ptb_request import TgrunnerRequest
+from tgrunner.frontends.ptb.request import TgrunnerRequest
 from tgrunner.keys import chat_and_user_keys
-from tgrunner.runner import Runner
+from tgrunner.runtime.build import build_runner
+from tgrunner.runtime.runner import Runner
 from tgrunner.settings import PollingOptions, SchedulerOptions, Settings
 from tgrunner.testing import FakeTelegram
 from tgrunner.testing.fake.faults import Faults, FloodLimits

@@ -1,20 +1,10 @@
-"""A hand-written HTTP/1.1 server and client on asyncio Protocols and httptools.
+"""A hand-written HTTP/1.1 server on asyncio Protocols and httptools (FakeTelegram's).
 
-Both exist because aiohttp costs about 100-200 µs of CPU per request on each side, while
-FakeTelegram must serve 20,000 requests a second on one core and the bot runtime aims at 50 µs
-per echoed update. See :mod:`.server` and :mod:`.client` for what each does and does not do.
+It exists because aiohttp costs about 100-200 µs of CPU per request, while FakeTelegram must
+serve 20,000 requests a second on one core. See :mod:`.server` for what it does and does not
+do. The matching client is :mod:`tgrunner.client.transports.fast`.
 """
 
-from tgrunner._http.client import ClientResponse, HTTPClient, TransportError, TransportTimeout
 from tgrunner._http.server import Handler, HTTPServer, Request, Response
 
-__all__ = [
-    "ClientResponse",
-    "HTTPClient",
-    "HTTPServer",
-    "Handler",
-    "Request",
-    "Response",
-    "TransportError",
-    "TransportTimeout",
-]
+__all__ = ["HTTPServer", "Handler", "Request", "Response"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tgrunner.keys import KeyFunc
 
 if TYPE_CHECKING:
-    from tgrunner.bot import Bot
+    from tgrunner.client.bot import Bot
 
 __all__ = ["Frontend", "detect"]
 

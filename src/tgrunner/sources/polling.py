@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tgrunner.bot import Bot
+from tgrunner.client.bot import Bot
 from tgrunner.errors import (
     ConfigError,
     Conflict,
@@ -35,8 +35,8 @@ from tgrunner.errors import (
     TelegramError,
     Unauthorized,
 )
-from tgrunner.journal import Journal
-from tgrunner.watermark import Watermark
+from tgrunner.intake.journal import Journal
+from tgrunner.intake.watermark import Watermark
 
 __all__ = ["PollingOptions", "PollingSource"]
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from tgrunner._http.client import HTTPClient, TransportError, TransportTimeout
+from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
 from tgrunner.testing.fake.world import BotState, State, chat_key
 
 __all__ = ["WebhookDelivery", "WebhookRetry"]

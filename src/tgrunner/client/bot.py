@@ -13,9 +13,9 @@ from typing import Any, Self
 
 import orjson
 
-from tgrunner._http.client import HTTPClient, TransportError, TransportTimeout
+from tgrunner.client.multipart import InputFile, encode_multipart, has_files, is_file
+from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
 from tgrunner.errors import ConfigError, NetworkError, ServerError, TimedOut, telegram_error
-from tgrunner.multipart import InputFile, encode_multipart, has_files, is_file
 
 __all__ = ["DEFAULT_API_URL", "Bot", "InputFile"]
 

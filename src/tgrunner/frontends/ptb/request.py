@@ -2,7 +2,7 @@
 
 PTB's default request class sends every Bot API call through httpx, which costs several hundred
 microseconds of CPU per call. :class:`TgrunnerRequest` sends the same calls through
-:class:`tgrunner._http.client.HTTPClient` instead, with JSON bodies encoded by orjson (multipart
+tgrunner's ``fast`` HTTP transport instead, with JSON bodies encoded by orjson (multipart
 when the call uploads files), and parses answers with orjson.
 
 It only moves bytes: it returns ``(status, body)`` from :meth:`~TgrunnerRequest.do_request`, so
@@ -13,7 +13,7 @@ failures become ``telegram.error.TimedOut`` and ``telegram.error.NetworkError``.
 ::
 
     from telegram.ext import ApplicationBuilder
-    from tgrunner.frontends.ptb_request import TgrunnerRequest
+    from tgrunner.frontends.ptb.request import TgrunnerRequest
 
     app = ApplicationBuilder().token(TOKEN).request(TgrunnerRequest()).build()
 
@@ -30,8 +30,8 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from tgrunner._http.client import HTTPClient, TransportError, TransportTimeout
-from tgrunner.multipart import InputFile, encode_multipart
+from tgrunner.client.multipart import InputFile, encode_multipart
+from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
 
 __all__ = ["TgrunnerRequest"]
 

@@ -1,6 +1,6 @@
-"""Turn whatever the user's import string names into a ready :class:`~tgrunner.runner.Runner`.
+"""Turn whatever the user's import string names into a ready :class:`~.runner.Runner`.
 
-The native front-end takes a :class:`~tgrunner.router.Router` or an ``async fn(update, bot)``;
+The native front-end takes a :class:`~tgrunner.Router` or an ``async fn(update, bot)``;
 :func:`tgrunner.frontends.detect` recognises aiogram and python-telegram-bot objects.
 """
 
@@ -10,12 +10,12 @@ import inspect
 from dataclasses import replace
 from typing import Any
 
-from tgrunner.bot import DEFAULT_API_URL
+from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import Frontend, detect
-from tgrunner.loader import load_target
-from tgrunner.router import Router
-from tgrunner.runner import Runner
+from tgrunner.frontends.native.router import Router
+from tgrunner.runtime.loader import load_target
+from tgrunner.runtime.runner import Runner
 from tgrunner.settings import Settings
 
 __all__ = ["build_runner", "frontend_for"]

@@ -27,7 +27,7 @@ tgrunner replaces PTB's ``Updater``; everything else is PTB's own:
   error hook gets them (the runtime's log by default), instead of PTB's "No error handlers are
   registered" log line; errors outside an update (jobs) are logged.
 - **Requests.** By default the application's bot sends its calls through
-  :class:`~tgrunner.frontends.ptb_request.TgrunnerRequest` (``request="tgrunner"``), which
+  :class:`~tgrunner.frontends.ptb.request.TgrunnerRequest` (``request="tgrunner"``), which
   raises PTB's own exceptions; ``request="ptb"`` keeps PTB's ``HTTPXRequest``. A request object
   other than PTB's plain ``HTTPXRequest`` is kept: a subclass, another class, or an
   ``HTTPXRequest`` with a proxy (set, or in ``HTTPS_PROXY``/``ALL_PROXY``), socket options,
@@ -56,14 +56,14 @@ from telegram.request import HTTPXRequest
 
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import Frontend
-from tgrunner.frontends.ptb_request import TgrunnerRequest
+from tgrunner.frontends.ptb.request import TgrunnerRequest
 from tgrunner.keys import chat_and_user_keys
 from tgrunner.settings import Settings
 
 if TYPE_CHECKING:
     from telegram.ext import CallbackContext
 
-    from tgrunner.bot import Bot
+    from tgrunner.client.bot import Bot
 
 __all__ = ["ALL_TYPES", "REQUEST_MODES", "PTBDriver", "adapt", "run"]
 
@@ -364,7 +364,9 @@ def run(
       ``Settings.from_env()``.
     - ``request``: see :func:`adapt`.
     """
-    from tgrunner.app import build_runner  # tgrunner.app imports the front-ends package
+    from tgrunner.runtime.build import (
+        build_runner,  # tgrunner.runtime.build imports the front-ends package
+    )
 
     if not isinstance(application, Application) and callable(application):
         application = application()

@@ -30,7 +30,7 @@ the server is the ``api_url`` given to tgrunner, else the Bot session's own serv
 Telegram's.
 
 **The session.** By default (``session="tgrunner"``) a plain ``AiohttpSession`` is replaced by
-:class:`~tgrunner.frontends.aiogram_session.TgrunnerSession`, which keeps its timeout, JSON
+:class:`~tgrunner.frontends.aiogram.session.TgrunnerSession`, which keeps its timeout, JSON
 functions and request middlewares. A session with a proxy, or of another class, is kept.
 ``session="aiogram"`` always keeps aiogram's own session.
 
@@ -63,11 +63,11 @@ from aiogram.utils.token import TokenValidationError, validate_token
 
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import Frontend
-from tgrunner.frontends.aiogram_session import TgrunnerSession
+from tgrunner.frontends.aiogram.session import TgrunnerSession
 from tgrunner.keys import KeyFunc, default_keys
 
 if TYPE_CHECKING:
-    from tgrunner.runner import Runner
+    from tgrunner.runtime.runner import Runner
     from tgrunner.settings import Settings
 
 __all__ = [
@@ -529,10 +529,10 @@ def runner(
     settings: Settings | None = None,
     **data: Any,
 ) -> Runner:
-    """A :class:`~tgrunner.runner.Runner` for ``dp`` and its Bot (found as in the module
+    """A :class:`~tgrunner.runtime.runner.Runner` for ``dp`` and its Bot (found as in the module
     docstring when ``bots`` is empty). ``data`` is workflow data, as for ``start_polling``;
     ``settings`` default to ``Settings.from_env()``."""
-    from tgrunner.app import build_runner
+    from tgrunner.runtime.build import build_runner
 
     return build_runner(
         dp,

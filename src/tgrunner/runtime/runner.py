@@ -26,12 +26,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tgrunner.bot import DEFAULT_API_URL, Bot
+from tgrunner.client.bot import DEFAULT_API_URL, Bot
 from tgrunner.errors import ConfigError
+from tgrunner.intake.watermark import Watermark
 from tgrunner.scheduler import Scheduler
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingSource
-from tgrunner.watermark import Watermark
 
 __all__ = ["ErrorHook", "Runner", "RunnerStats", "TimeoutHook", "UpdateHandler", "run"]
 
@@ -60,7 +60,7 @@ class RunnerStats:
 class Runner:
     """Run a bot handler over polling with per-chat order and safe offsets.
 
-    - ``handler``: a :class:`~tgrunner.router.Router` or any ``async fn(update, bot)``.
+    - ``handler``: a :class:`~tgrunner.Router` or any ``async fn(update, bot)``.
     - ``bot`` or ``token`` (+ ``api_url``, default Telegram's): where to poll and reply.
     - ``settings``: :class:`~tgrunner.settings.Settings` (concurrency 500, grace 10 s, …).
     - ``on_error(update, exc)``: called when a handler raises (default: log with traceback).

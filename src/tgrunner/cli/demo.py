@@ -65,13 +65,13 @@ async def _demo(plan: LoadPlan, out: TextIO, journal: bool) -> LoadReport:
     if scratch is not None:
         extra = ["--journal", os.path.join(scratch.name, "intake.db")]
     async with FakeTelegram(faults=send_methods_latency(plan.latency_ms)) as tg:
-        out.write(f"FakeTelegram at {tg.api_url}; starting the demo bot (tgrunner.demo_bot)\n")
+        out.write(f"FakeTelegram at {tg.api_url}; starting the demo bot (tgrunner.cli.demo_bot)\n")
         bot = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tgrunner",
             "run",
-            "tgrunner.demo_bot:router",
+            "tgrunner.cli.demo_bot:router",
             "--api-url",
             tg.api_url,
             "--token",

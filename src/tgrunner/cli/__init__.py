@@ -48,7 +48,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from tgrunner.app import build_runner
+    from tgrunner.runtime.build import build_runner
     from tgrunner.settings import Settings
 
     token = args.token or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
@@ -88,7 +88,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from tgrunner.demo import run_demo
+    from tgrunner.cli.demo import run_demo
 
     return run_demo(
         chats=args.chats,

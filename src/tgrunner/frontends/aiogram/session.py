@@ -28,9 +28,9 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile
 
-from tgrunner._http.client import HTTPClient, TransportError, TransportTimeout
-from tgrunner.multipart import InputFile as RawFile
-from tgrunner.multipart import encode_multipart
+from tgrunner.client.multipart import InputFile as RawFile
+from tgrunner.client.multipart import encode_multipart
+from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
 
 if TYPE_CHECKING:
     from aiogram import Bot

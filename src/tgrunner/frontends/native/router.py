@@ -26,7 +26,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from tgrunner.bot import Bot
+from tgrunner.client.bot import Bot
 
 __all__ = ["Context", "Handler", "Router"]
 

@@ -1,0 +1,1 @@
+"""HTTP transports of the Bot API client: ``fast`` (httptools, the default)."""

@@ -1,0 +1,1 @@
+"""Executors: where a ready update's handler runs (inline in this process, by default)."""

@@ -1,0 +1,29 @@
+"""The aiogram 3 front-end: an unchanged ``Dispatcher`` and ``Bot`` driven by tgrunner.
+
+See :mod:`.adapter` for how the Bot is found and what replaces ``start_polling``, and
+:mod:`.session` for the aiogram ``BaseSession`` on tgrunner's HTTP client.
+"""
+
+from tgrunner.frontends.aiogram.adapter import (
+    TgrunnerSession,
+    adapt,
+    event_context,
+    find_bot,
+    fsm_keys,
+    inline_magic_filters,
+    run,
+    runner,
+    serve,
+)
+
+__all__ = [
+    "TgrunnerSession",
+    "adapt",
+    "event_context",
+    "find_bot",
+    "fsm_keys",
+    "inline_magic_filters",
+    "run",
+    "runner",
+    "serve",
+]
