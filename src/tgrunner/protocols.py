@@ -1,0 +1,92 @@
+"""The small Protocols where the layers of the data path meet.
+
+::
+
+    source ─> intake ─> scheduler ─> executor ─> front-end handler ─> client ─> Telegram
+
+- A :class:`Source` yields batches of updates and is told which of them it may confirm to
+  Telegram (they are durable in the intake, or finished in strict mode).
+- An :class:`Executor` takes a ready update and returns an awaitable that ends when the update
+  is finished (inline: the handler itself; worker processes: the worker's report).
+- A :class:`Transport` sends one HTTP exchange for the Bot API client.
+
+Later parts add implementations of these, not branches in the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Executor", "Response", "Source", "Transport", "Update"]
+
+Update = dict[str, Any]
+"""An update as Telegram sent it: a JSON object with ``update_id`` and one kind."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where updates come from: polling, a webhook server, a scale-out stream."""
+
+    async def start(self) -> None:
+        """Check credentials and get ready; raise ConfigError when it cannot work."""
+
+    async def next_batch(self, capacity: int) -> list[Update]:
+        """Return the next updates in the order they came, at most about ``capacity``.
+
+        Waits until there is at least one. Raises ConfigError when the source cannot go on.
+        """
+
+    def confirm(self, offset: int) -> None:
+        """Every update this source returned below ``offset`` may be forgotten by Telegram.
+
+        Called once the intake holds them durably (journal), or once they finished (strict).
+        """
+
+    async def close(self) -> None:
+        """Stop; tell Telegram what was confirmed, when the source can. Safe to call twice."""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Where a ready update's handler runs."""
+
+    async def start(self) -> None:
+        """Get ready (load the bot, start workers)."""
+
+    def execute(self, update: Update) -> Awaitable[Any]:
+        """Run the handler on ``update``; the awaitable ends when the update is finished."""
+
+    async def close(self) -> None:
+        """Release what ``start`` took. Safe to call twice."""
+
+
+class Response(Protocol):
+    """An HTTP response as the client sees it: lower-cased header names."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One HTTP exchange with the Bot API server, for :class:`~tgrunner.client.bot.Bot`.
+
+    A transport never resends a request on its own: whether a request may be sent again is
+    the Bot's decision, per method.
+    """
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """Send one request and return the response; raise TransportError when none came."""
+
+    async def close(self) -> None:
+        """Close every connection. Safe to call twice."""
