@@ -42,6 +42,14 @@ def need_service(name: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every test gets its own data dir (the journal's home), also for the bots it starts."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("TGRUNNER_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 async def tg() -> AsyncIterator[FakeTelegram]:
     """A FakeTelegram serving on a free loopback port for the test's duration."""

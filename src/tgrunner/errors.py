@@ -5,6 +5,7 @@ The hierarchy::
     TgrunnerError                    base of everything raised on purpose
     ├── ConfigError                  bad settings, import string, token or CLI arguments
     ├── SchedulerFull                submit() past capacity(): wait with wait_capacity()
+    ├── BadAnswer                    the Bot API answered with something that is not its answer
     ├── NetworkError                 the Bot API could not be reached or broke the connection
     │   └── TimedOut                 no answer within the request timeout
     └── TelegramError                Telegram answered ``ok: false``
@@ -26,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BadAnswer",
     "BadRequest",
     "ConfigError",
     "Conflict",
@@ -53,6 +55,17 @@ class ConfigError(TgrunnerError):
 
 class SchedulerFull(TgrunnerError):
     """``submit()`` was called while ``capacity()`` was 0; wait with ``wait_capacity()``."""
+
+
+class BadAnswer(TgrunnerError):
+    """The server answered, but not as the Bot API does (e.g. updates that are not objects).
+
+    Not retried: a server or proxy that answers this way needs a look, not a loop.
+    """
+
+    def __init__(self, method: str, message: str) -> None:
+        super().__init__(f"{method}: {message}")
+        self.method = method
 
 
 class NetworkError(TgrunnerError):

@@ -12,14 +12,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tgrunner.errors import ConfigError
+from tgrunner.intake.options import IntakeOptions
 from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.sources.polling import PollingOptions
 
-__all__ = ["KeyFunc", "PollingOptions", "SchedulerOptions", "Settings"]
+__all__ = ["IntakeOptions", "KeyFunc", "PollingOptions", "SchedulerOptions", "Settings"]
 
 # Variables read elsewhere (the CLI, the test suite), so not unknown.
 _KNOWN_ELSEWHERE = {"TGRUNNER_TOKEN", "TGRUNNER_API_URL", "TGRUNNER_REQUIRE_SERVICES"}
+_TRUE = {"1", "true", "yes", "on"}
 
 
 def _number(env: Mapping[str, str], name: str, kind: type) -> Any:
@@ -38,19 +40,27 @@ class Settings:
       limit (default none) — see :class:`~tgrunner.scheduler.SchedulerOptions`.
     - ``polling``: long-poll timeout (default 30 s), ``allowed_updates``, backoff — see
       :class:`~tgrunner.sources.polling.PollingOptions`.
+    - ``intake``: the journal (on by default, in ``./.tgrunner/<bot id>/``) or strict
+      offsets — see :class:`~tgrunner.intake.options.IntakeOptions`.
     - ``keys``: the function giving an update's ordering keys; default: its chat, else its
       user, else its poll, else none (:func:`tgrunner.keys.default_keys`).
     - ``grace``: seconds a clean stop waits for in-flight handlers, default 10.
+    - ``stop_budget``: seconds the whole stop may take (grace, cancelling, confirming, the
+      shutdown hook), default 30.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
     polling: PollingOptions = field(default_factory=PollingOptions)
+    intake: IntakeOptions = field(default_factory=IntakeOptions)
     keys: KeyFunc = default_keys
     grace: float = 10.0
+    stop_budget: float = 30.0
 
     def __post_init__(self) -> None:
         if self.grace < 0:
             raise ConfigError(f"grace must be 0 or more seconds, got {self.grace}")
+        if self.stop_budget <= 0:
+            raise ConfigError(f"stop_budget must be more than 0 seconds, got {self.stop_budget}")
         if not callable(self.keys):
             raise ConfigError("keys must be a function of an update returning a list of keys")
 
@@ -62,11 +72,14 @@ class Settings:
         ``TGRUNNER_MAX_PENDING_PER_KEY``, ``TGRUNNER_HANDLER_TIMEOUT`` (seconds),
         ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
         ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds),
-        ``TGRUNNER_JOURNAL`` (path of the intake journal; unset: strict offsets).
+        ``TGRUNNER_STOP_BUDGET`` (seconds), ``TGRUNNER_DATA_DIR`` (default ``./.tgrunner``),
+        ``TGRUNNER_JOURNAL`` (an explicit journal file), ``TGRUNNER_NO_JOURNAL`` (1: strict
+        offsets), ``TGRUNNER_JOURNAL_SYNC`` (``normal`` or ``full``).
         """
         env = os.environ if env is None else env
         sched: dict[str, Any] = {}
         poll: dict[str, Any] = {}
+        intake: dict[str, Any] = {}
         top: dict[str, Any] = {}
         table: dict[str, tuple[dict[str, Any], str, type]] = {
             "TGRUNNER_CONCURRENCY": (sched, "concurrency", int),
@@ -75,6 +88,12 @@ class Settings:
             "TGRUNNER_HANDLER_TIMEOUT": (sched, "handler_timeout", float),
             "TGRUNNER_POLL_TIMEOUT": (poll, "timeout", int),
             "TGRUNNER_GRACE": (top, "grace", float),
+            "TGRUNNER_STOP_BUDGET": (top, "stop_budget", float),
+        }
+        texts: dict[str, tuple[dict[str, Any], str]] = {
+            "TGRUNNER_DATA_DIR": (intake, "data_dir"),
+            "TGRUNNER_JOURNAL": (intake, "journal_path"),
+            "TGRUNNER_JOURNAL_SYNC": (intake, "journal_sync"),
         }
         for name in env:
             if not name.startswith("TGRUNNER_") or name in _KNOWN_ELSEWHERE:
@@ -86,21 +105,33 @@ class Settings:
                 poll["allowed_updates"] = tuple(
                     k.strip() for k in env[name].split(",") if k.strip()
                 )
-            elif name == "TGRUNNER_JOURNAL":
-                poll["journal"] = env[name] or None
+            elif name in texts:
+                target, key = texts[name]
+                target[key] = env[name].strip() or None
+            elif name == "TGRUNNER_NO_JOURNAL":
+                intake["journal"] = env[name].strip().lower() not in _TRUE
             elif name == "TGRUNNER_DROP_PENDING_UPDATES":
-                poll["drop_pending_updates"] = env[name].strip().lower() in {"1", "true", "yes"}
+                poll["drop_pending_updates"] = env[name].strip().lower() in _TRUE
             else:
                 known = sorted(
-                    [*table, "TGRUNNER_ALLOWED_UPDATES", "TGRUNNER_DROP_PENDING_UPDATES"]
+                    [
+                        *table,
+                        *texts,
+                        "TGRUNNER_ALLOWED_UPDATES",
+                        "TGRUNNER_DROP_PENDING_UPDATES",
+                        "TGRUNNER_NO_JOURNAL",
+                    ]
                 )
                 raise ConfigError(
                     f"Unknown setting {name}. Known ones: {', '.join(known)}; unset it or fix "
                     "its spelling."
                 )
+        if intake.get("journal_sync") is None:
+            intake.pop("journal_sync", None)
         base = cls(
             scheduler=SchedulerOptions(**sched),
             polling=PollingOptions(**poll),
+            intake=IntakeOptions(**intake),
             **top,
         )
         return replace(base, **overrides) if overrides else base

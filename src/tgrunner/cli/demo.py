@@ -60,10 +60,9 @@ def _summary(report: LoadReport, out: TextIO) -> None:
 
 
 async def _demo(plan: LoadPlan, out: TextIO, journal: bool) -> LoadReport:
-    extra: list[str] = []
-    scratch = tempfile.TemporaryDirectory(prefix="tgrunner-demo-") if journal else None
-    if scratch is not None:
-        extra = ["--journal", os.path.join(scratch.name, "intake.db")]
+    # A fresh data dir per run: the fake's bot and its update ids are the same every run.
+    scratch = tempfile.TemporaryDirectory(prefix="tgrunner-demo-")
+    extra = ["--data-dir", scratch.name] if journal else ["--no-journal"]
     async with FakeTelegram(faults=send_methods_latency(plan.latency_ms)) as tg:
         out.write(f"FakeTelegram at {tg.api_url}; starting the demo bot (tgrunner.cli.demo_bot)\n")
         bot = await asyncio.create_subprocess_exec(
@@ -103,8 +102,7 @@ async def _demo(plan: LoadPlan, out: TextIO, journal: bool) -> LoadReport:
         if bot.returncode != 0:
             text = (err or b"").decode(errors="replace")
             out.write(f"the demo bot exited with {bot.returncode}:\n{text[-2000:]}\n")
-    if scratch is not None:
-        scratch.cleanup()
+    scratch.cleanup()
     return report
 
 
@@ -114,13 +112,13 @@ def run_demo(
     updates: int = 20_000,
     latency_ms: float = 0.0,
     rate: float = 0.0,
-    journal: bool = False,
+    journal: bool = True,
     out: TextIO | None = None,
 ) -> int:
     """Run the demo; return 0 when every message got exactly one reply, in order.
 
-    Defaults: 1000 chats, 20,000 messages all at once, no API latency, strict offsets
-    (``journal=True`` runs the bot with an intake journal in a temporary folder).
+    Defaults: 1000 chats, 20,000 messages all at once, no API latency, the intake journal in
+    a temporary data dir (``journal=False``: strict offsets).
     """
     out = out or sys.stdout
     plan = LoadPlan(chats=chats, updates=updates, latency_ms=latency_ms, rate=rate)

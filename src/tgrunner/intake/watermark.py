@@ -25,13 +25,23 @@ class Watermark:
     O(1) amortised.
     """
 
-    __slots__ = ("_done", "_highest", "_open")
+    __slots__ = ("_done", "_highest", "_open", "_start")
 
     def __init__(self, start_offset: int = 0) -> None:
+        self._start = start_offset
         self._open: deque[int] = deque()
         self._done: set[int] = set()
         # The highest id ever received; ids at or below it are redeliveries.
         self._highest = start_offset - 1
+
+    def reset(self) -> None:
+        """Update ids restarted lower (Telegram does so after a quiet week): start afresh.
+
+        Updates still open from before are forgotten here; their finish is then ignored.
+        """
+        self._open.clear()
+        self._done.clear()
+        self._highest = self._start - 1
 
     def received(self, update_id: int) -> bool:
         """Record an update as taken in. False if it was already received (skip it)."""
@@ -49,8 +59,9 @@ class Watermark:
             done = self._done
             while open_ and open_[0] in done:
                 done.discard(open_.popleft())
-        else:
+        elif open_ and open_[0] < update_id <= self._highest:
             self._done.add(update_id)
+        # Else it is not open (finished twice, or from before a reset): nothing to record.
 
     @property
     def offset(self) -> int:

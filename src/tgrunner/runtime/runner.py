@@ -1,34 +1,46 @@
-"""The single-process runtime: a source feeding the scheduler, safe offsets, a clean stop.
+"""The runtime: a source feeding the intake, the scheduler and an executor; a clean stop.
 
 ::
 
     Runner(router, token=TOKEN).run()       # blocks; SIGINT/SIGTERM stop it cleanly
 
-The data path is ``PollingSource -> Scheduler -> handler``; each finished update advances the
-watermark, and only the watermark's offset is ever sent to Telegram.
+The data path is ``source -> intake -> scheduler -> executor``. The intake is the journal in
+the bot's data dir by default: a fetched batch is written there before its offset is confirmed
+to Telegram, and whatever had not finished is replayed on the next start. With strict offsets
+(``IntakeOptions(journal=False)``, ``--no-journal``) the offset is the oldest unfinished update.
+
+Backpressure: the source fetches no more than the scheduler can take. An update whose chat is
+at its per-key limit waits in the journal (parked by id), so one full chat never stops the
+others; with strict offsets it is shed, with a warning.
 
 Stopping (``stop()``, SIGINT or SIGTERM): fetching stops, in-flight handlers get ``grace``
-seconds to finish, the offset of everything finished is confirmed, and ``serve()`` returns 0.
-A second signal (or ``stop(fast=True)``) cancels what runs and confirms only what finished;
-``serve()`` then returns 1. Neither prints a traceback.
+seconds to finish, what is done is confirmed, and ``serve()`` returns 0. A second signal (or
+``stop(fast=True)``) cancels what runs; ``serve()`` then returns 1. A third exits at once. The
+whole stop takes at most ``stop_budget`` seconds. A stop during start-up is honoured at once.
+Any failure of the runtime itself (a full disk, a bad answer) gets the same clean stop, then
+is raised. Neither prints a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
-import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
 from tgrunner.errors import ConfigError
-from tgrunner.intake.watermark import Watermark
+from tgrunner.executors.inline import InlineExecutor, UpdateHandler
+from tgrunner.intake.journal import Journal
+from tgrunner.intake.options import journal_path
+from tgrunner.intake.overflow import Overflow
+from tgrunner.intake.strict import StrictIntake
+from tgrunner.lifecycle import StopControl
+from tgrunner.protocols import Executor, Source
 from tgrunner.scheduler import Scheduler
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingSource
@@ -38,35 +50,49 @@ __all__ = ["ErrorHook", "Runner", "RunnerStats", "TimeoutHook", "UpdateHandler",
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-UpdateHandler = Callable[[JSON, Bot], Awaitable[Any]]
 ErrorHook = Callable[[JSON, BaseException], Awaitable[Any] | Any]
 TimeoutHook = Callable[[JSON], Awaitable[Any] | Any]
 
-# Allocations between collections of the youngest generation (CPython's default is 700).
-_GC_GEN0 = 10_000
+# Parked updates (ids in memory, bodies in the journal) at most, per update the scheduler may
+# hold; past it fetching waits.
+_OVERFLOW_FACTOR = 10
+# Seconds between two warnings about shed updates (strict offsets).
+_SHED_LOG_EVERY = 10.0
 
 
 @dataclass(slots=True)
 class RunnerStats:
-    """Counters since start: updates received, finished, failed, timed out, stuck."""
+    """Counters since start.
+
+    ``received``, ``finished``, ``errors``, ``timeouts``, ``stuck``; ``parked``: updates that
+    waited in the journal because their chat was at its per-key limit; ``shed``: updates
+    dropped for that reason with strict offsets; ``quarantined``: updates set aside at start
+    after killing the process 3 times.
+    """
 
     received: int = 0
     finished: int = 0
     errors: int = 0
     timeouts: int = 0
     stuck: int = 0
+    parked: int = 0
+    shed: int = 0
+    quarantined: int = 0
 
 
 class Runner:
-    """Run a bot handler over polling with per-chat order and safe offsets.
+    """Run a bot handler over polling with per-chat order and no lost update.
 
     - ``handler``: a :class:`~tgrunner.Router` or any ``async fn(update, bot)``.
     - ``bot`` or ``token`` (+ ``api_url``, default Telegram's): where to poll and reply.
-    - ``settings``: :class:`~tgrunner.settings.Settings` (concurrency 500, grace 10 s, …).
+    - ``settings``: :class:`~tgrunner.settings.Settings` (concurrency 500, grace 10 s, the
+      journal in ``./.tgrunner/``, …).
     - ``on_error(update, exc)``: called when a handler raises (default: log with traceback).
     - ``on_timeout(update)``: called when a handler hits its time limit (default: log).
     - ``startup()`` / ``shutdown()``: awaited before the first fetch / after the last update
       finished and the offset was confirmed (a front-end's lifecycle hooks).
+    - ``source`` / ``executor``: other implementations of the Protocols (default: polling, and
+      the handler inline).
     """
 
     def __init__(
@@ -81,7 +107,10 @@ class Runner:
         on_timeout: TimeoutHook | None = None,
         startup: Callable[[], Awaitable[Any]] | None = None,
         shutdown: Callable[[], Awaitable[Any]] | None = None,
+        source: Source | None = None,
+        executor: Executor | None = None,
     ) -> None:
+        self.settings = settings = settings or Settings()
         if bot is None:
             if not token:
                 raise ConfigError(
@@ -89,49 +118,74 @@ class Runner:
                 )
             # One connection per running handler, plus the poller: a handler never queues for
             # a connection behind the others.
-            concurrency = (settings or Settings()).scheduler.concurrency
-            bot = Bot(token, api_url=api_url, pool_size=concurrency + 2)
+            bot = Bot(token, api_url=api_url, pool_size=settings.scheduler.concurrency + 2)
             self._owns_bot = True
         else:
             self._owns_bot = False
         self.bot = bot
         self.handler = handler
-        self.settings = settings or Settings()
         self.stats = RunnerStats()
-        self.watermark = Watermark()
+        self.intake: Journal | StrictIntake = StrictIntake()
+        self.overflow = Overflow()
         self._on_error = on_error
         self._on_timeout = on_timeout
         self._startup = startup
         self._shutdown_hook = shutdown
-        self._stop = asyncio.Event()
-        self._fast = asyncio.Event()
-        self._signals = 0
+        self._control = StopControl()
         self._hard_exit = False
+        self._failure: BaseException | None = None
+        self._running: dict[int, None] = {}  # started and not finished, by update id
+        self._stopping = False  # set by a stop: queued updates are skipped, not started
+        self._skipped: set[int] = set()
+        self._pump_due = False
+        self._shed_logged = 0.0
+        self._overflow_room = asyncio.Event()
         self.scheduler: Scheduler[JSON] = Scheduler(
-            self._handle,
-            options=self.settings.scheduler,
-            key=self.settings.keys,
+            self._execute,
+            options=settings.scheduler,
+            key=settings.keys,
             on_done=self._done,
             on_error=self._error,
             on_timeout=self._timeout,
             on_stuck=self._stuck,
         )
-        self.source = PollingSource(bot, self.watermark, self.settings.polling)
+        self.source: Source = source or PollingSource(bot, settings.polling)
+        self.executor: Executor = executor or InlineExecutor(handler, bot)
 
     # -- hooks wired into the scheduler -------------------------------------------------------
 
-    def _handle(self, update: JSON) -> Awaitable[Any]:
-        return self.handler(update, self.bot)
+    def _execute(self, update: JSON) -> Awaitable[Any]:
+        uid = update["update_id"]
+        if self._stopping:
+            # A clean stop finishes what runs, not what is queued: the queued updates stay
+            # unconfirmed (in the journal, or at Telegram) and are handled after the restart.
+            self._skipped.add(uid)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        self._running[uid] = None
+        self.intake.started(uid)
+        return self.executor.execute(update)
 
     def _done(self, update: JSON) -> None:
+        uid = update["update_id"]
+        if self._skipped and uid in self._skipped:
+            self._skipped.discard(uid)
+            return
         self.stats.finished += 1
-        wm = self.watermark
-        before = wm.offset
-        wm.finished(update["update_id"])
-        if self.source.journal is not None:
-            self.source.journal.finished(update["update_id"])
-        if wm.offset != before:
-            self.source.on_advance()
+        self._running.pop(uid, None)
+        self._release(uid)
+
+    def _release(self, uid: int) -> None:
+        """The update needs nothing more: tell the intake, confirm, let parked ones move."""
+        intake = self.intake
+        before = intake.offset
+        intake.finished(uid)
+        if intake.offset != before:
+            self.source.confirm(intake.offset)
+        if self.overflow.count and not self._pump_due:
+            self._pump_due = True
+            asyncio.get_running_loop().call_soon(self._pump)
 
     async def _error(self, update: JSON, exc: BaseException) -> None:
         self.stats.errors += 1
@@ -154,129 +208,256 @@ class Runner:
     def _stuck(self, update: JSON) -> None:
         self.stats.stuck += 1
 
+    def _journal_failed(self, exc: BaseException) -> None:
+        # A finish mark that cannot be written is a failure of the runtime: stop cleanly.
+        log.error("the intake journal cannot be written (%s); stopping", exc)
+        if self._failure is None:
+            self._failure = exc
+        self._control.request_stop()
+
+    # -- admission: the scheduler, the overflow, or shed ----------------------------------------
+
+    def _admit(self, update: JSON) -> None:
+        sched = self.scheduler
+        keys = sched.keys_for(update)
+        if not self.overflow.blocks(keys) and sched.lane_room(keys) > 0:
+            sched.submit(update, keys=keys)
+        elif self.intake.durable:
+            self.stats.parked += 1
+            self.overflow.park(update["update_id"], keys)
+        else:
+            self._shed(update, keys)
+
+    def _shed(self, update: JSON, keys: tuple[Hashable, ...]) -> None:
+        self.stats.shed += 1
+        now = time.monotonic()
+        if now - self._shed_logged >= _SHED_LOG_EVERY:
+            self._shed_logged = now
+            log.warning(
+                "dropping update %d: key %r already has %d updates queued "
+                "(max_pending_per_key) and strict offsets (--no-journal) keep no overflow; "
+                "%d dropped so far. Run with the journal to keep them",
+                update["update_id"],
+                keys[0] if keys else None,
+                self.settings.scheduler.max_pending_per_key,
+                self.stats.shed,
+            )
+        self._release(update["update_id"])
+
+    def _pump(self) -> None:
+        """Move parked updates whose lanes have room back into the scheduler."""
+        self._pump_due = False
+        sched = self.scheduler
+        overflow = self.overflow
+        for entry in overflow.free():
+            if sched.capacity() < 1:
+                break
+            if sched.lane_room(entry.keys) < 1:
+                continue
+            overflow.release(entry)
+            update = self.intake.get(entry.update_id)
+            if update is not None:  # else finished meanwhile by an earlier run's replay
+                sched.submit(update, keys=entry.keys)
+        self._overflow_room.set()
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def stop(self, fast: bool = False) -> None:
-        """Ask the runner to stop: gracefully, or at once with ``fast``. Safe to call twice."""
-        self._stop.set()
-        if fast:
-            self._fast.set()
+        """Ask the runner to stop: gracefully, or at once with ``fast``.
 
-    def _on_signal(self, signum: int) -> None:
-        # Only record the signal; serve() acts on it.
-        self._signals += 1
-        log.info(
-            "received %s, %s",
-            signal.Signals(signum).name,
-            "stopping" if self._signals == 1 else "exiting at once",
-        )
-        self.stop(fast=self._signals > 1)
+        Safe to call twice, from any thread, and before or during start-up.
+        """
+        self._control.request_stop(fast)
 
-    def _install_signals(self) -> list[int]:
-        loop = asyncio.get_running_loop()
-        installed: list[int] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._on_signal, sig)
-                installed.append(sig)
-        return installed
+    async def _open(self) -> None:
+        """Open the intake, check the source, start the executor and the front-end."""
+        intake_opts = self.settings.intake
+        if intake_opts.journal:
+            path = journal_path(intake_opts, self.bot.id)
+            self.intake = Journal(
+                path,
+                bot_id=self.bot.id,
+                sync=intake_opts.journal_sync,
+                on_error=self._journal_failed,
+            )
+            self.stats.quarantined = len(self.intake.quarantined_now)
+            log.info("intake journal: %s", path)
+        await self.source.start()
+        if self.intake.offset >= 0:
+            self.source.confirm(self.intake.offset)
+        await self.executor.start()
+        if self._startup is not None:
+            await self._startup()
 
     async def _fetch_loop(self) -> None:
         sched = self.scheduler
         source = self.source
-        replay = source.replay()
+        intake = self.intake
+        replay = intake.unfinished()
+        if replay:
+            log.info("replaying %d unfinished update(s) from the journal", len(replay))
         self.stats.received += len(replay)
         for update in replay:
             await sched.wait_capacity(1)
-            sched.submit(update)
-        while not self._stop.is_set():
+            self._admit(update)
+        del replay
+        overflow_limit = _OVERFLOW_FACTOR * self.settings.scheduler.max_pending
+        highest = intake.offset - 1
+        while True:
             await sched.wait_capacity(1)
+            if self.overflow.count:
+                self._pump()
+                while self.overflow.count >= overflow_limit:
+                    self._overflow_room.clear()
+                    await self._overflow_room.wait()
             batch = await source.next_batch(sched.capacity())
+            if not batch:
+                continue
+            if batch[0]["update_id"] <= highest:
+                intake.restart_ids()  # the source saw the ids restart lower
+            highest = batch[-1]["update_id"]
+            batch = await intake.put(batch)
+            if intake.durable:
+                source.confirm(intake.offset)
             self.stats.received += len(batch)
             for update in batch:
                 if sched.capacity() < 1:
                     await sched.wait_capacity(1)
-                sched.submit(update)
+                self._admit(update)
 
     async def serve(self, *, install_signals: bool = True) -> int:
         """Run until stopped; return 0 after a clean stop, 1 after a fast one.
 
-        Raises :class:`~tgrunner.errors.ConfigError` when polling cannot work (bad token,
-        a webhook is set, another instance polls).
+        Raises :class:`~tgrunner.errors.ConfigError` when the bot cannot run (bad token, a
+        webhook is set, another instance polls, the data dir is locked), and any failure of
+        the runtime itself after a clean stop. Cancelling ``serve()`` cancels the handlers and
+        closes everything before the cancellation goes on.
         """
-        installed = self._install_signals() if install_signals else []
         loop = asyncio.get_running_loop()
-        started = False
+        control = self._control
+        control.bind(loop)
+        if install_signals:
+            control.install(loop)
+        started = opened = False
+        fetch: asyncio.Task[None] | None = None
         try:
-            await self.source.start()
-            if self._startup is not None:
-                await self._startup()
-            started = True
-            if hasattr(self.handler, "set_username"):
-                self.handler.set_username((await self.bot.get_me()).get("username"))
+            opening = loop.create_task(self._open(), name="tgrunner-start")
+            if not await self._unless_stopped(opening, raise_error=True):
+                log.info("stopped during start-up")
+                return 1 if control.fast.is_set() else 0
+            opened = started = True
             fetch = loop.create_task(self._fetch_loop(), name="tgrunner-fetch")
-            stop = loop.create_task(self._stop.wait())
-            await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            fetch.cancel()
+            await self._unless_stopped(fetch)
             failure: BaseException | None = None
-            try:
-                await fetch
-            except asyncio.CancelledError:
-                pass
-            except ConfigError as exc:
-                # Polling cannot go on (409, 401): finish what runs, confirm it, then say why.
-                failure = exc
+            if fetch.done() and not fetch.cancelled():
+                failure = fetch.exception()
+                if failure is not None:
+                    log.error("fetching failed (%s); stopping cleanly", failure)
             code = await self._shutdown()
+            failure = failure or self._failure
             if failure is not None:
                 raise failure
             return code
         finally:
-            try:
-                if started and self._shutdown_hook is not None:
-                    await self._shutdown_hook()
-            finally:
-                for sig in installed:
-                    loop.remove_signal_handler(sig)
-                if self._owns_bot:
-                    await self.bot.close()
+            if fetch is not None and not fetch.done():
+                fetch.cancel()
+                with contextlib.suppress(BaseException):
+                    await fetch
+            await self._close(started=started, opened=opened)
+
+    async def _unless_stopped(self, task: asyncio.Task[Any], *, raise_error: bool = False) -> bool:
+        """Wait for ``task`` or a stop request; cancel the task on a stop. True if it finished.
+
+        With ``raise_error`` the task's exception is raised; else it is left in the task.
+        """
+        stop = asyncio.ensure_future(self._control.requested.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if task.cancelled():
+            return False
+        error = task.exception()
+        if raise_error and error is not None:
+            raise error
+        return True
 
     async def _shutdown(self) -> int:
         sched = self.scheduler
+        settings = self.settings
         started = time.monotonic()
-        if not self._fast.is_set() and (sched.running or sched.pending):
+        budget_end = started + settings.stop_budget
+        control = self._control
+        self._stopping = True
+        if not control.fast.is_set() and (sched.running or sched.pending):
+            grace = min(settings.grace, settings.stop_budget)
             log.info(
-                "stopping: %d running, %d queued; waiting up to %.1f s",
+                "stopping: %d running (%d queued stay for the next start); waiting up to %.1f s",
                 sched.running,
                 sched.pending,
-                self.settings.grace,
+                grace,
             )
-            drain = asyncio.ensure_future(sched.drain(self.settings.grace))
-            fast = asyncio.ensure_future(self._fast.wait())
+            drain = asyncio.ensure_future(sched.drain(grace))
+            fast = asyncio.ensure_future(control.fast.wait())
             await asyncio.wait({drain, fast}, return_when=asyncio.FIRST_COMPLETED)
             fast.cancel()
             if not drain.done():
                 drain.cancel()
             elif not drain.result():
-                log.warning("grace of %.1f s ran out; cancelling the rest", self.settings.grace)
-                self._fast.set()
-        clean = not self._fast.is_set()
+                log.warning("grace of %.1f s ran out; cancelling the rest", grace)
+                control.fast.set()
+        clean = not control.fast.is_set()
         if not clean:
+            cancelled = list(self._running)
             await sched.cancel_all()
+            # The handlers cancelled here did not crash the process: their attempts do not
+            # count towards quarantine.
+            self.intake.uncount(cancelled)
             if sched.running:
-                # cancel_all() gave them cancel_grace: these ignore cancellation.
                 log.error(
                     "%d handler task(s) ignore cancellation; exiting without them", sched.running
                 )
                 self._hard_exit = True
-        await self.source.confirm()
+        left = budget_end - time.monotonic()
+        try:
+            async with asyncio.timeout(max(left, 0.1)):
+                await self.intake.flush()
+                await self.source.close()
+        except TimeoutError:
+            log.error("the stop budget of %.1f s ran out while confirming", settings.stop_budget)
+            self._hard_exit = True
         log.info(
             "stopped in %.2f s; %d updates finished, offset %d confirmed",
             time.monotonic() - started,
             self.stats.finished,
-            self.watermark.offset,
+            self.intake.offset,
         )
         return 0 if clean else 1
+
+    async def _close(self, *, started: bool, opened: bool) -> None:
+        """Release everything, whatever happened before: hooks, intake, bot, signals."""
+        try:
+            if self.scheduler.running or self.scheduler.pending:
+                await self.scheduler.cancel_all()
+            if started and self._shutdown_hook is not None:
+                try:
+                    async with asyncio.timeout(self.settings.stop_budget):
+                        await self._shutdown_hook()
+                except TimeoutError:
+                    log.error("the shutdown hook ran past the stop budget; leaving it")
+        finally:
+            try:
+                if opened:
+                    await self.executor.close()
+                await self.intake.close()
+            finally:
+                self._control.uninstall()
+                if self._owns_bot:
+                    await self.bot.close()
 
     def run(self) -> int:
         """Run in a new event loop (uvloop when installed) until stopped; return the exit code.
@@ -290,11 +471,6 @@ class Runner:
             factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
         except ImportError:
             factory = None
-        # Everything imported and built so far lives as long as the process: move it out of
-        # the collector's sight, and collect the youngest generation less often, so a backlog
-        # of thousands of queued updates is not traversed again and again.
-        gc.freeze()
-        gc.set_threshold(_GC_GEN0, *gc.get_threshold()[1:])
         with asyncio.Runner(loop_factory=factory) as runner:
             code = runner.run(self.serve())
             if self._hard_exit:

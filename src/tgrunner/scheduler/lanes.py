@@ -256,25 +256,42 @@ class Scheduler(Generic[T]):
 
     def capacity(self) -> int:
         """How many more items may be submitted now, whatever their keys."""
-        room = self._max_pending - self._queued - self._running
-        lane_room = self._per_key - self._longest
-        return max(0, room if room < lane_room else lane_room)
+        return max(0, self._max_pending - self._queued - self._running)
 
-    def submit(self, item: T) -> None:
+    def keys_for(self, item: T) -> tuple[Hashable, ...]:
+        """TEMPORARY shim (replaced by the scheduler branch): normalised keys."""
+        keys = self._key(item)
+        if keys is None:
+            return ()
+        if isinstance(keys, str | bytes):
+            return (keys,)
+        return tuple(dict.fromkeys(keys))
+
+    def lane_room(self, keys: tuple[Hashable, ...]) -> int:
+        """TEMPORARY shim: room in the fullest of these lanes, or the global room."""
+        room = self._max_pending - self._queued - self._running
+        for k in keys:
+            lane = self._lanes.get(k)
+            if lane is not None:
+                room = min(room, self._per_key - len(lane))
+        return max(room, 0)
+
+    def submit(self, item: T, keys: tuple[Hashable, ...] | None = None) -> None:
         """Queue ``item``; it starts as soon as its keys and a slot are free. Never blocks.
 
         Raises :class:`SchedulerFull` when ``capacity()`` is 0: the caller must wait with
         ``wait_capacity()`` first.
         """
         asyncio.get_running_loop()  # fail before touching any state, not halfway through
-        if self._max_pending - self._queued - self._running <= 0 or self._longest >= self._per_key:
+        if self._max_pending - self._queued - self._running <= 0:
             raise SchedulerFull(
                 f"the scheduler is full ({self._queued} queued, {self._running} running, "
                 f"longest key lane {self._longest} of {self._per_key}); await "
                 "wait_capacity() before submit()"
             )
         try:
-            keys = self._key(item)
+            if keys is None:
+                keys = self.keys_for(item)
             if type(keys) is not tuple:
                 keys = tuple(keys)
             if len(keys) > 1:

@@ -1,18 +1,24 @@
-"""The polling source: ``getUpdates`` with safe offsets, backpressure and Telegram's errors.
+"""The polling source: ``getUpdates`` with backpressure, id restarts and Telegram's errors.
 
-The offset sent to Telegram is always the watermark's: the oldest unfinished update, so a crash
-at any moment means redelivery, never loss. Telegram then sends back the updates still in
-flight along with new ones; they are recognised by id and skipped. Because one call returns at
-most 100 updates counted from the offset, at most 100 updates can be in flight past the oldest
-unfinished one; the source asks for as many as the scheduler can take and waits for the
-watermark to move when that window is full.
+The runtime tells the source, with :meth:`PollingSource.confirm`, which offset is safe to send:
+one past the last journaled update, or (strict offsets, ``--no-journal``) the oldest unfinished
+one. Updates Telegram sends again (in flight past a strict offset) are recognised by id and
+skipped. Because one call returns at most 100 updates counted from the offset, with strict
+offsets at most 100 updates can be in flight; the source then waits for the offset to move.
+
+Update ids that come back *below* the offset just sent cannot be redeliveries (Telegram forgot
+everything below it): Telegram restarted its ids, as it does at random after a quiet week. The
+source logs it and returns them as new.
 
 Errors, as Telegram means them:
+- at start, network errors, 5xx and 429 are retried with backoff for up to ``start_timeout``
+  (60 s), then reported as a configuration error;
 - network errors and 5xx: capped exponential backoff with full jitter, reset on success;
 - 429: wait ``retry_after``;
 - 401: stop with :class:`~tgrunner.errors.ConfigError` saying the token was rejected;
 - 409: stop with a message that says which conflict (a webhook is set, or another instance
-  polls with the same token).
+  polls with the same token);
+- an answer that is not a list of updates: :class:`~tgrunner.errors.BadAnswer`.
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tgrunner.client.bot import Bot
 from tgrunner.errors import (
+    BadAnswer,
     ConfigError,
     Conflict,
     NetworkError,
@@ -35,8 +44,6 @@ from tgrunner.errors import (
     TelegramError,
     Unauthorized,
 )
-from tgrunner.intake.journal import Journal
-from tgrunner.intake.watermark import Watermark
 
 __all__ = ["PollingOptions", "PollingSource"]
 
@@ -44,10 +51,8 @@ log = logging.getLogger(__name__)
 
 # Telegram returns at most this many updates per getUpdates call.
 MAX_BATCH = 100
-# Journal batches between WAL checkpoints (each in a worker thread, off the event loop).
-_CHECKPOINT_EVERY = 200
-# getMe attempts at start before an unreachable API is reported as a configuration error.
-_START_ATTEMPTS = 3
+
+Update = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +64,8 @@ class PollingOptions:
     - ``allowed_updates``: kinds to receive; ``None`` (default) keeps Telegram's setting.
     - ``drop_pending_updates``: skip the backlog on start, default False.
     - ``backoff_base`` / ``backoff_cap``: seconds for network and 5xx retries, default 0.5 / 30.
-    - ``journal``: path of a durable intake journal (SQLite), default None (strict offsets).
-      With a journal, updates are confirmed to Telegram once journaled rather than once
-      finished, which lifts the 100-update window; unfinished ones are replayed on restart.
-    - ``journal_sync``: ``"normal"`` (default; survives a process crash) or ``"full"``.
+    - ``start_timeout``: seconds start-up keeps retrying an unreachable API (network errors,
+      5xx, 429) before it gives up with a ConfigError, default 60.
     """
 
     timeout: int = 30
@@ -71,8 +74,7 @@ class PollingOptions:
     drop_pending_updates: bool = False
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
-    journal: str | None = None
-    journal_sync: str = "normal"
+    start_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_BATCH:
@@ -81,6 +83,8 @@ class PollingOptions:
             raise ConfigError(f"polling timeout must be 0 or more seconds, got {self.timeout}")
         if self.backoff_base <= 0 or self.backoff_cap < self.backoff_base:
             raise ConfigError("backoff_base must be > 0 and backoff_cap >= backoff_base")
+        if self.start_timeout < 0:
+            raise ConfigError(f"start_timeout must be 0 or more seconds, got {self.start_timeout}")
         if isinstance(self.allowed_updates, str):
             raise ConfigError("allowed_updates is a list of update kinds, not one string")
 
@@ -98,62 +102,91 @@ def conflict_message(exc: Conflict) -> str:
     )
 
 
-class PollingSource:
-    """Fetch batches of new updates; the watermark decides the offset.
+def _checked(updates: Any) -> list[Update]:
+    if not isinstance(updates, list) or not all(
+        isinstance(u, dict) and type(u.get("update_id")) is int for u in updates
+    ):
+        raise BadAnswer(
+            "getUpdates",
+            f"the answer is not a list of updates: {str(updates)[:120]}. Check --api-url: "
+            "is it a Bot API server?",
+        )
+    return updates
 
-    ``next_batch(capacity)`` returns the updates not seen before, in update_id order, having
-    registered them with the watermark. ``capacity`` is how many more the scheduler can take.
-    ``on_advance()`` must be called when the watermark's offset moves, so a source that waits
-    for room wakes up.
+
+class PollingSource:
+    """Fetch batches of new updates from ``getUpdates``.
+
+    ``next_batch(capacity)`` returns the updates not returned before, in update_id order.
+    ``confirm(offset)`` says Telegram may forget every update below ``offset``; the next call
+    sends it. Until the first ``confirm``, the source asks from Telegram's own offset.
     """
 
-    def __init__(self, bot: Bot, watermark: Watermark, options: PollingOptions) -> None:
+    def __init__(self, bot: Bot, options: PollingOptions) -> None:
         self.bot = bot
-        self.watermark = watermark
         self.options = options
         self._advanced = asyncio.Event()
         self._failures = 0
         self._stale = 0  # consecutive fetches that brought nothing new
-        self.journal: Journal | None = None
-        self._checkpoint: asyncio.Future[None] | None = None
-        if options.journal:
-            self.journal = Journal(options.journal, bot_id=bot.id, sync=options.journal_sync)
+        self._offset = -1  # confirmed: Telegram may forget what is below it
+        self._sent = -1  # the offset of the last successful getUpdates
+        self._highest = -1  # the highest update_id returned
+        self._window: deque[int] = deque()  # returned ids not yet below the offset
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
-    def on_advance(self) -> None:
+    def confirm(self, offset: int) -> None:
+        """Telegram may forget every update below ``offset``; it is sent with the next call."""
+        if offset <= self._offset:
+            return
+        self._offset = offset
+        self._highest = max(self._highest, offset - 1)
+        window = self._window
+        while window and window[0] < offset:
+            window.popleft()
         self._advanced.set()
 
     async def start(self) -> None:
-        """Check the token with ``getMe`` (3 tries on network errors) before the first fetch."""
-        for attempt in range(_START_ATTEMPTS):
+        """Check the token with ``getMe``, retrying an unreachable API for ``start_timeout``."""
+        opts = self.options
+        deadline = time.monotonic() + opts.start_timeout
+        failures = 0
+        while True:
             try:
                 await self.bot.get_me()
                 break
-            except (NetworkError, ServerError) as exc:
-                if attempt + 1 == _START_ATTEMPTS:
+            except (NetworkError, ServerError, RetryAfter) as exc:
+                failures += 1
+                if isinstance(exc, RetryAfter):
+                    delay = float(exc.retry_after or 1)
+                else:
+                    delay = min(opts.backoff_cap, opts.backoff_base * 2 ** (failures - 1))
+                    delay = random.uniform(delay / 2, delay)
+                if time.monotonic() + delay > deadline:
                     raise ConfigError(
-                        f"Cannot reach the Bot API at {self.bot.api_url} ({exc}). Check "
-                        "--api-url (or TGRUNNER_API_URL) and the network."
+                        f"Cannot reach the Bot API at {self.bot.api_url} ({exc}) after "
+                        f"{opts.start_timeout:g} s. Check --api-url (or TGRUNNER_API_URL), "
+                        "--proxy and the network."
                     ) from exc
-                log.warning("getMe failed (%s); retrying", exc)
-                await self.sleep(self.options.backoff_base * 2**attempt)
+                log.warning("getMe failed (%s); retrying in %.1f s", exc, delay)
+                await self.sleep(delay)
             except Unauthorized as exc:
                 raise ConfigError(
                     "Telegram rejected the bot token (401 Unauthorized). Check the token you "
                     "passed (--token, TGRUNNER_TOKEN or BOT_TOKEN) against @BotFather."
                 ) from exc
-        if self.options.drop_pending_updates:
+        if opts.drop_pending_updates:
             await self.bot.delete_webhook(drop_pending_updates=True)
 
     async def _wait_for_room(self) -> None:
-        # Telegram answers at once while updates are in flight past the offset, so fetching
-        # again right away would spin on redeliveries. With the window full, wait for the
-        # watermark to move. After a fetch that brought nothing new, wait for it to move or
-        # for a short, growing pause, so a slow handler at the head does not hide new updates.
-        while self.watermark.in_flight >= MAX_BATCH:
+        # With strict offsets Telegram answers at once while updates are in flight past the
+        # offset, so fetching again right away would spin on redeliveries. With the window
+        # full, wait for the offset to move. After a fetch that brought nothing new, wait for
+        # it to move or for a short, growing pause, so a slow handler at the head does not
+        # hide new updates.
+        while len(self._window) >= MAX_BATCH:
             self._advanced.clear()
             await self._advanced.wait()
-        if self._stale and self.watermark.in_flight:
+        if self._stale and self._window:
             self._advanced.clear()
             pause = min(0.5, 0.005 * 2 ** min(self._stale, 7))
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
@@ -162,55 +195,51 @@ class PollingSource:
                 async with asyncio.timeout(pause):
                     await self._advanced.wait()
 
-    def _checkpoint_done(self, fut: asyncio.Future[None]) -> None:
-        self._checkpoint = None
-        if not fut.cancelled() and fut.exception() is not None:
-            log.warning("journal checkpoint failed (%s); will retry", fut.exception())
-
-    def replay(self) -> list[dict[str, Any]]:
-        """Updates journaled by an earlier run and not finished: handle them first."""
-        if self.journal is None:
-            return []
-        pending = self.journal.unfinished()
-        for update in pending:
-            self.watermark.received(update["update_id"])
-        if pending:
-            log.info("replaying %d unfinished update(s) from the journal", len(pending))
-        return pending
-
-    async def next_batch(self, capacity: int) -> list[dict[str, Any]]:
+    async def next_batch(self, capacity: int) -> list[Update]:
         """Fetch once (retrying errors as Telegram means them) and return the new updates."""
-        wm = self.watermark
-        journal = self.journal
-        if journal is None:
-            await self._wait_for_room()
-            limit = min(self.options.limit, wm.in_flight + max(capacity, 1), MAX_BATCH)
-            # Long-poll only when nothing is in flight: else Telegram answers at once anyway.
-            timeout = 0 if wm.in_flight else self.options.timeout
-            offset = wm.offset if wm.highest >= 0 else None
-        else:
-            journal.flush()
-            if journal.writes_since_checkpoint >= _CHECKPOINT_EVERY and self._checkpoint is None:
-                self._checkpoint = asyncio.get_running_loop().run_in_executor(
-                    None, journal.checkpoint
-                )
-                self._checkpoint.add_done_callback(self._checkpoint_done)
-            limit = min(self.options.limit, max(capacity, 1))
-            timeout = self.options.timeout
-            offset = journal.highest + 1 if journal.highest >= 0 else None
+        await self._wait_for_room()
+        in_flight = len(self._window)
+        limit = min(self.options.limit, in_flight + max(capacity, 1), MAX_BATCH)
+        # Long-poll only when nothing is in flight: else Telegram answers at once anyway.
+        timeout = 0 if in_flight else self.options.timeout
+        offset = self._offset if self._offset >= 0 else None
+        updates = await self._fetch(offset, limit, timeout)
+        self._failures = 0
+        if offset is not None:
+            self._sent = offset
+        if updates and offset is not None and updates[0]["update_id"] < offset:
+            log.warning(
+                "update ids restarted at %d, below the offset %d (Telegram does this after a "
+                "quiet week); handling them as new updates",
+                updates[0]["update_id"],
+                offset,
+            )
+            self._highest = -1
+            self._offset = -1
+            self._window.clear()
+        highest = self._highest
+        fresh = [u for u in updates if u["update_id"] > highest]
+        if fresh:
+            self._highest = fresh[-1]["update_id"]
+            self._window.extend(u["update_id"] for u in fresh)
+        self._stale = 0 if fresh else self._stale + 1
+        return fresh
+
+    async def _fetch(self, offset: int | None, limit: int, timeout: int) -> list[Update]:
         while True:
             try:
-                updates = await self.bot.get_updates(
-                    offset=offset,
-                    limit=limit,
-                    timeout=timeout,
-                    allowed_updates=self.options.allowed_updates,
+                return _checked(
+                    await self.bot.get_updates(
+                        offset=offset,
+                        limit=limit,
+                        timeout=timeout,
+                        allowed_updates=self.options.allowed_updates,
+                    )
                 )
             except RetryAfter as exc:
                 delay = float(exc.retry_after or 1)
                 log.warning("getUpdates hit flood control; waiting %.1f s as Telegram asks", delay)
                 await self.sleep(delay)
-                continue
             except (NetworkError, ServerError) as exc:
                 self._failures += 1
                 ceiling = min(
@@ -219,7 +248,6 @@ class PollingSource:
                 delay = random.uniform(ceiling / 2, ceiling)
                 log.warning("getUpdates failed (%s); retrying in %.2f s", exc, delay)
                 await self.sleep(delay)
-                continue
             except Unauthorized as exc:
                 raise ConfigError(
                     "Telegram rejected the bot token (401 Unauthorized) while polling. "
@@ -232,35 +260,21 @@ class PollingSource:
                     f"getUpdates was refused: {exc.description}. Check allowed_updates and "
                     "the polling options."
                 ) from exc
-            break
-        self._failures = 0
-        if journal is not None:
-            # Durable before the next call's offset lets Telegram forget them.
-            updates = journal.put(updates)
-        fresh = [u for u in updates if wm.received(u["update_id"])]
-        self._stale = 0 if fresh else self._stale + 1
-        return fresh
 
-    async def confirm(self) -> None:
-        """Send the watermark's offset, so Telegram forgets every finished update.
+    async def close(self) -> None:
+        """Send the confirmed offset, so Telegram forgets what is done or journaled.
 
-        Called once on a clean stop. Errors are logged, not raised: unconfirmed updates are
-        only redelivered, never lost.
+        Errors are logged, not raised: unconfirmed updates are only redelivered, never lost.
         """
-        wm = self.watermark
-        offset = wm.offset
-        if self.journal is not None:
-            if self._checkpoint is not None:
-                await asyncio.wait([self._checkpoint])
-            self.journal.close()
-            offset = self.journal.highest + 1
-        if wm.highest < 0 and (self.journal is None or self.journal.highest < 0):
+        offset = self._offset
+        if offset < 0 or offset == self._sent:
             return
         try:
             await self.bot.get_updates(offset=offset, limit=1, timeout=0)
+            self._sent = offset
         except Exception as exc:  # the stop must complete; redelivery is the safe outcome
             log.warning(
                 "could not confirm offset %d on stop (%s); updates will be redelivered",
-                wm.offset,
+                offset,
                 exc,
             )

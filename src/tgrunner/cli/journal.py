@@ -1,0 +1,125 @@
+"""``tgrunner journal list|retry|drop``: inspect and release quarantined updates.
+
+An update whose handling killed the process 3 times is quarantined: kept in the journal but
+not replayed. ``list`` shows them (also while the bot runs), ``retry`` puts them back to be
+handled at the next start, ``drop`` forgets them. ``retry`` and ``drop`` need the bot stopped.
+
+The journal is found as ``tgrunner run`` finds it: ``--journal PATH``, or the bot's folder in
+``--data-dir`` (the bot named by ``--token`` or ``--bot-id``; with neither, the only bot there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import orjson
+
+from tgrunner.errors import ConfigError
+from tgrunner.intake.journal import Journal
+from tgrunner.intake.options import DEFAULT_DATA_DIR, JOURNAL_FILE
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``journal`` command and its ``list``, ``retry`` and ``drop`` actions."""
+    p = sub.add_parser("journal", help="inspect and release quarantined updates")
+    actions = p.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("list", "show quarantined updates and how many are waiting"),
+        ("retry", "put quarantined updates back, to be handled at the next start"),
+        ("drop", "forget quarantined updates"),
+    ):
+        a = actions.add_parser(name, help=text)
+        a.add_argument(
+            "--data-dir", help="the bots' data dir (default $TGRUNNER_DATA_DIR, else ./.tgrunner)"
+        )
+        a.add_argument("--journal", metavar="PATH", help="an explicit journal file")
+        a.add_argument("--bot-id", type=int, help="the bot whose journal to open")
+        a.add_argument("--token", help="the bot's token (its id names the journal)")
+        if name != "list":
+            a.add_argument("update_ids", nargs="*", type=int, help="update ids")
+            a.add_argument("--all", action="store_true", help="every quarantined update")
+        a.set_defaults(func=_cmd_journal)
+
+
+def _find(args: argparse.Namespace) -> Path:
+    if args.journal:
+        path = Path(args.journal)
+        if not path.is_file():
+            raise ConfigError(f"There is no journal at {path}.")
+        return path
+    root = Path(args.data_dir or os.environ.get("TGRUNNER_DATA_DIR") or DEFAULT_DATA_DIR)
+    token = args.token or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
+    bot_id = args.bot_id
+    if bot_id is None and token:
+        head = token.partition(":")[0]
+        if not head.isdigit():
+            raise ConfigError("The token is not in Telegram's format '<bot id>:<secret>'.")
+        bot_id = int(head)
+    if bot_id is None:
+        found = sorted(p.parent.name for p in root.glob(f"*/{JOURNAL_FILE}"))
+        if len(found) != 1:
+            raise ConfigError(
+                f"{root} holds the journals of {len(found)} bots ({', '.join(found) or 'none'}); "
+                "name one with --bot-id or --token, or pass --data-dir or --journal."
+            )
+        bot_id = int(found[0])
+    path = root / str(bot_id) / JOURNAL_FILE
+    if not path.is_file():
+        raise ConfigError(f"Bot {bot_id} has no journal in {root}; check --data-dir.")
+    return path
+
+
+def _describe(update: dict[str, object]) -> str:
+    kind = next((k for k in update if k != "update_id"), "?")
+    payload = update.get(kind)
+    chat = payload.get("chat") if isinstance(payload, dict) else None
+    where = f" chat {chat.get('id')}" if isinstance(chat, dict) else ""
+    return f"{kind}{where}"
+
+
+def _list(path: Path) -> int:
+    # Read-only and without the lock, so it works while the bot runs.
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            waiting = db.execute("SELECT count(*) FROM intake").fetchone()[0]
+            rows = db.execute(
+                "SELECT update_id, attempts, since, body FROM quarantine ORDER BY since"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"Cannot read the journal {path}: {exc}.") from None
+    print(f"{path}: {waiting} update(s) waiting, {len(rows)} quarantined")
+    for update_id, attempts, since, body in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+        print(f"  {update_id}  {attempts} attempts  since {when}  {_describe(orjson.loads(body))}")
+    return 0
+
+
+def _cmd_journal(args: argparse.Namespace) -> int:
+    path = _find(args)
+    if args.action == "list":
+        return _list(path)
+    if not args.update_ids and not args.all:
+        raise ConfigError(f"Name the update ids to {args.action}, or pass --all.")
+    ids = None if args.all else args.update_ids
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        bot_id = int(db.execute("SELECT value FROM meta WHERE key = 'bot_id'").fetchone()[0])
+    finally:
+        db.close()
+    journal = Journal(path, bot_id=bot_id)
+    try:
+        n = journal.retry(ids) if args.action == "retry" else journal.drop(ids)
+    finally:
+        journal.close_now()
+    done = "put back; they are handled at the next start" if args.action == "retry" else "dropped"
+    print(f"{n} quarantined update(s) {done}")
+    return 0

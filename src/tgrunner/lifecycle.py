@@ -1,0 +1,83 @@
+"""When to stop, and how fast: signals and ``stop()`` calls, recorded for the runtime to act on.
+
+- The first SIGINT/SIGTERM (or ``stop()``) asks for a clean stop: stop fetching, let in-flight
+  work finish within the grace period, confirm, exit 0.
+- The second (or ``stop(fast=True)``) asks for a fast one: cancel what runs, confirm only what
+  finished, exit 1.
+- The third exits the process at once (``os._exit(1)``), for a stop that itself hangs.
+
+Signal handlers only record the signal; the runtime's ``serve()`` acts on it. ``request_stop``
+is safe to call from any thread, before or while the runtime serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+
+__all__ = ["StopControl"]
+
+log = logging.getLogger(__name__)
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopControl:
+    """The stop requests of one runtime: ``requested`` and ``fast`` are set as they come."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.fast = asyncio.Event()
+        self.signals = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._installed: list[int] = []
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the runtime serves on; later requests from other threads go through it."""
+        self._loop = loop
+        self._thread = threading.get_ident()
+
+    def request_stop(self, fast: bool = False) -> None:
+        """Ask for a clean stop, or a fast one. Safe to call twice, and from any thread."""
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._thread and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between: nothing runs
+                loop.call_soon_threadsafe(self._set, fast)
+            return
+        self._set(fast)
+
+    def _set(self, fast: bool) -> None:
+        self.requested.set()
+        if fast:
+            self.fast.set()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Handle SIGINT and SIGTERM on ``loop`` (where the platform and thread allow it)."""
+        for sig in _SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._installed.append(sig)
+
+    def uninstall(self) -> None:
+        """Give the signals back. Safe to call twice."""
+        loop = self._loop
+        installed, self._installed = self._installed, []
+        if loop is None or loop.is_closed():
+            return
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    def _on_signal(self, signum: int) -> None:
+        self.signals += 1
+        name = signal.Signals(signum).name
+        if self.signals >= 3:
+            log.error("received %s a third time; exiting now", name)
+            logging.shutdown()
+            os._exit(1)
+        log.info("received %s, %s", name, "stopping" if self.signals == 1 else "stopping fast")
+        self._set(fast=self.signals > 1)
