@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from tgrunner.testing.fake.users.chats import SimChat
 from tgrunner.testing.fake.users.members import Directory
 from tgrunner.testing.fake.users.messages import JSON, message_of, with_text
 from tgrunner.testing.fake.users.person import Person
-
-if TYPE_CHECKING:
-    from tgrunner.testing.fake.users.user import SimUser
 
 __all__ = ["BusinessActions"]
 
@@ -48,7 +44,7 @@ class BusinessActions(Person):
         self._business |= {"date": self.population.world.now(), "is_enabled": False}
         return self.population.push("business_connection", dict(self._business))
 
-    def business_send(self, text: str, *, to: SimUser, reply_to: JSON | int | None = None) -> JSON:
+    def business_send(self, text: str, *, to: Person, reply_to: JSON | int | None = None) -> JSON:
         """A message between a business account and a customer (``business_message``): either
         this user is the business and ``to`` the customer, or the other way round. The chat is
         the customer's private chat with the business."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tgrunner.testing.fake.users.members import (
     PRESENT,
@@ -17,11 +16,7 @@ from tgrunner.testing.fake.users.members import (
     as_restricted,
 )
 from tgrunner.testing.fake.users.messages import JSON, current, edited, message_of, with_text
-
-if TYPE_CHECKING:
-    from tgrunner.testing.fake.users.person import Person
-    from tgrunner.testing.fake.users.population import Population
-    from tgrunner.testing.fake.users.user import SimUser
+from tgrunner.testing.fake.users.protocol import Member, Roster
 
 __all__ = ["SimChat", "Topic"]
 
@@ -46,18 +41,18 @@ class SimChat:
 
     def __init__(
         self,
-        population: Population,
+        population: Roster,
         chat: JSON,
         *,
-        members: Iterable[SimUser] = (),
+        members: Iterable[Member] = (),
         with_bot: bool = True,
-        user: SimUser | None = None,
+        user: Member | None = None,
     ) -> None:
         self.population = population
         self._chat = chat
         self.user = user
         self._members: dict[int, JSON] = {}
-        self._owner: SimUser | None = None
+        self._owner: Member | None = None
         population._chats[self.id] = self
         world = population.world
         world.register_chat(chat)
@@ -94,7 +89,7 @@ class SimChat:
         return bool(self._chat.get("is_forum"))
 
     @property
-    def owner(self) -> SimUser:
+    def owner(self) -> Member:
         """The chat's owner; a channel created without one gets a new user, once."""
         if self._owner is None:
             if self.user is not None:
@@ -107,13 +102,13 @@ class SimChat:
         """The Chat object, as it appears in messages and updates."""
         return dict(self._chat)
 
-    def status(self, user: Person | JSON) -> str:
+    def status(self, user: Member | JSON) -> str:
         """A user's (or the bot's, given ``world.bot_user``) status here; ``"left"`` if never
         a member."""
         uid = int(user["id"]) if isinstance(user, dict) else user.id
         return str(self._members.get(uid, {}).get("status", "left"))
 
-    def member(self, user: Person | JSON) -> JSON:
+    def member(self, user: Member | JSON) -> JSON:
         """The ChatMember object of a user (or the bot) in this chat."""
         u = user if isinstance(user, dict) else user.as_dict()
         return dict(self._members.get(int(u["id"])) or as_left(u))
@@ -124,7 +119,7 @@ class SimChat:
 
     # -- admin actions ---------------------------------------------------------------------
 
-    def add_bot(self, *, by: SimUser | None = None, admin: bool = False) -> JSON:
+    def add_bot(self, *, by: Member | None = None, admin: bool = False) -> JSON:
         """Add the bot (``my_chat_member``: left → member, or administrator when ``admin``,
         default False; always administrator in channels), with the ``new_chat_members``
         service message in groups. Returns the ChatMemberUpdated."""
@@ -137,16 +132,14 @@ class SimChat:
             self._service(by, {"new_chat_members": [bot]})
         return update
 
-    def kick_bot(self, *, by: SimUser | None = None) -> JSON:
+    def kick_bot(self, *, by: Member | None = None) -> JSON:
         """Remove the bot (``my_chat_member``: → left in basic groups, kicked elsewhere)."""
         self._not_private("remove the bot from")
         bot = self.population.world.bot_user
         new = as_left(bot) if self.type == "group" else as_kicked(bot, 0)
         return self._change("my_chat_member", bot, new, by or self.owner)
 
-    def promote(
-        self, user: SimUser, *, by: SimUser | None = None, title: str | None = None
-    ) -> JSON:
+    def promote(self, user: Member, *, by: Member | None = None, title: str | None = None) -> JSON:
         """Make ``user`` an administrator (``chat_member``); ``title`` is the custom title."""
         self._not_private("promote in")
         new = as_admin(user.as_dict(), self.type, can_be_edited=True)
@@ -154,14 +147,14 @@ class SimChat:
             new["custom_title"] = title
         return self._change("chat_member", user.as_dict(), new, by or self.owner)
 
-    def demote(self, user: SimUser, *, by: SimUser | None = None) -> JSON:
+    def demote(self, user: Member, *, by: Member | None = None) -> JSON:
         """Make an administrator a plain member again (``chat_member``)."""
         self._not_private("demote in")
         return self._change(
             "chat_member", user.as_dict(), as_member(user.as_dict()), by or self.owner
         )
 
-    def restrict(self, user: SimUser, *, by: SimUser | None = None, until: int = 0) -> JSON:
+    def restrict(self, user: Member, *, by: Member | None = None, until: int = 0) -> JSON:
         """Forbid ``user`` to send anything until the Unix time ``until`` (0, the default:
         forever). Supergroups only, as in Telegram."""
         if self.type != "supergroup":
@@ -169,7 +162,7 @@ class SimChat:
         u = user.as_dict()
         return self._change("chat_member", u, as_restricted(u, until), by or self.owner)
 
-    def ban(self, user: SimUser, *, by: SimUser | None = None, until: int = 0) -> JSON:
+    def ban(self, user: Member, *, by: Member | None = None, until: int = 0) -> JSON:
         """Ban ``user`` until ``until`` (0, the default: forever): ``chat_member`` → kicked,
         with the ``left_chat_member`` service message when they were in a group."""
         self._not_private("ban in")
@@ -181,7 +174,7 @@ class SimChat:
             self._service(by, {"left_chat_member": u})
         return update
 
-    def unban(self, user: SimUser, *, by: SimUser | None = None) -> JSON:
+    def unban(self, user: Member, *, by: Member | None = None) -> JSON:
         """Lift a ban (``chat_member``: kicked → left); the user may join again."""
         self._not_private("unban in")
         return self._change(
@@ -189,7 +182,7 @@ class SimChat:
         )
 
     def create_topic(
-        self, name: str, *, by: SimUser | None = None, icon_color: int = 0x6FB9F0
+        self, name: str, *, by: Member | None = None, icon_color: int = 0x6FB9F0
     ) -> Topic:
         """Create a forum topic (a ``forum_topic_created`` service message, whose id becomes the
         topic's ``message_thread_id``). ``icon_color`` defaults to Telegram's blue."""
@@ -249,7 +242,7 @@ class SimChat:
         """A new text for a post (``edited_channel_post``)."""
         self._require_channel()
         msg = current(self.population.world, message_of(message))
-        return self.population.push("edited_channel_post", edited(msg, text, self.population))
+        return self.population.push("edited_channel_post", edited(msg, text, self.population.world))
 
     # -- internals -------------------------------------------------------------------------
 
@@ -272,7 +265,7 @@ class SimChat:
             return self.population.push(kind, payload)
         return payload
 
-    def _change(self, kind: str, user: JSON, new: JSON, by: Person) -> JSON:
+    def _change(self, kind: str, user: JSON, new: JSON, by: Member) -> JSON:
         old = self.member(user)
         self._set(new)
         payload = {
@@ -287,7 +280,7 @@ class SimChat:
             return self.population.push(kind, payload)
         return self._deliver(kind, payload, admin_only=True)
 
-    def _service(self, sender: Person, content: JSON) -> JSON:
+    def _service(self, sender: Member, content: JSON) -> JSON:
         world = self.population.world
         msg = {
             "message_id": world.next_message_id(self.id),

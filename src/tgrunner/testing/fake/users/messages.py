@@ -3,13 +3,10 @@ the helpers that build their text, find them in updates, edit them and quote the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tgrunner.testing.fake.base import World
 from tgrunner.testing.fake.users.entities import parse_entities
-
-if TYPE_CHECKING:
-    from tgrunner.testing.fake.users.population import Population
 
 __all__ = [
     "JSON",
@@ -73,7 +70,7 @@ def current(world: World, message: JSON) -> JSON:
     return found
 
 
-def edited(message: JSON, text: str, population: Population) -> JSON:
+def edited(message: JSON, text: str, world: World) -> JSON:
     """``message`` with a new text (or caption, for media) and an ``edit_date``."""
     caption = "text" not in message
     if caption and not any(k in message for k in _CAPTIONED):
@@ -81,7 +78,7 @@ def edited(message: JSON, text: str, population: Population) -> JSON:
     drop = ("caption", "caption_entities") if caption else ("text", "entities")
     result = {k: v for k, v in message.items() if k not in drop}
     result |= with_text(text, caption=caption)
-    result["edit_date"] = population.world.now()
+    result["edit_date"] = world.now()
     return result
 
 

@@ -3,8 +3,6 @@ messages are built, checked and sent. The actions of :class:`SimUser` are mixins
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from tgrunner.testing.fake.users.chats import SimChat, Topic
 from tgrunner.testing.fake.users.members import Directory, as_kicked, as_member
 from tgrunner.testing.fake.users.messages import (
@@ -16,10 +14,7 @@ from tgrunner.testing.fake.users.messages import (
     origin,
     with_text,
 )
-
-if TYPE_CHECKING:
-    from tgrunner.testing.fake.users.population import Population
-    from tgrunner.testing.fake.users.user import SimUser
+from tgrunner.testing.fake.users.protocol import Roster
 
 __all__ = ["Person"]
 
@@ -50,15 +45,14 @@ class Person:
     user's identity, their private chat with the bot (``chat``), text messages, blocking the
     bot, and the building and sending of messages."""
 
-    def __init__(self, population: Population, user: JSON) -> None:
+    def __init__(self, population: Roster, user: JSON) -> None:
         self.population = population
         self._user = user
         if isinstance(population.world, Directory):
             population.world.register_user(user)
         chat = {"id": user["id"], "type": "private"}
         chat |= {k: user[k] for k in ("first_name", "last_name", "username") if k in user}
-        # Person is only ever built as the core of a SimUser.
-        self.chat = SimChat(population, chat, user=cast("SimUser", self))
+        self.chat = SimChat(population, chat, user=self)
         # State of the action mixins: reactions set, boosts given, the business connection.
         self._reactions: dict[tuple[int, int], list[JSON]] = {}
         self._boosts: dict[int, list[JSON]] = {}
@@ -128,7 +122,7 @@ class Person:
         if (msg.get("from") or {}).get("id") != self.id:
             raise ValueError(f"{self!r} can edit only their own messages")
         kind = "edited_business_message" if "business_connection_id" in msg else "edited_message"
-        return self.population.push(kind, edited(msg, text, self.population))
+        return self.population.push(kind, edited(msg, text, self.population.world))
 
     def forward(self, message: JSON, to_chat: SimChat | None = None) -> JSON:
         """Forward ``message`` into ``to_chat`` (default: this user's chat with the bot), with
@@ -161,7 +155,7 @@ class Person:
 
     def _chat_of(self, message: JSON) -> SimChat:
         chat_id = int(message["chat"]["id"])
-        chat = self.population._chats.get(chat_id)
+        chat: SimChat | None = self.population._chats.get(chat_id)
         if chat is None:
             raise LookupError(f"chat {chat_id} is not a chat of this population")
         return chat

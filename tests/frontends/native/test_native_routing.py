@@ -1,5 +1,5 @@
-"""The native Router: routes by kind, command, text and callback data; the context's reply
-helpers set reply_parameters. Runs against FakeTelegram over real HTTP."""
+"""The native Router: routes by kind, command, text and callback data; the first match wins;
+a route that fails leaves no trace on the context. Runs against FakeTelegram over real HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tgrunner.client.bot import Bot
-from tgrunner.frontends.native.router import Context, Router
+from tgrunner.frontends.native import Context, Router
 from tgrunner.testing import FakeTelegram
 
 
@@ -63,6 +63,7 @@ async def test_callback_routes_and_answers(tg: FakeTelegram, bot: Bot) -> None:
     @router.callback(data=re.compile(r"^pick:(\w+)$"))
     async def picked(ctx: Context) -> None:
         assert ctx.match is not None
+        assert ctx.callback_data == "pick:tea"
         seen.append(ctx.match[1])
         await ctx.answer_callback("ok")
         await ctx.answer(f"picked {ctx.match[1]}")
@@ -75,24 +76,6 @@ async def test_callback_routes_and_answers(tg: FakeTelegram, bot: Bot) -> None:
     assert seen == ["tea"]
     assert tg.calls("answerCallbackQuery")[-1].params["text"] == "ok"
     assert tg.replies(alice)[-1]["text"] == "picked tea"
-
-
-async def test_reply_points_at_the_message(tg: FakeTelegram, bot: Bot) -> None:
-    router = Router()
-
-    @router.message()
-    async def echo(ctx: Context) -> None:
-        await ctx.reply(ctx.text or "")
-
-    group = tg.group("Team", members=[tg.user("Bob")])
-    bob_msg = tg.population.user("Carol")
-    group_member = bob_msg
-    group_member.join(group)
-    asked = group_member.send("question", chat=group)
-    await router(update_of(tg), bot)
-    [reply] = tg.replies(group.id)
-    assert reply["reply_to_message"]["message_id"] == asked["message_id"]
-    assert reply["chat"]["id"] == group.id
 
 
 async def test_other_kinds_and_fallback(tg: FakeTelegram, bot: Bot) -> None:
@@ -116,27 +99,83 @@ async def test_other_kinds_and_fallback(tg: FakeTelegram, bot: Bot) -> None:
     assert got == ["inline:cats", "fallback:message"]
 
 
-async def test_answer_callback_outside_a_callback_is_an_error(tg: FakeTelegram, bot: Bot) -> None:
+async def test_an_update_no_route_takes_is_ignored(tg: FakeTelegram, bot: Bot) -> None:
     router = Router()
-    errors: list[Exception] = []
+
+    @router.command("start")
+    async def start(ctx: Context) -> None:
+        await ctx.reply("hi")
+
+    tg.user("Alice").send("not a command")
+    await router(update_of(tg), bot)
+    assert tg.calls("sendMessage") == []
+
+
+async def test_a_failed_where_leaves_no_match_behind(tg: FakeTelegram, bot: Bot) -> None:
+    """The pattern matched, the where filter refused: the next route sees its own match."""
+    router = Router()
+    seen: list[object] = []
+
+    @router.message(text=re.compile(r"^order (\d+)$"), where=lambda ctx: False)
+    async def never(ctx: Context) -> None:
+        seen.append("never")
+
+    @router.message(text=re.compile(r"^(\w+) (\w+)$"), where=lambda ctx: ctx.text == "nope x")
+    async def refused(ctx: Context) -> None:
+        seen.append("refused")
 
     @router.message()
-    async def wrong(ctx: Context) -> None:
-        try:
-            await ctx.answer_callback("x")
-        except ValueError as exc:
-            errors.append(exc)
+    async def other(ctx: Context) -> None:
+        seen.append(ctx.match)
 
-    tg.user("Alice").send("hi")
+    @router.callback(data=re.compile(r"^pick:(\w+)$"), where=lambda ctx: False)
+    async def never_pressed(ctx: Context) -> None:
+        seen.append("never")
+
+    @router.callback()
+    async def pressed(ctx: Context) -> None:
+        seen.append(ctx.match)
+
+    alice = tg.user("Alice")
+    alice.send("order 42")
     await router(update_of(tg), bot)
-    assert "callback_query" in str(errors[0])
+    markup = {"inline_keyboard": [[{"text": "Tea", "callback_data": "pick:tea"}]]}
+    menu = await bot.send_message(alice.chat.id, "menu", reply_markup=markup)
+    alice.press(menu, data="pick:tea")
+    await router(update_of(tg), bot)
+    assert seen == [None, None]
 
 
-def test_include_appends_routes() -> None:
-    a, b = Router(), Router()
+async def test_a_where_filter_sees_the_match_of_its_own_pattern(tg: FakeTelegram, bot: Bot) -> None:
+    router = Router()
+    seen: list[str] = []
 
-    @b.on("poll")
-    async def poll(ctx: Context) -> None: ...
+    def big(ctx: Context) -> bool:
+        return ctx.match is not None and int(ctx.match[1]) > 10
 
-    a.include(b)
-    assert a.kinds() == ["poll"]
+    @router.message(text=re.compile(r"^order (\d+)$"), where=big)
+    async def big_order(ctx: Context) -> None:
+        assert ctx.match is not None
+        seen.append(f"big:{ctx.match[1]}")
+
+    @router.message(text=re.compile(r"^order (\d+)$"))
+    async def small_order(ctx: Context) -> None:
+        assert ctx.match is not None
+        seen.append(f"small:{ctx.match[1]}")
+
+    alice = tg.user("Alice")
+    for text in ("order 42", "order 3"):
+        alice.send(text)
+        await router(update_of(tg), bot)
+    assert seen == ["big:42", "small:3"]
+
+
+def test_the_old_import_paths_still_work() -> None:
+    import tgrunner
+    import tgrunner.frontends.native as native
+    from tgrunner.frontends.native import router as router_module
+
+    assert router_module.Router is native.Router is tgrunner.Router
+    assert router_module.Context is native.Context is tgrunner.Context
+    for name in native.__all__:
+        assert hasattr(native, name), name
