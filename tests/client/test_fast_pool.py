@@ -90,27 +90,6 @@ async def test_pool_never_exceeds_its_size_and_serves_in_order() -> None:
         assert client.connections == 3
 
 
-async def test_stale_keep_alive_connection_is_retried_once() -> None:
-    seen: list[tuple[int, bytes]] = []
-    connections = 0
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        number = connections
-        while request := await read_request(reader):
-            seen.append((number, request.split(b" ")[1]))
-            if number == 1 and len(seen) == 2:
-                writer.close()  # gone without a word, as an idle-timeout close looks
-                return
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
-    async with raw_serving(handler) as url, client_for(url) as client:
-        assert (await client.request("GET", "/first")).body == b"ok"
-        assert (await client.request("GET", "/second")).body == b"ok"
-    assert seen == [(1, b"/first"), (1, b"/second"), (2, b"/second")]
-
-
 async def test_fresh_connection_closed_without_answer_is_not_retried() -> None:
     calls = 0
 
@@ -275,7 +254,6 @@ SCENARIOS: list[Callable[[], Awaitable[None]]] = [
     test_keep_alive_reuses_one_connection,
     test_connection_close_answer_is_not_reused,
     test_pool_never_exceeds_its_size_and_serves_in_order,
-    test_stale_keep_alive_connection_is_retried_once,
     test_fresh_connection_closed_without_answer_is_not_retried,
     test_reset_is_a_transport_error_and_not_retried,
     test_connection_refused,
