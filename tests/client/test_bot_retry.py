@@ -24,6 +24,9 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r
 )
 
 
+TRANSPORTS = ["fast", "aiohttp"]
+
+
 class Server:
     """Answers the first request; reads the second and closes without a word (``partial``:
     after half an answer); answers again on later connections unless ``always_break``."""
@@ -47,10 +50,13 @@ class Server:
             writer.write(OK)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("method", ["getChat", "getUpdates", "setWebhook", "deleteWebhook"])
-async def test_a_safe_method_is_resent_once_on_a_new_connection(method: str) -> None:
+async def test_a_safe_method_is_resent_once_on_a_new_connection(
+    method: str, transport: str
+) -> None:
     server = Server()
-    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url) as bot:
+    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url, transport=transport) as bot:
         await bot.get_me()
         assert await bot.call(method) == {"id": 1}
     assert server.seen == [(1, "getMe"), (1, method), (2, method)]
@@ -59,27 +65,30 @@ async def test_a_safe_method_is_resent_once_on_a_new_connection(method: str) -> 
 @pytest.mark.parametrize(
     "method", ["sendMessage", "copyMessage", "forwardMessage", "editMessageText", "deleteMessage"]
 )
-async def test_an_unsafe_method_is_never_resent(method: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_unsafe_method_is_never_resent(method: str, transport: str) -> None:
     server = Server()
-    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url) as bot:
+    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url, transport=transport) as bot:
         await bot.get_me()
         with pytest.raises(errors.NetworkError, match=f"{method}: .*before answering"):
             await bot.call(method, chat_id=1)
     assert server.seen == [(1, "getMe"), (1, method)]
 
 
-async def test_nothing_is_resent_after_part_of_an_answer() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_nothing_is_resent_after_part_of_an_answer(transport: str) -> None:
     server = Server(partial=True)
-    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url) as bot:
+    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url, transport=transport) as bot:
         await bot.get_me()
         with pytest.raises(errors.NetworkError, match="getChat"):
             await bot.call("getChat", chat_id=1)
     assert server.seen == [(1, "getMe"), (1, "getChat")]
 
 
-async def test_a_safe_method_is_resent_at_most_once() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_safe_method_is_resent_at_most_once(transport: str) -> None:
     server = Server(always_break=True)
-    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url) as bot:
+    async with raw_serving(server) as url, Bot("1:AAtest", api_url=url, transport=transport) as bot:
         await bot.get_me()
         with pytest.raises(errors.NetworkError, match="getChat"):
             await bot.call("getChat", chat_id=1)

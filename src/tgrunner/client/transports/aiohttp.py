@@ -147,6 +147,8 @@ class AiohttpTransport:
         except (aiohttp.ClientConnectorError, aiohttp.ClientHttpProxyError) as exc:
             raise TransportError(f"cannot connect to {self._netloc}: {exc}", sent=False) from exc
         except aiohttp.ServerDisconnectedError as exc:
+            # Its message is a string until part of a response was parsed (then, that part).
+            answered = answered or not isinstance(exc.message, str)
             when = "in the middle of the response" if answered else "before answering"
             raise TransportError(
                 f"{self._netloc} closed the connection {when}", answered=answered

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Any
 
 import orjson
@@ -94,6 +95,7 @@ class FakeTelegram:
       message history is bounded too (1000 messages per chat).
     - ``max_body`` (default 50 MiB): larger requests get 413.
     - ``webhook_retry`` (default :class:`WebhookRetry()`): webhook delivery backoff.
+    - ``ssl`` (default None: plain HTTP): serve HTTPS with this ``ssl.SSLContext``.
     """
 
     def __init__(
@@ -108,12 +110,14 @@ class FakeTelegram:
         record: bool | int = True,
         max_body: int = 50 * 1024 * 1024,
         webhook_retry: WebhookRetry | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed
         self.max_body = max_body
         self.webhook_retry = webhook_retry or WebhookRetry()
+        self.ssl = ssl
         # A bounded record means a long run: bound the message history too.
         bounded = record is not True
         self.state = State(token=token, seed=seed, history_limit=1000 if bounded else None)
@@ -157,8 +161,9 @@ class FakeTelegram:
 
     @property
     def api_url(self) -> str:
-        """The server's base URL, ``http://127.0.0.1:PORT`` (valid once started)."""
-        return f"http://{self.host}:{self.port}"
+        """The server's base URL, ``http://127.0.0.1:PORT`` (``https://`` with ``ssl``; valid
+        once started)."""
+        return f"{'https' if self.ssl is not None else 'http'}://{self.host}:{self.port}"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -169,7 +174,9 @@ class FakeTelegram:
         self._resumed = asyncio.Event()
         if not self._paused:
             self._resumed.set()
-        server = HTTPServer(self._handle, host=self.host, port=self.port, max_body=self.max_body)
+        server = HTTPServer(
+            self._handle, host=self.host, port=self.port, max_body=self.max_body, ssl=self.ssl
+        )
         await server.start()
         self._server = server
         self.port = server.port
