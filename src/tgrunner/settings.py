@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tgrunner.client.options import ClientOptions
 from tgrunner.errors import ConfigError
 from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.sources.polling import PollingOptions
 
-__all__ = ["KeyFunc", "PollingOptions", "SchedulerOptions", "Settings"]
+__all__ = ["ClientOptions", "KeyFunc", "PollingOptions", "SchedulerOptions", "Settings"]
 
 # Variables read elsewhere (the CLI, the test suite), so not unknown.
 _KNOWN_ELSEWHERE = {"TGRUNNER_TOKEN", "TGRUNNER_API_URL", "TGRUNNER_REQUIRE_SERVICES"}
@@ -41,12 +42,16 @@ class Settings:
     - ``keys``: the function giving an update's ordering keys; default: its chat, else its
       user, else its poll, else none (:func:`tgrunner.keys.default_keys`).
     - ``grace``: seconds a clean stop waits for in-flight handlers, default 10.
+    - ``client``: the Bot API client's transport (default ``fast``), proxy (default: the
+      environment's) and timeout (default 60 s) — see
+      :class:`~tgrunner.client.options.ClientOptions`.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
     polling: PollingOptions = field(default_factory=PollingOptions)
     keys: KeyFunc = default_keys
     grace: float = 10.0
+    client: ClientOptions = field(default_factory=ClientOptions)
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -62,12 +67,15 @@ class Settings:
         ``TGRUNNER_MAX_PENDING_PER_KEY``, ``TGRUNNER_HANDLER_TIMEOUT`` (seconds),
         ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
         ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds),
-        ``TGRUNNER_JOURNAL`` (path of the intake journal; unset: strict offsets).
+        ``TGRUNNER_JOURNAL`` (path of the intake journal; unset: strict offsets),
+        ``TGRUNNER_TRANSPORT`` (``fast`` or ``aiohttp``), ``TGRUNNER_PROXY`` (an http(s) proxy
+        URL; empty: none set here, the standard proxy variables still apply).
         """
         env = os.environ if env is None else env
         sched: dict[str, Any] = {}
         poll: dict[str, Any] = {}
         top: dict[str, Any] = {}
+        client: dict[str, Any] = {}
         table: dict[str, tuple[dict[str, Any], str, type]] = {
             "TGRUNNER_CONCURRENCY": (sched, "concurrency", int),
             "TGRUNNER_MAX_PENDING": (sched, "max_pending", int),
@@ -90,9 +98,19 @@ class Settings:
                 poll["journal"] = env[name] or None
             elif name == "TGRUNNER_DROP_PENDING_UPDATES":
                 poll["drop_pending_updates"] = env[name].strip().lower() in {"1", "true", "yes"}
+            elif name == "TGRUNNER_TRANSPORT":
+                client["transport"] = env[name].strip()
+            elif name == "TGRUNNER_PROXY":
+                client["proxy"] = env[name].strip() or None
             else:
                 known = sorted(
-                    [*table, "TGRUNNER_ALLOWED_UPDATES", "TGRUNNER_DROP_PENDING_UPDATES"]
+                    [
+                        *table,
+                        "TGRUNNER_ALLOWED_UPDATES",
+                        "TGRUNNER_DROP_PENDING_UPDATES",
+                        "TGRUNNER_PROXY",
+                        "TGRUNNER_TRANSPORT",
+                    ]
                 )
                 raise ConfigError(
                     f"Unknown setting {name}. Known ones: {', '.join(known)}; unset it or fix "
@@ -101,6 +119,7 @@ class Settings:
         base = cls(
             scheduler=SchedulerOptions(**sched),
             polling=PollingOptions(**poll),
+            client=ClientOptions(**client),
             **top,
         )
         return replace(base, **overrides) if overrides else base

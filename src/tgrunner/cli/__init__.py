@@ -37,6 +37,17 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "(more in flight; unfinished ones replay on restart). Default: strict offsets",
     )
     p.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send every Bot API call through this http(s) proxy (on the aiohttp transport); "
+        "default $TGRUNNER_PROXY, else $HTTPS_PROXY / $ALL_PROXY minus $NO_PROXY",
+    )
+    p.add_argument(
+        "--transport",
+        choices=("fast", "aiohttp"),
+        help="HTTP transport of the Bot API client (default fast; aiohttp whenever a proxy is set)",
+    )
+    p.add_argument(
         "--own-http",
         action="store_true",
         help="aiogram and PTB bots: keep the framework's own HTTP client instead of "
@@ -63,6 +74,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, polling=replace(settings.polling, journal=args.journal))
     if args.grace is not None:
         settings = replace(settings, grace=args.grace)
+    if args.proxy is not None or args.transport is not None:
+        client = settings.client
+        client = replace(
+            client,
+            proxy=args.proxy if args.proxy is not None else client.proxy,
+            transport=args.transport or client.transport,
+        )
+        settings = replace(settings, client=client)
     own = {"session": "aiogram", "request": "ptb"} if args.own_http else {}
     runner = build_runner(args.target, token=token, api_url=args.api_url, settings=settings, **own)
     return runner.run()

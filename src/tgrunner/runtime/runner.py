@@ -89,8 +89,16 @@ class Runner:
                 )
             # One connection per running handler, plus the poller: a handler never queues for
             # a connection behind the others.
-            concurrency = (settings or Settings()).scheduler.concurrency
-            bot = Bot(token, api_url=api_url, pool_size=concurrency + 2)
+            given = settings or Settings()
+            client = given.client
+            bot = Bot(
+                token,
+                api_url=api_url,
+                pool_size=given.scheduler.concurrency + 2,
+                transport=client.transport,
+                proxy=client.proxy,
+                timeout=client.timeout,
+            )
             self._owns_bot = True
         else:
             self._owns_bot = False
