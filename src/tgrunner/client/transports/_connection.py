@@ -56,7 +56,6 @@ class Connection(asyncio.Protocol):
         "_body_size",
         "_client",
         "_head_fed",
-        "_head_size",
         "_headers",
         "_max_body",
         "_max_head",
@@ -81,8 +80,7 @@ class Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._body_size = 0
-        # _head_size: header bytes parsed; _head_fed: bytes fed while the head was incomplete.
-        self._head_size = 0
+        # Bytes fed to the parser while the head was incomplete: an upper bound of its size.
         self._head_fed = 0
         self._max_body = client._max_body
         self._max_head = client._max_head
@@ -123,6 +121,8 @@ class Connection(asyncio.Protocol):
             return
         self._received = True
         in_head = not self._status
+        if in_head:
+            self._head_fed += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -133,23 +133,30 @@ class Connection(asyncio.Protocol):
                     )
                 )
             return
-        if in_head and not self._status and self._waiter is not None:
-            # Still in the head: httptools buffers a header until it ends, so count the bytes.
-            self._head_fed += len(data)
-            if self._head_fed > self._max_head:
-                self._fail(self._too_large("headers", self._max_head))
+        if (
+            in_head
+            and self._head_fed > self._max_head
+            and not self._status
+            and self._waiter is not None
+        ):
+            # Still in the head: httptools buffers a header until it ends, so bound the bytes.
+            self._fail(self._too_large("headers", self._max_head))
 
     # -- parser callbacks -------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value)
-        if self._head_size > self._max_head:
-            self._fail(self._too_large("headers", self._max_head))
-            raise _TooLarge
         add_header(self._headers, name, value)
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
+        # Counted exactly only when the bytes fed so far (the body's first part included) say
+        # the head may be too large: rare, and nothing per header on the common path.
+        if self._head_fed > self._max_head and self._head_size() > self._max_head:
+            self._fail(self._too_large("headers", self._max_head))
+            raise _TooLarge
+
+    def _head_size(self) -> int:
+        return sum(len(name) + len(value) + 4 for name, value in self._headers.items())
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -164,7 +171,7 @@ class Connection(asyncio.Protocol):
             self._status = 0
             self._headers = {}
             self._body = []
-            self._head_size = self._head_fed = self._body_size = 0
+            self._head_fed = self._body_size = 0
             return
         self.keep = self._parser.should_keep_alive()
         self._complete()
@@ -183,7 +190,7 @@ class Connection(asyncio.Protocol):
             return waiter
         self._waiter = waiter
         self._received = False
-        self._head_size = self._head_fed = self._body_size = 0
+        self._head_fed = self._body_size = 0
         if len(body) <= _COPY_BODY:
             transport.write(head + body)
         else:
