@@ -136,6 +136,7 @@ class Bot:
     - ``ssl_context``: the certificates to trust for an ``https://`` ``api_url``, default the
       system's.
 
+    ``bot.transport`` is the transport in use, ``bot.proxy`` the proxy in use (or None).
     A failed request is resent at most once, and only when the method is safe to repeat and
     no byte of an answer had come (:mod:`tgrunner.client.retry`); ``send*`` never is.
 
