@@ -11,13 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tgrunner.client.options import ClientOptions
 from tgrunner.errors import ConfigError
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.sources.polling import PollingOptions
 
-__all__ = ["IntakeOptions", "KeyFunc", "PollingOptions", "SchedulerOptions", "Settings"]
+__all__ = [
+    "ClientOptions",
+    "IntakeOptions",
+    "KeyFunc",
+    "PollingOptions",
+    "SchedulerOptions",
+    "Settings",
+]
 
 # Variables read elsewhere (the CLI, the test suite), so not unknown.
 _KNOWN_ELSEWHERE = {"TGRUNNER_TOKEN", "TGRUNNER_API_URL", "TGRUNNER_REQUIRE_SERVICES"}
@@ -47,6 +55,9 @@ class Settings:
     - ``grace``: seconds a clean stop waits for in-flight handlers, default 10.
     - ``stop_budget``: seconds the whole stop may take (grace, cancelling, confirming, the
       shutdown hook), default 30.
+    - ``client``: the Bot API client's transport (default ``fast``), proxy (default: the
+      environment's) and timeout (default 60 s) — see
+      :class:`~tgrunner.client.options.ClientOptions`.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
@@ -55,6 +66,7 @@ class Settings:
     keys: KeyFunc = default_keys
     grace: float = 10.0
     stop_budget: float = 30.0
+    client: ClientOptions = field(default_factory=ClientOptions)
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -75,12 +87,15 @@ class Settings:
         ``TGRUNNER_STOP_BUDGET`` (seconds), ``TGRUNNER_DATA_DIR`` (default ``./.tgrunner``),
         ``TGRUNNER_JOURNAL`` (an explicit journal file), ``TGRUNNER_NO_JOURNAL`` (1: strict
         offsets), ``TGRUNNER_JOURNAL_SYNC`` (``normal`` or ``full``).
+        ``TGRUNNER_TRANSPORT`` (``fast`` or ``aiohttp``), ``TGRUNNER_PROXY`` (an http(s) proxy
+        URL; empty: none set here, the standard proxy variables still apply).
         """
         env = os.environ if env is None else env
         sched: dict[str, Any] = {}
         poll: dict[str, Any] = {}
         intake: dict[str, Any] = {}
         top: dict[str, Any] = {}
+        client: dict[str, Any] = {}
         table: dict[str, tuple[dict[str, Any], str, type]] = {
             "TGRUNNER_CONCURRENCY": (sched, "concurrency", int),
             "TGRUNNER_MAX_PENDING": (sched, "max_pending", int),
@@ -112,6 +127,10 @@ class Settings:
                 intake["journal"] = env[name].strip().lower() not in _TRUE
             elif name == "TGRUNNER_DROP_PENDING_UPDATES":
                 poll["drop_pending_updates"] = env[name].strip().lower() in _TRUE
+            elif name == "TGRUNNER_TRANSPORT":
+                client["transport"] = env[name].strip()
+            elif name == "TGRUNNER_PROXY":
+                client["proxy"] = env[name].strip() or None
             else:
                 known = sorted(
                     [
@@ -120,6 +139,8 @@ class Settings:
                         "TGRUNNER_ALLOWED_UPDATES",
                         "TGRUNNER_DROP_PENDING_UPDATES",
                         "TGRUNNER_NO_JOURNAL",
+                        "TGRUNNER_PROXY",
+                        "TGRUNNER_TRANSPORT",
                     ]
                 )
                 raise ConfigError(
@@ -132,6 +153,7 @@ class Settings:
             scheduler=SchedulerOptions(**sched),
             polling=PollingOptions(**poll),
             intake=IntakeOptions(**intake),
+            client=ClientOptions(**client),
             **top,
         )
         return replace(base, **overrides) if overrides else base

@@ -18,6 +18,7 @@ def add_header(headers: dict[str, str], name: bytes, value: bytes) -> None:
         if len(_NAMES) < _NAMES_MAX:
             _NAMES[name] = key
     text = value.decode("latin-1")
-    seen = headers.setdefault(key, text)
-    if seen is not text:
-        headers[key] = f"{seen}, {text}"
+    # A membership test, not ``setdefault(...) is not text``: short values are interned, so
+    # a repeat of the same value would be the very same object and be dropped.
+    seen = headers.get(key)
+    headers[key] = text if seen is None else f"{seen}, {text}"

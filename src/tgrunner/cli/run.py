@@ -55,6 +55,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(an fsync per write)",
     )
     p.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send every Bot API call through this http(s) proxy (on the aiohttp transport); "
+        "default $TGRUNNER_PROXY, else $HTTPS_PROXY / $ALL_PROXY minus $NO_PROXY",
+    )
+    p.add_argument(
+        "--transport",
+        choices=("fast", "aiohttp"),
+        help="HTTP transport of the Bot API client (default fast; aiohttp whenever a proxy is set)",
+    )
+    p.add_argument(
         "--own-http",
         action="store_true",
         help="aiogram and PTB bots: keep the framework's own HTTP client instead of "
@@ -80,12 +91,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         intake = replace(intake, journal=False, journal_path=None)
     if args.journal_sync is not None:
         intake = replace(intake, journal_sync=args.journal_sync)
+    client = settings.client
+    if args.proxy is not None:
+        client = replace(client, proxy=args.proxy)
+    if args.transport is not None:
+        client = replace(client, transport=args.transport)
     top = {}
     if args.grace is not None:
         top["grace"] = args.grace
     if args.stop_budget is not None:
         top["stop_budget"] = args.stop_budget
-    return replace(settings, scheduler=sched, intake=intake, **top)
+    return replace(settings, scheduler=sched, intake=intake, client=client, **top)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

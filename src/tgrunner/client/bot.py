@@ -1,21 +1,28 @@
 """The native Bot API client: any method by name, typed helpers for the common ones.
 
-``Bot`` sends JSON bodies (multipart when a file is attached) over a keep-alive connection pool
-and returns the ``result`` of Telegram's envelope as plain dicts and lists, parsed with orjson.
-Errors are raised as the classes of :mod:`tgrunner.errors`.
+``Bot`` sends JSON bodies (multipart when a file is attached) through a transport (the
+``fast`` keep-alive pool by default, ``aiohttp`` whenever a proxy is configured) and returns
+the ``result`` of Telegram's envelope as plain dicts and lists, parsed with orjson. Errors are
+raised as the classes of :mod:`tgrunner.errors`. A request is resent at most once, and only
+when :mod:`tgrunner.client.retry` allows it for that method.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Self
 
 import orjson
 
-from tgrunner.client.multipart import InputFile, encode_multipart, has_files, is_file
-from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
+from tgrunner.client.multipart import InputFile, encode_multipart, has_files, is_file, reads_files
+from tgrunner.client.retry import may_resend
+from tgrunner.client.transports import check_name, proxy_from_env, transport_class
+from tgrunner.client.transports.errors import TransportError, TransportTimeout
 from tgrunner.errors import ConfigError, NetworkError, ServerError, TimedOut, telegram_error
+from tgrunner.protocols import Response, Transport
 
 __all__ = ["DEFAULT_API_URL", "Bot", "InputFile"]
 
@@ -40,38 +47,74 @@ _JSON = "application/json"
 _PLAIN = frozenset({str, int, float, bool, dict, list, tuple})
 
 
-def _encode(params: Mapping[str, Any]) -> tuple[bytes, str]:
-    """The request body: JSON, or multipart when a file is attached. ``None`` values are left
-    out."""
-    plain = True
+def _json_body(params: Mapping[str, Any]) -> bytes | None:
+    """The JSON body when no value can be a file (the common call), else None."""
     for value in params.values():
         if type(value) not in _PLAIN:
-            plain = False
-            break
-    if plain and "media" not in params:
-        return orjson.dumps(params), _JSON
+            return None
+    if "media" in params:
+        return None
+    return orjson.dumps(params)
+
+
+async def _encode_files(params: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The body when a value may be a file: multipart when one is, else JSON. ``None`` values
+    are left out; files are read in a thread, off the event loop."""
     clean = {k: v for k, v in params.items() if v is not None}
-    if _attach_media(clean) or has_files(clean):
-        return encode_multipart(clean)
-    return orjson.dumps(clean), _JSON
+    if not (_attach_media(clean) or has_files(clean)):
+        return orjson.dumps(clean), _JSON
+    if reads_files(clean):
+        return await asyncio.to_thread(encode_multipart, clean)
+    return encode_multipart(clean)
+
+
+_MEDIA_FILES = ("media", "thumbnail", "cover")
 
 
 def _attach_media(params: dict[str, Any]) -> bool:
-    """Move files nested in ``media`` (sendMediaGroup, editMessageMedia) to attach:// parts."""
+    """Move files nested in ``media`` (sendMediaGroup, editMessageMedia) to attach:// parts.
+
+    The caller's ``media`` items are left as they were: an item with a file is replaced in
+    ``params`` by a copy, so a call made again with the same objects sends the files again.
+    """
     media = params.get("media")
-    items = media if isinstance(media, list) else [media] if isinstance(media, dict) else []
+    single = isinstance(media, dict)
+    items = [media] if single else media if isinstance(media, list) else []
     found = False
+    out: list[Any] = []
     for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
-        for field in ("media", "thumbnail", "cover"):
-            value = item.get(field)
-            if is_file(value):
-                name = f"tgr_{i}_{field}"
-                item[field] = f"attach://{name}"
-                params[name] = value
-                found = True
+        if isinstance(item, dict) and any(is_file(item.get(f)) for f in _MEDIA_FILES):
+            item = dict(item)
+            for field in _MEDIA_FILES:
+                value = item.get(field)
+                if is_file(value):
+                    name = f"tgr_{i}_{field}"
+                    item[field] = f"attach://{name}"
+                    params[name] = value
+            found = True
+        out.append(item)
+    if found:
+        params["media"] = out[0] if single else out
     return found
+
+
+def _network_error(method: str, api_url: str, exc: Exception) -> NetworkError:
+    if isinstance(exc, TransportTimeout):
+        return TimedOut(method, f"no answer from {api_url}: {exc}")
+    return NetworkError(method, f"cannot reach {api_url}: {exc}")
+
+
+def _bad_answer(method: str, resp: Response, what: str) -> Exception:
+    """An answer that is not Telegram's envelope: a 5xx or 429 is a ServerError (retry with
+    backoff), anything else a NetworkError (something between us and Telegram answered)."""
+    if resp.status >= 500 or resp.status == 429:
+        text = resp.body[:200].decode(errors="replace")
+        return ServerError(method, resp.status, text)
+    return NetworkError(
+        method,
+        f"the server answered {resp.status} with {what}, not a Bot API answer; check api_url "
+        "and any proxy in between",
+    )
 
 
 class Bot:
@@ -83,6 +126,19 @@ class Bot:
     - ``timeout``: seconds to wait for an answer, default 60; ``getUpdates`` adds its long-poll
       timeout to it.
     - ``pool_size``: keep-alive connections at most, default 100.
+    - ``transport``: ``"fast"`` (default, the httptools keep-alive pool), ``"aiohttp"``, or a
+      :class:`~tgrunner.protocols.Transport` object to use as it is.
+    - ``proxy``: an ``http://`` or ``https://`` proxy URL, default None: the environment's
+      (``HTTPS_PROXY``/``ALL_PROXY``, minus ``NO_PROXY``; see
+      :func:`~tgrunner.client.transports.proxy_from_env`), else none. With a proxy the
+      ``aiohttp`` transport is used, whatever ``transport`` names, so polling and every other
+      call go through it.
+    - ``ssl_context``: the certificates to trust for an ``https://`` ``api_url``, default the
+      system's.
+
+    ``bot.transport`` is the transport in use, ``bot.proxy`` the proxy in use (or None).
+    A failed request is resent at most once, and only when the method is safe to repeat and
+    no byte of an answer had come (:mod:`tgrunner.client.retry`); ``send*`` never is.
 
     Use ``async with Bot(...) as bot`` or call ``await bot.close()`` when done.
     """
@@ -94,15 +150,51 @@ class Bot:
         api_url: str = DEFAULT_API_URL,
         timeout: float = 60.0,
         pool_size: int = 100,
+        transport: str | Transport = "fast",
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         _check_token(token)
         self.token = token
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.id = int(token.partition(":")[0])
-        self._http = HTTPClient(self.api_url, pool_size=pool_size, default_timeout=timeout)
+        self._http = self._transport(transport, proxy, ssl_context, pool_size)
         self._prefix = f"/bot{token}/"
         self._me: JSON | None = None
+
+    def _transport(
+        self,
+        transport: str | Transport,
+        proxy: str | None,
+        ssl_context: ssl.SSLContext | None,
+        pool_size: int,
+    ) -> Transport:
+        if not isinstance(transport, str):
+            if proxy is not None or ssl_context is not None:
+                raise ConfigError(
+                    "proxy and ssl_context are options of the transport: give them to the "
+                    "Transport object, not to the Bot"
+                )
+            self.proxy = None
+            return transport
+        name = check_name(transport)
+        self.proxy = proxy if proxy is not None else proxy_from_env(self.api_url)
+        options: dict[str, Any] = {"pool_size": pool_size, "default_timeout": self.timeout}
+        if ssl_context is not None:
+            options["ssl_context"] = ssl_context
+        if self.proxy:
+            name = "aiohttp"
+            options["proxy"] = self.proxy
+        try:
+            return transport_class(name)(self.api_url, **options)
+        except ValueError as exc:
+            raise ConfigError(f"The Bot cannot use {self.api_url!r}: {exc}") from None
+
+    @property
+    def transport(self) -> Transport:
+        """The transport requests go through."""
+        return self._http
 
     def __repr__(self) -> str:
         return f"Bot(id={self.id}, api_url={self.api_url!r})"
@@ -132,32 +224,39 @@ class Bot:
     async def request(
         self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
-        """Like :meth:`call`, with the parameters as a mapping."""
-        body, ctype = _encode(params) if params else (b"", _JSON)
+        """Like :meth:`call`, with the parameters as a mapping (never changed)."""
+        ctype = _JSON
+        if not params:
+            body = b""
+        elif (plain := _json_body(params)) is not None:
+            body = plain
+        else:
+            body, ctype = await _encode_files(params)
+        path = self._prefix + method
+        limit = timeout if timeout is not None else self.timeout
         try:
-            resp = await self._http.request(
-                "POST",
-                self._prefix + method,
-                body,
-                content_type=ctype,
-                timeout=timeout if timeout is not None else self.timeout,
-            )
-        except TransportTimeout as exc:
-            raise TimedOut(method, f"no answer from {self.api_url}: {exc}") from exc
-        except (TransportError, OSError) as exc:
-            raise NetworkError(method, f"cannot reach {self.api_url}: {exc}") from exc
+            resp = await self._http.request("POST", path, body, content_type=ctype, timeout=limit)
+        except TransportError as exc:
+            if not may_resend(method, exc):
+                raise _network_error(method, self.api_url, exc) from exc
+            log.debug("%s: sending it once more, as it is safe to repeat: %s", method, exc)
+            try:
+                resp = await self._http.request(
+                    "POST", path, body, content_type=ctype, timeout=limit
+                )
+            except (TransportError, OSError) as again:
+                raise _network_error(method, self.api_url, again) from again
+        except OSError as exc:
+            raise _network_error(method, self.api_url, exc) from exc
         try:
             payload = orjson.loads(resp.body)
         except orjson.JSONDecodeError:
-            if resp.status >= 500 or resp.status == 429:
-                text = resp.body[:200].decode(errors="replace")
-                raise ServerError(method, resp.status, text) from None
-            raise NetworkError(
-                method, f"the server answered {resp.status} with a body that is not JSON"
-            ) from None
-        if payload.get("ok"):
-            return payload.get("result")
-        raise telegram_error(method, payload, resp.status)
+            raise _bad_answer(method, resp, "a body that is not JSON") from None
+        if type(payload) is dict:
+            if payload.get("ok"):
+                return payload.get("result")
+            raise telegram_error(method, payload, resp.status)
+        raise _bad_answer(method, resp, f"JSON that is not an object ({type(payload).__name__})")
 
     # -- typed helpers for the common methods -------------------------------------------------
     # They return the awaitable of :meth:`request` rather than awaiting it in a coroutine of

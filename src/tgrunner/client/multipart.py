@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["InputFile", "encode_multipart", "has_files", "is_file"]
+__all__ = ["InputFile", "encode_multipart", "has_files", "is_file", "reads_files"]
 
 
 @dataclass(slots=True)
@@ -64,6 +64,18 @@ def is_file(value: Any) -> bool:
 def has_files(params: dict[str, Any]) -> bool:
     """True when any parameter is a file to upload (InputFile, bytes, Path or binary stream)."""
     return any(is_file(v) for v in params.values())
+
+
+def reads_files(params: dict[str, Any]) -> bool:
+    """True when encoding ``params`` reads a file or a stream (a Path, an InputFile of a Path,
+    or anything with ``read``): work for a thread, not the event loop."""
+    for value in params.values():
+        data = value.data if isinstance(value, InputFile) else value
+        if isinstance(data, Path):
+            return True
+        if not isinstance(data, str | bytes | bytearray) and hasattr(data, "read"):
+            return True
+    return False
 
 
 def _quote(name: str) -> str:

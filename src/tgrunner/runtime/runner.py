@@ -118,7 +118,15 @@ class Runner:
                 )
             # One connection per running handler, plus the poller: a handler never queues for
             # a connection behind the others.
-            bot = Bot(token, api_url=api_url, pool_size=settings.scheduler.concurrency + 2)
+            client = settings.client
+            bot = Bot(
+                token,
+                api_url=api_url,
+                pool_size=settings.scheduler.concurrency + 2,
+                transport=client.transport,
+                proxy=client.proxy,
+                timeout=client.timeout,
+            )
             self._owns_bot = True
         else:
             self._owns_bot = False

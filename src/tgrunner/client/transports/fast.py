@@ -9,16 +9,23 @@ How the pool behaves:
 
 - Up to ``pool_size`` connections; the most recently used idle one is reused first (LIFO, so
   the rest can time out on the server), and requests wait in FIFO order when all are busy.
-- A reused connection that the server had closed cleanly (EOF, or a write into it failing)
-  before any byte of the response arrived is retried once on a new connection: the server
-  closed it while it was idle, so it never saw the request. A reset (RST) is *not* retried:
-  that is how a server, FakeTelegram's fault injection included, drops a request it had read.
+- An idle connection expires after ``idle_timeout`` (15 s): servers and NATs drop quiet
+  connections, often without a word, and a request written into such a one would wait for
+  its whole timeout. Before a pooled connection is written into, it is checked to be alive
+  (no EOF seen, its transport not closing) and not expired: a flag and a clock read, no
+  syscall. A connection that fails the check is dropped and the request goes on another.
+- A request is never resent once it was written: the server may have read it. When a reused
+  connection breaks before answering, the request fails with ``sent=True, answered=False``;
+  whether that method may be sent again is the caller's decision (the Bot's retry policy).
 - A timeout, a cancellation or any error discards the connection: a connection with a response
   still due is never reused.
+- Responses are capped: ``max_body_size`` (64 MiB) for the body and ``max_header_size``
+  (64 KiB) for the head. A larger one fails and its connection is dropped.
 
 Every failure below HTTP raises :class:`TransportError` (:class:`TransportTimeout` for
-timeouts), whose ``__cause__`` is the ``OSError`` when there was one. HTTP error statuses are
-not exceptions: they come back as a :class:`ClientResponse`.
+timeouts), whose ``__cause__`` is the ``OSError`` when there was one; both say how far the
+exchange got. HTTP error statuses are not exceptions: they come back as a
+:class:`ClientResponse`.
 
 ``https://`` base URLs are supported through an ``ssl.SSLContext`` (the default one verifies
 certificates against the system's CA store). ``HEAD`` and ``CONNECT`` are not supported.
@@ -29,218 +36,32 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import EllipsisType
-from typing import cast
 from urllib.parse import quote, urlsplit
 
-import httptools
-
-from tgrunner._http.headers import add_header
+from tgrunner.client.transports._connection import ClientResponse, Connection
+from tgrunner.client.transports.errors import TransportError, TransportTimeout
 
 __all__ = ["ClientResponse", "HTTPClient", "TransportError", "TransportTimeout"]
 
-# Bodies up to this size are copied behind the head so a request is one write.
-_COPY_BODY = 64 * 1024
 # close() waits this long for connections to finish closing.
 _CLOSE_WAIT = 1.0
 _PREFIXES_MAX = 1024
 _CONTENT_TYPES_MAX = 64
 # Methods whose requests carry no Content-Length when their body is empty.
 _NO_BODY = frozenset({"GET", "DELETE", "OPTIONS", "TRACE"})
+DEFAULT_IDLE_TIMEOUT = 15.0
+DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
+DEFAULT_MAX_HEADER_SIZE = 64 * 1024
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-
-
-class TransportError(Exception):
-    """The request got no complete HTTP response: connecting failed, or the connection broke.
-
-    The message says what happened and to which server; ``__cause__`` is the ``OSError``
-    behind it when there was one.
-    """
-
-
-class TransportTimeout(TransportError):
-    """Connecting, waiting for a pooled connection, or waiting for the response took too long."""
-
-
-class _Stale(TransportError):
-    """A reused connection was closed by the server before it answered: safe to retry."""
-
-
-@dataclass(slots=True)
-class ClientResponse:
-    """An HTTP response: ``headers`` have lower-cased names (repeats joined with ``", "``)."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 def _check_text(text: str, what: str) -> None:
     if "\r" in text or "\n" in text:
         raise ValueError(f"the request's {what} contains a line break: {text!r}")
-
-
-class _Connection(asyncio.Protocol):
-    """One pooled connection: sends a request, parses its response."""
-
-    __slots__ = (
-        "_body",
-        "_client",
-        "_headers",
-        "_parser",
-        "_received",
-        "_status",
-        "_transport",
-        "_waiter",
-        "keep",
-        "open",
-        "served",
-    )
-
-    def __init__(self, client: HTTPClient) -> None:
-        self._client = client
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[ClientResponse] | None = None
-        self._received = False
-        self._status = 0
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        # keep: the server agreed to keep the connection open; served: responses read so far.
-        self.open = False
-        self.keep = True
-        self.served = 0
-
-    # -- transport callbacks ----------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but quack the same.
-        self._transport = cast(asyncio.Transport, transport)
-        self.open = True
-        self._client._all.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.open = False
-        self._transport = None
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(self._broken(exc))
-        self._client._lost(self)
-
-    def eof_received(self) -> bool | None:
-        self.keep = False
-        if self._waiter is not None and self._status and self._until_eof():
-            self._complete()
-        return None  # close
-
-    def data_received(self, data: bytes) -> None:
-        if self._waiter is None:
-            # Nothing was asked: a server that talks out of turn cannot be trusted with more.
-            self.keep = False
-            self.abort()
-            return
-        self._received = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(TransportError(f"{self._client._netloc} sent an invalid response: {exc}"))
-
-    # -- parser callbacks -------------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        add_header(self._headers, name, value)
-
-    def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        if 100 <= self._status < 200:
-            # An interim response (100 Continue, 103 Early Hints): the real one follows.
-            self._status = 0
-            self._headers = {}
-            self._body = []
-            return
-        self.keep = self._parser.should_keep_alive()
-        self._complete()
-
-    # -- requests ---------------------------------------------------------------------------
-
-    def send(self, head: bytes, body: bytes) -> asyncio.Future[ClientResponse]:
-        """Write one request; the future gets its response or a TransportError."""
-        transport = self._transport
-        waiter = self._client._loop.create_future()  # type: ignore[union-attr]
-        if transport is None or transport.is_closing():
-            # Closed between the pool and here: the server cannot have seen this request.
-            waiter.set_exception(self._broken(None))
-            return waiter
-        self._waiter = waiter
-        self._received = False
-        if len(body) <= _COPY_BODY:
-            transport.write(head + body)
-        else:
-            transport.write(head)
-            transport.write(body)
-        return waiter
-
-    def expire(self, timeout: float | None) -> None:
-        """The request's time is up (a timer callback)."""
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            netloc = self._client._netloc
-            waiter.set_exception(TransportTimeout(f"no response from {netloc} in {timeout:g} s"))
-
-    def abort(self) -> None:
-        """Drop the connection at once; a pending request fails."""
-        self.keep = False
-        if self._transport is not None:
-            self._transport.abort()
-
-    def _complete(self) -> None:
-        chunks = self._body
-        body = b"" if not chunks else chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        response = ClientResponse(self._status, self._headers, body)
-        self._status = 0
-        self._headers = {}
-        self._body = []
-        self.served += 1
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
-
-    def _until_eof(self) -> bool:
-        """Whether the response's body is delimited by the end of the connection."""
-        headers = self._headers
-        return "content-length" not in headers and "chunked" not in headers.get(
-            "transfer-encoding", ""
-        )
-
-    def _fail(self, error: TransportError) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
-        self.abort()
-
-    def _broken(self, exc: Exception | None) -> TransportError:
-        netloc = self._client._netloc
-        if self._client._closed:
-            error = TransportError(f"the HTTP client for {netloc} was closed")
-        elif (
-            self.served and not self._received and (exc is None or isinstance(exc, BrokenPipeError))
-        ):
-            error = _Stale(f"{netloc} closed the idle keep-alive connection")
-        elif exc is None:
-            when = "in the middle of the response" if self._received else "before answering"
-            error = TransportError(f"{netloc} closed the connection {when}")
-        else:
-            error = TransportError(f"the connection to {netloc} broke: {exc}")
-        error.__cause__ = exc
-        return error
 
 
 class HTTPClient:
@@ -254,6 +75,10 @@ class HTTPClient:
       sending, reading the response) when :meth:`request` is given none, default 60 (None: no
       limit).
     - ``ssl_context``: for ``https://`` only; default ``ssl.create_default_context()``.
+    - ``idle_timeout``: seconds an idle connection is kept, default 15 (None: no limit).
+    - ``max_body_size``: bytes of a response body at most, default 64 MiB (None: no limit;
+      Telegram's own downloads are at most 20 MB, a local Bot API server's up to 2 GB).
+    - ``max_header_size``: bytes of a response's headers at most, default 64 KiB.
 
     Call ``await close()`` when done; it is safe to call twice.
     """
@@ -266,6 +91,9 @@ class HTTPClient:
         connect_timeout: float | None = 10.0,
         default_timeout: float | None = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
         parts = urlsplit(base_url)
         scheme = parts.scheme.lower()
@@ -277,6 +105,12 @@ class HTTPClient:
             raise ValueError("ssl_context is for https:// base URLs only")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError("idle_timeout must be more than 0 seconds, or None for no limit")
+        if max_body_size is not None and max_body_size < 1:
+            raise ValueError("max_body_size must be at least 1 byte, or None for no limit")
+        if max_header_size < 1:
+            raise ValueError("max_header_size must be at least 1 byte")
         default_port = 443 if scheme == "https" else 80
         self._host = parts.hostname.encode("idna").decode("ascii")
         self._port = parts.port or default_port
@@ -290,10 +124,13 @@ class HTTPClient:
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._default_timeout = default_timeout
+        self._idle_timeout = float("inf") if idle_timeout is None else idle_timeout
+        self._max_body = sys.maxsize if max_body_size is None else max_body_size
+        self._max_head = max_header_size
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._idle: list[_Connection] = []
-        self._all: set[_Connection] = set()
-        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self._idle: list[Connection] = []
+        self._all: set[Connection] = set()
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
         # Slots held by requests: connections in use or being opened. Idle ones are extra.
         self._busy = 0
         self._closed = False
@@ -326,7 +163,7 @@ class HTTPClient:
         response arrived, ``ValueError`` for a method or path that cannot be sent.
         """
         if self._closed:
-            raise TransportError(f"the HTTP client for {self._netloc} is closed")
+            raise TransportError(f"the HTTP client for {self._netloc} is closed", sent=False)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._bind(loop)
@@ -337,13 +174,12 @@ class HTTPClient:
         # The common case, an idle connection, takes no coroutine of its own.
         conn = self._take_idle() or await self._acquire(deadline)
         try:
-            try:
-                response = await self._exchange(conn, head, body, deadline, timeout)
-            except _Stale:
-                # The server closed this idle connection before reading the request.
+            if not (conn.open and conn.keep):
+                # Handed over by a finished request and closed since: nothing was written
+                # into it, so the request may go on a new connection.
                 conn.abort()
                 conn = await self._connect(deadline)
-                response = await self._exchange(conn, head, body, deadline, timeout)
+            response = await self._exchange(conn, head, body, deadline, timeout)
         except BaseException:
             self._discard(conn)
             raise
@@ -361,7 +197,9 @@ class HTTPClient:
         waiters, self._waiters = self._waiters, deque()
         for fut in waiters:
             if not fut.done():
-                fut.set_exception(TransportError(f"the HTTP client for {self._netloc} was closed"))
+                fut.set_exception(
+                    TransportError(f"the HTTP client for {self._netloc} was closed", sent=False)
+                )
         self._idle.clear()
         for conn in list(self._all):
             try:
@@ -376,7 +214,7 @@ class HTTPClient:
 
     def _exchange(
         self,
-        conn: _Connection,
+        conn: Connection,
         head: bytes,
         body: bytes,
         deadline: float | None,
@@ -390,17 +228,27 @@ class HTTPClient:
             waiter.add_done_callback(lambda _: timer.cancel())
         return waiter
 
-    def _take_idle(self) -> _Connection | None:
-        """An idle connection that is still usable, or None."""
+    def _take_idle(self) -> Connection | None:
+        """An idle connection that is alive and not expired, or None; others are dropped."""
         idle = self._idle
+        if not idle:
+            return None
+        oldest = self._loop.time() - self._idle_timeout  # type: ignore[union-attr]
         while idle:
             conn = idle.pop()
-            if conn.open and conn.keep:
+            transport = conn._transport
+            if (
+                conn.keep
+                and transport is not None
+                and conn.idle_since > oldest
+                and not transport.is_closing()
+            ):
                 self._busy += 1
                 return conn
+            conn.abort()
         return None
 
-    async def _acquire(self, deadline: float | None) -> _Connection:
+    async def _acquire(self, deadline: float | None) -> Connection:
         conn = self._take_idle()
         if conn is not None:
             return conn
@@ -413,11 +261,11 @@ class HTTPClient:
                 raise
         return await self._wait(deadline)
 
-    async def _wait(self, deadline: float | None) -> _Connection:
+    async def _wait(self, deadline: float | None) -> Connection:
         """Queue for a slot; it comes with a connection, or None to open one."""
         loop = self._loop
         assert loop is not None
-        fut: asyncio.Future[_Connection | None] = loop.create_future()
+        fut: asyncio.Future[Connection | None] = loop.create_future()
         self._waiters.append(fut)
         timer = None
         if deadline is not None:
@@ -446,13 +294,15 @@ class HTTPClient:
             self._free_slot()
             raise
 
-    def _expire_wait(self, fut: asyncio.Future[_Connection | None]) -> None:
+    def _expire_wait(self, fut: asyncio.Future[Connection | None]) -> None:
         if not fut.done():
             fut.set_exception(
-                TransportTimeout(f"no free connection to {self._netloc} in time (pool is full)")
+                TransportTimeout(
+                    f"no free connection to {self._netloc} in time (pool is full)", sent=False
+                )
             )
 
-    def _release(self, conn: _Connection) -> None:
+    def _release(self, conn: Connection) -> None:
         """Give a healthy connection to the first waiter, else make it idle."""
         waiters = self._waiters
         while waiters:
@@ -461,7 +311,12 @@ class HTTPClient:
                 fut.set_result(conn)
                 return
         self._busy -= 1
-        self._idle.append(conn)
+        idle = self._idle
+        now = conn.idle_since = self._loop.time()  # type: ignore[union-attr]
+        if idle and idle[0].idle_since <= now - self._idle_timeout:
+            # The least recently used one has expired: drop it rather than let it linger.
+            idle.pop(0).abort()
+        idle.append(conn)
 
     def _free_slot(self) -> None:
         """A slot's connection is gone: let the first waiter open a new one."""
@@ -473,11 +328,11 @@ class HTTPClient:
                 return
         self._busy -= 1
 
-    def _discard(self, conn: _Connection) -> None:
+    def _discard(self, conn: Connection) -> None:
         conn.abort()
         self._free_slot()
 
-    def _lost(self, conn: _Connection) -> None:
+    def _lost(self, conn: Connection) -> None:
         """A connection closed (a transport callback)."""
         self._all.discard(conn)
         if conn in self._idle:
@@ -486,7 +341,7 @@ class HTTPClient:
         if not self._all and self._all_gone is not None and not self._all_gone.done():
             self._all_gone.set_result(None)
 
-    async def _connect(self, deadline: float | None) -> _Connection:
+    async def _connect(self, deadline: float | None) -> Connection:
         loop = self._loop
         assert loop is not None
         timeout = self._connect_timeout
@@ -501,19 +356,19 @@ class HTTPClient:
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self),
+                    lambda: Connection(self),
                     self._host,
                     self._port,
                     ssl=context,
                     server_hostname=self._host if context is not None else None,
                 )
         except TimeoutError as exc:
-            raise TransportTimeout(f"connecting to {self._netloc} timed out") from exc
+            raise TransportTimeout(f"connecting to {self._netloc} timed out", sent=False) from exc
         except OSError as exc:
-            raise TransportError(f"cannot connect to {self._netloc}: {exc}") from exc
+            raise TransportError(f"cannot connect to {self._netloc}: {exc}", sent=False) from exc
         if self._closed:
             conn.abort()
-            raise TransportError(f"the HTTP client for {self._netloc} was closed")
+            raise TransportError(f"the HTTP client for {self._netloc} was closed", sent=False)
         return conn
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:

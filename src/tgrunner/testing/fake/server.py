@@ -22,6 +22,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from ssl import SSLContext
 from typing import Any
 
 import orjson
@@ -60,6 +61,7 @@ class FakeTelegram(Recording):
       message history is bounded too (1000 messages per chat).
     - ``max_body`` (default 50 MiB): larger requests get 413.
     - ``webhook_retry`` (default :class:`WebhookRetry()`): webhook delivery backoff.
+    - ``ssl`` (default None: plain HTTP): serve HTTPS with this ``ssl.SSLContext``.
     """
 
     def __init__(
@@ -74,12 +76,14 @@ class FakeTelegram(Recording):
         record: bool | int = True,
         max_body: int = 50 * 1024 * 1024,
         webhook_retry: WebhookRetry | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed
         self.max_body = max_body
         self.webhook_retry = webhook_retry or WebhookRetry()
+        self.ssl = ssl
         # A bounded record means a long run: bound the message history too.
         bounded = record is not True
         self.state = State(token=token, seed=seed, history_limit=1000 if bounded else None)
@@ -123,8 +127,9 @@ class FakeTelegram(Recording):
 
     @property
     def api_url(self) -> str:
-        """The server's base URL, ``http://127.0.0.1:PORT`` (valid once started)."""
-        return f"http://{self.host}:{self.port}"
+        """The server's base URL, ``http://127.0.0.1:PORT`` (``https://`` with ``ssl``; valid
+        once started)."""
+        return f"{'https' if self.ssl is not None else 'http'}://{self.host}:{self.port}"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -135,7 +140,9 @@ class FakeTelegram(Recording):
         self._resumed = asyncio.Event()
         if not self._paused:
             self._resumed.set()
-        server = HTTPServer(self._handle, host=self.host, port=self.port, max_body=self.max_body)
+        server = HTTPServer(
+            self._handle, host=self.host, port=self.port, max_body=self.max_body, ssl=self.ssl
+        )
         await server.start()
         self._server = server
         self.port = server.port

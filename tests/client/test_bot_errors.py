@@ -1,16 +1,17 @@
-"""The native Bot API client against FakeTelegram over real HTTP: results, uploads, and each
-Telegram error mapped to its class with the method, the code and ``retry_after``."""
+"""The native Bot API client's errors: each Telegram error mapped to its class with the
+method, the code and ``retry_after``; network failures, timeouts and answers that are not the
+Bot API's envelope as NetworkError (or ServerError), always naming the method."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from loopback import serving
 
 from tgrunner import errors
-from tgrunner.client.bot import Bot, InputFile
+from tgrunner._http.server import Response
+from tgrunner.client.bot import Bot
 from tgrunner.testing import FakeTelegram, Faults, FloodLimits
 
 
@@ -18,63 +19,6 @@ from tgrunner.testing import FakeTelegram, Faults, FloodLimits
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     async with Bot(tg.token, api_url=tg.api_url) as client:
         yield client
-
-
-async def test_get_me_and_any_method_by_name(tg: FakeTelegram, bot: Bot) -> None:
-    me = await bot.get_me()
-    assert me["id"] == bot.id and me["is_bot"] is True
-    commands = await bot.call("getMyCommands")
-    assert isinstance(commands, list)
-    assert await bot.call("setMyCommands", commands=[{"command": "a", "description": "b"}])
-
-
-async def test_send_message_with_reply_and_keyboard(tg: FakeTelegram, bot: Bot) -> None:
-    alice = tg.user("Alice")
-    asked = alice.send("hi")
-    markup = {"inline_keyboard": [[{"text": "Yes", "callback_data": "y"}]]}
-    sent = await bot.send_message(
-        alice.chat.id,
-        "hello",
-        reply_parameters={"message_id": asked["message_id"]},
-        reply_markup=markup,
-    )
-    assert sent["text"] == "hello"
-    assert sent["reply_to_message"]["message_id"] == asked["message_id"]
-    assert sent["reply_markup"] == markup
-    assert tg.replies(alice) == [sent]
-
-
-@pytest.mark.parametrize("kind", ["bytes", "inputfile", "path", "stream"])
-async def test_uploads_go_as_multipart(
-    tg: FakeTelegram, bot: Bot, tmp_path: Path, kind: str
-) -> None:
-    alice = tg.user("Alice")
-    data = bytes(range(256)) * 4
-    path = tmp_path / "pic.jpg"
-    path.write_bytes(data)
-    photo = {
-        "bytes": data,
-        "inputfile": InputFile(data, "pic.jpg"),
-        "path": path,
-        "stream": io.BytesIO(data),
-    }[kind]
-    msg = await bot.send_photo(alice.chat.id, photo, caption="look")
-    assert msg["caption"] == "look"
-    file = await bot.call("getFile", file_id=msg["photo"][-1]["file_id"])
-    assert file["file_size"] == len(data)
-
-
-async def test_media_group_files_are_attached(tg: FakeTelegram, bot: Bot) -> None:
-    alice = tg.user("Alice")
-    media = [
-        {"type": "photo", "media": InputFile(b"one", "1.jpg")},
-        {"type": "photo", "media": InputFile(b"two", "2.jpg")},
-    ]
-    sent = await bot.call("sendMediaGroup", chat_id=alice.chat.id, media=media)
-    assert len(sent) == 2
-    request = tg.calls("sendMediaGroup")[-1]
-    assert [m["media"] for m in request.params["media"]] == ["attach://tgr_0_media",
-                                                             "attach://tgr_1_media"]  # fmt: skip
 
 
 async def test_errors_map_to_classes(tg: FakeTelegram, bot: Bot) -> None:
@@ -127,3 +71,32 @@ async def test_unreachable_server_is_network_error() -> None:
 def test_malformed_token_is_a_config_error(token: str) -> None:
     with pytest.raises(errors.ConfigError, match="format"):
         Bot(token)
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"x"', b"1", b"null", b'[{"ok": true}]'])
+async def test_an_answer_that_is_not_an_object_is_a_network_error(body: bytes) -> None:
+    async with (
+        serving(lambda r: Response(200, body)) as server,
+        Bot("1:AAtest", api_url=server.url) as bot,
+    ):
+        with pytest.raises(errors.NetworkError, match=r"getChat: .*200 with JSON that is not"):
+            await bot.call("getChat", chat_id=1)
+
+
+async def test_a_5xx_that_is_not_an_object_is_a_server_error() -> None:
+    async with (
+        serving(lambda r: Response(502, b'"bad gateway"')) as server,
+        Bot("1:AAtest", api_url=server.url) as bot,
+    ):
+        with pytest.raises(errors.ServerError, match="sendMessage") as caught:
+            await bot.send_message(1, "x")
+        assert caught.value.error_code == 502
+
+
+async def test_a_body_that_is_not_json_is_a_network_error() -> None:
+    async with (
+        serving(lambda r: Response(200, b"<html>captive portal</html>")) as server,
+        Bot("1:AAtest", api_url=server.url) as bot,
+    ):
+        with pytest.raises(errors.NetworkError, match=r"getMe: .*not JSON"):
+            await bot.get_me()
