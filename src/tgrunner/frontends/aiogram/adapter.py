@@ -457,7 +457,7 @@ class _Lifecycle:
         dp, bot = self.dp, self.bot
         validate = Update.model_validate
         feed = dp.feed_update
-        context = {"bot": bot}
+        context = compat.bot_context(bot)
         lifecycle = self
 
         async def handle_update(update: JSON, _client: Any) -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENT_LOGGER",
     "aiohttp_pool_limit",
+    "bot_context",
     "filter_objects",
     "is_sync_magic_filter",
     "method_name",
@@ -57,6 +58,18 @@ def set_bot_token(bot: Bot, token: str) -> None:
     bot._me = None
     if bot.token != token:
         raise RuntimeError("Setting Bot._Bot__token did not change Bot.token in this aiogram.")
+
+
+def bot_context(bot: Bot) -> dict[str, Any]:
+    """The pydantic validation context that binds parsed aiogram objects to ``bot``, so that
+    shortcuts such as ``message.answer()`` work: ``Update.model_validate(data, context=...)``.
+
+    Relies on aiogram's ``BotContextController.model_post_init`` reading the ``"bot"`` key of
+    the context (as ``Dispatcher.feed_raw_update`` and ``BaseSession.check_response`` pass
+    it). Should the key change, objects come unbound and their shortcuts raise; the tests
+    catch it.
+    """
+    return {"bot": bot}
 
 
 def aiohttp_pool_limit(session: Any, default: int = 100) -> int:

@@ -168,7 +168,7 @@ class TgrunnerSession(BaseSession):
                 returning = compat.method_returns(method)
                 model = self._responses[type(method)] = Response[returning]  # type: ignore[valid-type]
             try:
-                ok = model.model_validate(self.json_loads(content), context={"bot": bot})
+                ok = model.model_validate(self.json_loads(content), context=compat.bot_context(bot))
             except Exception:  # check_response below raises aiogram's own error for it
                 ok = None
             if ok is not None and ok.ok:
