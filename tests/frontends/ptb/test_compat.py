@@ -135,10 +135,12 @@ async def test_non_blocking_tasks_holds_running_create_task_tasks(tg: FakeTelegr
     release = asyncio.Event()
     async with started(app):
         task = app.create_task(release.wait())
-        assert task in compat.non_blocking_tasks(app), (
-            "Application.__create_task_tasks no longer holds the tasks of create_task"
-        )
-        release.set()
+        try:
+            assert task in compat.non_blocking_tasks(app), (
+                "Application.__create_task_tasks no longer holds the tasks of create_task"
+            )
+        finally:
+            release.set()  # or the application's stop would wait for it
         await task
         await asyncio.sleep(0)  # the set is updated by the task's done callback
         assert task not in compat.non_blocking_tasks(app)
@@ -161,28 +163,31 @@ async def test_spawned_for_tells_the_updates_non_blocking_handlers(tg: FakeTeleg
     )
     app.add_handler(conversation, group=1)
     async with started(app):
-        plain, talk, other = (
-            Update.de_json(update(1, "plain"), app.bot),
-            Update.de_json(update(2, "talk"), app.bot),
-            Update.de_json(update(3, "plain"), app.bot),
-        )
-        for u in (plain, talk):
-            await app.process_update(u)
-        own = app.create_task(release.wait(), update=plain)  # the bot's own work
-        tasks = compat.non_blocking_tasks(app)
-        names = sorted(t.get_name() for t in tasks)
-        for_plain = [t for t in tasks if compat.spawned_for(t, plain)]
-        for_talk = [t for t in tasks if compat.spawned_for(t, talk)]
-        assert len(for_plain) == 1, (
-            "spawned_for: no task named 'Application:<id>:process_update_non_blocking:…' "
-            f"whose coroutine has the update as its 'update' local; tasks: {names}"
-        )
-        assert len(for_talk) == 1, (
-            f"spawned_for: no task named 'ConversationHandler:2:handle_update:…'; tasks: {names}"
-        )
-        assert own not in for_plain
-        assert not any(compat.spawned_for(t, other) for t in tasks)
-        release.set()
+        try:
+            plain, talk, other = (
+                Update.de_json(update(1, "plain"), app.bot),
+                Update.de_json(update(2, "talk"), app.bot),
+                Update.de_json(update(3, "plain"), app.bot),
+            )
+            for u in (plain, talk):
+                await app.process_update(u)
+            own = app.create_task(release.wait(), update=plain)  # the bot's own work
+            tasks = compat.non_blocking_tasks(app)
+            names = sorted(t.get_name() for t in tasks)
+            for_plain = [t for t in tasks if compat.spawned_for(t, plain)]
+            for_talk = [t for t in tasks if compat.spawned_for(t, talk)]
+            assert len(for_plain) == 1, (
+                "spawned_for: no task named 'Application:<id>:process_update_non_blocking:…' "
+                f"whose coroutine has the update as its 'update' local; tasks: {names}"
+            )
+            assert len(for_talk) == 1, (
+                "spawned_for: no task named 'ConversationHandler:2:handle_update:…'; "
+                f"tasks: {names}"
+            )
+            assert own not in for_plain
+            assert not any(compat.spawned_for(t, other) for t in tasks)
+        finally:
+            release.set()  # or the application's stop would wait for them
         await asyncio.wait(tasks)
         assert not any(compat.spawned_for(t, plain) for t in tasks)  # done: no longer running
 
