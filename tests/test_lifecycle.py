@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from processes import MODES, end_started_bots, start_bot
 from replies import replied, send_load, tally
 from tgrunner.testing import FakeTelegram
 
@@ -23,33 +24,11 @@ IN_FLIGHT_BOUND = 100
 pytestmark = pytest.mark.slow
 
 
-_started: list[asyncio.subprocess.Process] = []
-
-
 @pytest.fixture(autouse=True)
 async def _end_our_bots() -> AsyncIterator[None]:
     """A failing test must not leave its bot running: kill, by PID, what this test started."""
     yield
-    while _started:
-        proc = _started.pop()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-async def start_bot(tg: FakeTelegram, target: str, *extra: str) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tgrunner", "run", target,
-        "--api-url", tg.api_url, "--token", tg.token, *extra,
-        cwd=BOTS,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    _started.append(proc)
-    await tg.wait_until_polling(timeout=30)
-    return proc
+    await end_started_bots()
 
 
 async def finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> tuple[int, str]:
@@ -58,42 +37,44 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> tuple
     return proc.returncode, err.decode(errors="replace")
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.timeout(120)
-async def test_sigterm_under_load_loses_and_repeats_nothing(tg: FakeTelegram) -> None:
+async def test_sigterm_under_load_loses_and_repeats_nothing(tg: FakeTelegram, mode: str) -> None:
     sent = send_load(tg, chats=40, per_chat=10)
     total = sum(len(v) for v in sent.values())
-    bot = await start_bot(tg, "echo_bot:router")
+    bot = await start_bot(tg, "echo_bot:router", *MODES[mode], cwd=BOTS)
     await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
     bot.send_signal(signal.SIGTERM)
-    code, err = await finish(bot)
+    code, err = await bot.finish()
     assert code == 0, err
     assert "Traceback" not in err
     assert replied(tg) < total, "the stop came too late to test anything"
 
-    bot = await start_bot(tg, "echo_bot:router")
+    bot = await start_bot(tg, "echo_bot:router", *MODES[mode], cwd=BOTS)
     await tg.wait_for(lambda: replied(tg) >= total, timeout=60)
     bot.send_signal(signal.SIGTERM)
-    code, err = await finish(bot)
+    code, err = await bot.finish()
     assert code == 0, err
     result = tally(sent, tg.requests)
     assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
     assert tg.pending_updates == 0
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.timeout(120)
-async def test_sigkill_then_restart_loses_nothing(tg: FakeTelegram) -> None:
+async def test_sigkill_then_restart_loses_nothing(tg: FakeTelegram, mode: str) -> None:
     sent = send_load(tg, chats=40, per_chat=10)
     total = sum(len(v) for v in sent.values())
-    bot = await start_bot(tg, "echo_bot:router")
+    bot = await start_bot(tg, "echo_bot:router", *MODES[mode], cwd=BOTS)
     await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
     bot.kill()
-    await finish(bot)
+    await bot.finish()
     assert replied(tg) < total
 
-    bot = await start_bot(tg, "echo_bot:router")
+    bot = await start_bot(tg, "echo_bot:router", *MODES[mode], cwd=BOTS)
     await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=60)
     bot.send_signal(signal.SIGTERM)
-    code, err = await finish(bot)
+    code, err = await bot.finish()
     assert code == 0, err
     result = tally(sent, tg.requests)
     assert result.lost == 0
@@ -101,24 +82,19 @@ async def test_sigkill_then_restart_loses_nothing(tg: FakeTelegram) -> None:
     assert result.violations == 0
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.timeout(60)
-async def test_second_signal_exits_at_once(tg: FakeTelegram) -> None:
-    bot = await start_bot(tg, "slow_bot:router", "--grace", "60")
+async def test_second_signal_exits_at_once(tg: FakeTelegram, mode: str) -> None:
+    bot = await start_bot(tg, "slow_bot:router", "--grace", "60", *MODES[mode], cwd=BOTS)
     alice = tg.user("Alice")
     alice.send("work")
     await tg.wait_for_replies(alice, 1, timeout=20)  # "started": the handler is running
     bot.send_signal(signal.SIGTERM)
     # The first signal waits for the handler (up to the 60 s grace); the second must not.
     # Signals do not queue, so send the second only once the first is being acted on.
-    assert bot.stderr is not None
-    seen = []
-    while not seen or "waiting up to" not in seen[-1]:
-        line = await asyncio.wait_for(bot.stderr.readline(), 10)
-        assert line, "the bot exited before draining"
-        seen.append(line.decode())
+    await bot.wait_for_line("waiting up to")
     bot.send_signal(signal.SIGTERM)
-    code, rest = await finish(bot, timeout=10)
-    err = "".join(seen) + rest
+    code, err = await bot.finish(timeout=10)
     assert code == 1
     assert "Traceback" not in err
     # The unfinished update was not confirmed: it is still pending at Telegram.

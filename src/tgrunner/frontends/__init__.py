@@ -2,12 +2,18 @@
 
 A front-end turns the user's object (a tgrunner Router, an aiogram ``Dispatcher``, a PTB
 ``Application``) into a :class:`Frontend`: one handler per update plus what the runtime must
-know to poll for it. Framework packages are imported only when their object is recognised.
+know to poll for it.
+
+Framework adapters are found by name: :data:`ADAPTERS` maps the top-level package of the
+user's object (``"aiogram"``, ``"telegram"``) to the import string of its adapter, which is
+imported (with the framework) only when such an object is run. This package imports no
+adapter and nothing of the runtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import importlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +22,7 @@ from tgrunner.keys import KeyFunc
 if TYPE_CHECKING:
     from tgrunner.client.bot import Bot
 
-__all__ = ["Frontend", "detect"]
+__all__ = ["ADAPTERS", "Frontend", "detect"]
 
 UpdateHandler = Callable[[dict[str, Any], "Bot"], Awaitable[Any]]
 
@@ -42,22 +48,28 @@ class Frontend:
     shutdown: Callable[[], Awaitable[Any]] | None = None
 
 
+ADAPTERS: Mapping[str, str] = {
+    "aiogram": "tgrunner.frontends.aiogram.adapter:adapt",
+    "telegram": "tgrunner.frontends.ptb.adapter:adapt",
+}
+"""The adapter for objects of each framework, by the framework's top-level package name; each
+is ``module:function``, called as ``adapt(obj, **options)`` and returning a :class:`Frontend`."""
+
+
 def detect(obj: Any, **options: Any) -> Frontend | None:
     """The front-end for ``obj``, or None when no front-end recognises it.
 
-    Each framework's adapter is imported only when ``obj`` comes from that framework's package.
-    ``options`` always carry ``token`` and ``api_url`` (None when not given): the adapter makes
-    the framework's own bot talk to that server with that token when they are set.
+    The adapter is chosen from :data:`ADAPTERS` by the top-level package of ``obj``'s class
+    (of its first item when ``obj`` is a tuple, such as a factory's ``(dispatcher, bot)``) and
+    imported only then. ``options`` always carry ``token`` and ``api_url`` (None when not
+    given): the adapter makes the framework's own bot talk to that server with that token when
+    they are set.
     """
-    # A factory may return a tuple such as (dispatcher, bot): its first item names the framework.
     first = obj[0] if isinstance(obj, tuple) and obj else obj
-    module = type(first).__module__ or ""
-    if module.startswith("aiogram"):
-        from tgrunner.frontends.aiogram import adapt as adapt_aiogram
-
-        return adapt_aiogram(obj, **options)
-    if module.startswith("telegram"):
-        from tgrunner.frontends.ptb import adapt as adapt_ptb
-
-        return adapt_ptb(obj, **options)
-    return None
+    package = (type(first).__module__ or "").partition(".")[0]
+    target = ADAPTERS.get(package)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    adapt: Callable[..., Frontend] = getattr(importlib.import_module(module), name)
+    return adapt(obj, **options)

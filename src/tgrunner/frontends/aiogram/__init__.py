@@ -1,7 +1,8 @@
 """The aiogram 3 front-end: an unchanged ``Dispatcher`` and ``Bot`` driven by tgrunner.
 
-See :mod:`.adapter` for how the Bot is found and what replaces ``start_polling``, and
-:mod:`.session` for the aiogram ``BaseSession`` on tgrunner's HTTP client.
+See :mod:`.adapter` for how the Bot is found and what replaces ``start_polling``,
+:mod:`.session` for the aiogram ``BaseSession`` on tgrunner's HTTP client, :mod:`.launch` for
+``run`` / ``serve`` / ``runner``, and :mod:`.compat` for the aiogram internals tgrunner uses.
 """
 
 from tgrunner.frontends.aiogram.adapter import (
@@ -11,10 +12,8 @@ from tgrunner.frontends.aiogram.adapter import (
     find_bot,
     fsm_keys,
     inline_magic_filters,
-    run,
-    runner,
-    serve,
 )
+from tgrunner.frontends.aiogram.launch import run, runner, serve
 
 __all__ = [
     "TgrunnerSession",

@@ -6,7 +6,7 @@
     tgrunner run mybot:create      # a factory returning (dp, bot)
 
     from tgrunner.frontends.aiogram import run
-    run(dp, bot)                   # instead of dp.run_polling(bot)
+    run(dp, bot)                   # instead of dp.run_polling(bot); see :mod:`.launch`
 
 tgrunner replaces ``start_polling``: each update (a dict) becomes an ``aiogram.types.Update`` and
 goes through ``dp.feed_update(bot, update, **workflow_data)`` with the workflow data
@@ -50,25 +50,21 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.fsm.strategy import FSMStrategy
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiogram.utils.token import TokenValidationError, validate_token
 
+import tgrunner.frontends.aiogram.compat as compat
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import Frontend
 from tgrunner.frontends.aiogram.session import TgrunnerSession
 from tgrunner.keys import KeyFunc, default_keys
-
-if TYPE_CHECKING:
-    from tgrunner.runtime.runner import Runner
-    from tgrunner.settings import Settings
 
 __all__ = [
     "TgrunnerSession",
@@ -77,9 +73,6 @@ __all__ = [
     "find_bot",
     "fsm_keys",
     "inline_magic_filters",
-    "run",
-    "runner",
-    "serve",
 ]
 
 log = logging.getLogger(__name__)
@@ -345,10 +338,8 @@ def _set_token(bot: Bot, token: str) -> None:
         validate_token(token)
     except TokenValidationError as exc:
         raise ConfigError(f"The bot token is not valid for aiogram: {exc}") from None
-    # The user's handlers hold this very Bot object, so it is changed in place; aiogram keeps
-    # the token in a private attribute and has no setter.
-    bot._Bot__token = token  # type: ignore[attr-defined]
-    bot._me = None
+    # The user's handlers hold this very Bot object, so it is changed in place.
+    compat.set_bot_token(bot, token)
 
 
 def _tgrunner_session(old: Any, api: TelegramAPIServer) -> TgrunnerSession | None:
@@ -359,7 +350,7 @@ def _tgrunner_session(old: Any, api: TelegramAPIServer) -> TgrunnerSession | Non
     new = TgrunnerSession(
         api,
         timeout=old.timeout,
-        pool_size=int(old._connector_init.get("limit") or 100),
+        pool_size=compat.aiohttp_pool_limit(old),
     )
     if old.json_loads is not json.loads:
         new.json_loads = old.json_loads
@@ -372,35 +363,19 @@ def _tgrunner_session(old: Any, api: TelegramAPIServer) -> TgrunnerSession | Non
 # -- the dispatcher ------------------------------------------------------------------------------
 
 
-def _on_loop(resolve: Callable[..., Any]) -> Callable[..., Any]:
-    async def resolve_on_loop(*args: Any, **kwargs: Any) -> Any:
-        return resolve(*args, **kwargs)
-
-    return resolve_on_loop
-
-
 def inline_magic_filters(dp: Dispatcher) -> int:
     """Evaluate the magic filters of ``dp``'s routers on the event loop instead of in a thread
     (see the module docstring); return how many were changed. Safe to call again."""
     changed = 0
-    for router in dp.chain_tail:
-        for observer in router.observers.values():
-            for handler in (getattr(observer, "_handler", None), *observer.handlers):
-                for flt in getattr(handler, "filters", None) or ():
-                    if (
-                        isinstance(flt, FilterObject)
-                        and flt.magic is not None
-                        and not flt.awaitable
-                    ):
-                        # The parameter names stay those of the original callback.
-                        flt.callback = _on_loop(flt.callback)
-                        flt.awaitable = True
-                        changed += 1
+    for flt in compat.filter_objects(dp):
+        if compat.is_sync_magic_filter(flt):
+            compat.run_filter_on_loop(flt)
+            changed += 1
     return changed
 
 
 def _quiet_event_log() -> None:
-    event_log = logging.getLogger("aiogram.event")
+    event_log = logging.getLogger(compat.EVENT_LOGGER)
     if event_log.level == logging.NOTSET:
         event_log.setLevel(logging.WARNING)
 
@@ -482,7 +457,7 @@ class _Lifecycle:
         dp, bot = self.dp, self.bot
         validate = Update.model_validate
         feed = dp.feed_update
-        context = {"bot": bot}
+        context = compat.bot_context(bot)
         lifecycle = self
 
         async def handle_update(update: JSON, _client: Any) -> None:
@@ -515,49 +490,3 @@ class _Lifecycle:
             await self.dp.emit_shutdown(bot=self.bot, **self.data)
         finally:
             await self.bot.session.close()
-
-
-# -- the Python API ------------------------------------------------------------------------------
-
-
-def runner(
-    dp: Dispatcher,
-    *bots: Bot,
-    token: str | None = None,
-    api_url: str | None = None,
-    session: str = "tgrunner",
-    settings: Settings | None = None,
-    **data: Any,
-) -> Runner:
-    """A :class:`~tgrunner.runtime.runner.Runner` for ``dp`` and its Bot (found as in the module
-    docstring when ``bots`` is empty). ``data`` is workflow data, as for ``start_polling``;
-    ``settings`` default to ``Settings.from_env()``."""
-    from tgrunner.runtime.build import build_runner
-
-    return build_runner(
-        dp,
-        token=token,
-        api_url=api_url,
-        settings=settings,
-        session=session,
-        bot=list(bots) or None,
-        data=data,
-    )
-
-
-async def serve(
-    dp: Dispatcher,
-    *bots: Bot,
-    install_signals: bool = True,
-    **kwargs: Any,
-) -> int:
-    """Like ``await dp.start_polling(bot)``, on tgrunner; returns the exit code (0: clean stop).
-
-    Keyword arguments are those of :func:`runner`."""
-    return await runner(dp, *bots, **kwargs).serve(install_signals=install_signals)
-
-
-def run(dp: Dispatcher, *bots: Bot, **kwargs: Any) -> int:
-    """Like ``dp.run_polling(bot)``, on tgrunner: blocks until SIGINT/SIGTERM and returns the
-    exit code. Keyword arguments are those of :func:`runner`."""
-    return runner(dp, *bots, **kwargs).run()

@@ -28,6 +28,7 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile
 
+import tgrunner.frontends.aiogram.compat as compat
 from tgrunner.client.multipart import InputFile as RawFile
 from tgrunner.client.multipart import encode_multipart
 from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
@@ -120,7 +121,7 @@ class TgrunnerSession(BaseSession):
         # None values are dropped below anyway (nested ones by prepare_value), so pydantic
         # need not produce them.
         for key, value in method.model_dump(warnings=False, exclude_none=True).items():
-            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+            prepared = compat.prepare_unencoded(self, value, bot, files)
             # aiogram's form builder leaves out empty strings too.
             if prepared is None or prepared == "":
                 continue
@@ -142,7 +143,7 @@ class TgrunnerSession(BaseSession):
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,
     ) -> TelegramType:
-        client, path = self._path(bot.token, method.__api_method__)
+        client, path = self._path(bot.token, compat.method_name(method))
         body, content_type = await self._encode(bot, method)
         try:
             resp = await client.request(
@@ -164,10 +165,10 @@ class TgrunnerSession(BaseSession):
             # the parametrised Response model (a quarter of the cost).
             model = self._responses.get(type(method))
             if model is None:
-                returning = method.__returning__
+                returning = compat.method_returns(method)
                 model = self._responses[type(method)] = Response[returning]  # type: ignore[valid-type]
             try:
-                ok = model.model_validate(self.json_loads(content), context={"bot": bot})
+                ok = model.model_validate(self.json_loads(content), context=compat.bot_context(bot))
             except Exception:  # check_response below raises aiogram's own error for it
                 ok = None
             if ok is not None and ok.ok:

@@ -5,7 +5,7 @@
     tgrunner run mybot:application          # or mybot:create, a factory returning one
 
     from tgrunner.frontends.ptb import run
-    run(application)                        # instead of application.run_polling()
+    run(application)                        # instead of application.run_polling(); see .launch
 
 tgrunner replaces PTB's ``Updater``; everything else is PTB's own:
 
@@ -46,26 +46,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ExtBot, SimpleUpdateProcessor
 from telegram.request import HTTPXRequest
 
+import tgrunner.frontends.ptb.compat as compat
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import Frontend
 from tgrunner.frontends.ptb.request import TgrunnerRequest
 from tgrunner.keys import chat_and_user_keys
-from tgrunner.settings import Settings
 
 if TYPE_CHECKING:
     from telegram.ext import CallbackContext
 
     from tgrunner.client.bot import Bot
 
-__all__ = ["ALL_TYPES", "REQUEST_MODES", "PTBDriver", "adapt", "run"]
+__all__ = ["ALL_TYPES", "REQUEST_MODES", "PTBDriver", "adapt"]
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +128,12 @@ class PTBDriver:
                 "(--api-url), or build the bot with base_url='<server>/bot'."
             )
         if self.token != bot.token or self.api_url != own_api:
-            # PTB bots are frozen and have no setter: their slots are written directly.
-            object.__setattr__(bot, "_token", self.token)
-            object.__setattr__(bot, "_base_url", f"{self.api_url}/bot{self.token}")
-            object.__setattr__(bot, "_base_file_url", f"{self.api_url}/file/bot{self.token}")
+            compat.set_bot_endpoint(
+                bot,
+                self.token,
+                f"{self.api_url}/bot{self.token}",
+                f"{self.api_url}/file/bot{self.token}",
+            )
         # Errors raised while an update is processed, by the id of its Update object; only used
         # when the application has no error handler of its own.
         self._errors: dict[int, list[Exception]] = {}
@@ -169,18 +169,12 @@ class PTBDriver:
             raise ExceptionGroup(f"{len(errors)} handlers failed on {update.update_id}", errors)
 
     async def _wait_non_blocking(self, update: Update) -> None:
-        """Await the tasks PTB spawned for this update's ``block=False`` handlers.
-
-        PTB keeps them in a private set and names them after their origin; the update they
-        serve is the ``update`` argument of the task's coroutine. Without the set (a future PTB)
-        they run detached, as under PTB's own runner.
-        """
-        tasks: set[asyncio.Task[Any]] | None = getattr(
-            self.app, "_Application__create_task_tasks", None
-        )
+        """Await the tasks PTB spawned for this update's ``block=False`` handlers (found as
+        :func:`.compat.spawned_for` says; none found: they run detached, as under PTB)."""
+        tasks = compat.non_blocking_tasks(self.app)
         if not tasks:
             return
-        mine = [t for t in tasks if _spawned_for(t, update)]
+        mine = [t for t in tasks if compat.spawned_for(t, update)]
         if not mine:
             return
         try:
@@ -246,29 +240,22 @@ class PTBDriver:
     async def _install_request(self) -> None:
         """Put a TgrunnerRequest where the bot has PTB's default HTTPXRequest."""
         bot = self.app.bot
-        current: tuple[Any, Any] = bot._request  # no public way to swap a built bot's requests
+        current = compat.bot_requests(bot)
+        if current is None:
+            log.warning(
+                "keeping the bot's own requests: this PTB stores them where tgrunner "
+                "does not look (Bot._request)"
+            )
+            return
         plain = [_is_plain_httpx(r) for r in current]
         if not any(plain):
             return
-        ours = TgrunnerRequest(**_timeouts(current[1]))
-        object.__setattr__(
-            bot, "_request", tuple(ours if p else r for r, p in zip(current, plain, strict=True))
-        )
+        ours = TgrunnerRequest(**compat.httpx_timeouts(current[1]))
+        first, second = (ours if p else r for r, p in zip(current, plain, strict=True))
+        compat.set_bot_requests(bot, (first, second))
         for old, p in zip(current, plain, strict=True):
             if p:
                 await old.shutdown()
-
-
-def _spawned_for(task: asyncio.Task[Any], update: Update) -> bool:
-    if task.done():
-        return False
-    name = task.get_name()
-    if name.startswith("ConversationHandler:"):
-        return name.startswith(f"ConversationHandler:{update.update_id}:handle_update:")
-    if ":process_update_non_blocking:" not in name:
-        return False  # the bot's own create_task work: it may outlive the update by design
-    frame = getattr(task.get_coro(), "cr_frame", None)
-    return frame is not None and frame.f_locals.get("update") is update
 
 
 # HTTPXRequest's own client settings; anything more (a proxy, socket options, HTTP/2, extra
@@ -281,33 +268,18 @@ def _is_plain_httpx(request: Any) -> bool:
     """Whether ``request`` is PTB's HTTPXRequest as the builder makes it by default."""
     if type(request) is not HTTPXRequest:
         return False
-    kwargs: dict[str, Any] | None = getattr(request, "_client_kwargs", None)
-    if kwargs is None:
-        return True
+    kwargs = compat.httpx_client_kwargs(request)
     custom = (
-        set(kwargs) - _PLAIN_HTTPX
+        kwargs is None
+        or set(kwargs) - _PLAIN_HTTPX
         or kwargs.get("proxy") is not None
         or kwargs.get("transport") is not None
-        or kwargs.get("http2")
+        or request.http_version != "1.1"
         or any(os.environ.get(name) for name in _PROXY_VARIABLES)
     )
     if custom:
         log.info("keeping the bot's HTTPXRequest: it has a proxy or custom httpx settings")
     return not custom
-
-
-def _timeouts(request: Any) -> dict[str, Any]:
-    """The timeouts set on PTB's HTTPXRequest (through the ApplicationBuilder), to keep them."""
-    timeout = getattr(getattr(request, "_client", None), "timeout", None)
-    if timeout is None:
-        return {"read_timeout": request.read_timeout}
-    return {
-        "read_timeout": timeout.read,
-        "write_timeout": timeout.write,
-        "connect_timeout": timeout.connect,
-        "pool_timeout": timeout.pool,
-        "media_write_timeout": getattr(request, "_media_write_timeout", 20.0),
-    }
 
 
 def adapt(
@@ -337,52 +309,3 @@ def adapt(
         startup=driver.startup,
         shutdown=driver.shutdown,
     )
-
-
-def run(
-    application: _AnyApplication | Callable[[], _AnyApplication],
-    *,
-    token: str | None = None,
-    api_url: str | None = None,
-    request: str = "tgrunner",
-    timeout: int | None = None,
-    allowed_updates: Sequence[str] | None = None,
-    drop_pending_updates: bool | None = None,
-    settings: Settings | None = None,
-) -> int:
-    """Run a PTB application on tgrunner until SIGINT or SIGTERM; return the exit code.
-
-    The counterpart of ``application.run_polling()``:
-
-    - ``application``: the Application, or a function that builds one.
-    - ``token`` / ``api_url``: default the bot's own (``api_url`` also from
-      ``$TGRUNNER_API_URL``).
-    - ``timeout``: long-poll seconds (default tgrunner's, 30).
-    - ``allowed_updates``: default ``Update.ALL_TYPES`` (unless ``TGRUNNER_ALLOWED_UPDATES``).
-    - ``drop_pending_updates``: skip the backlog on start (default False).
-    - ``settings``: the rest (concurrency, grace, handler time limit…); default
-      ``Settings.from_env()``.
-    - ``request``: see :func:`adapt`.
-    """
-    from tgrunner.runtime.build import (
-        build_runner,  # tgrunner.runtime.build imports the front-ends package
-    )
-
-    if not isinstance(application, Application) and callable(application):
-        application = application()
-    settings = settings or Settings.from_env()
-    polling = settings.polling
-    if timeout is not None:
-        polling = replace(polling, timeout=timeout)
-    if allowed_updates is not None:
-        polling = replace(polling, allowed_updates=tuple(str(k) for k in allowed_updates))
-    if drop_pending_updates is not None:
-        polling = replace(polling, drop_pending_updates=drop_pending_updates)
-    runner = build_runner(
-        application,
-        token=token,
-        api_url=api_url or os.environ.get("TGRUNNER_API_URL"),
-        settings=replace(settings, polling=polling),
-        request=request,
-    )
-    return runner.run()

@@ -26,12 +26,12 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
-from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 from tgrunner.client.multipart import InputFile, encode_multipart
 from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
+from tgrunner.frontends.ptb.compat import DEFAULT_VALUE
 
 __all__ = ["TgrunnerRequest"]
 
@@ -39,7 +39,7 @@ _JSON = "application/json"
 
 
 def _resolve(value: Any, default: float | None) -> float | None:
-    return default if isinstance(value, DefaultValue) else cast("float | None", value)
+    return default if isinstance(value, DEFAULT_VALUE) else cast("float | None", value)
 
 
 class TgrunnerRequest(BaseRequest):

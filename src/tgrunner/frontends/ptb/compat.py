@@ -1,0 +1,147 @@
+"""Every use of python-telegram-bot's private internals by tgrunner, one small function each.
+
+PTB 22 has no public way to do these things. Each function names what it relies on and what
+happens when a later PTB no longer has it; ``tests/frontends/ptb/test_compat.py`` runs each one
+against the installed PTB and fails, naming the internal, when it moved.
+
+What PTB offers publicly is used directly elsewhere (``Bot.token``, ``base_url``,
+``Bot.request``, ``HTTPXRequest.http_version`` and ``read_timeout``, ``BaseRequest.post``,
+``Application.process_update``, ``update_processor``, the error handlers, …). The default
+marker of request timeouts is recognised by the class of the public
+``BaseRequest.DEFAULT_NONE``, not by an import from ``telegram._utils``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from telegram.request import BaseRequest
+
+if TYPE_CHECKING:
+    from telegram import Bot, Update
+    from telegram.ext import Application
+
+__all__ = [
+    "DEFAULT_VALUE",
+    "bot_requests",
+    "httpx_client_kwargs",
+    "httpx_timeouts",
+    "non_blocking_tasks",
+    "set_bot_endpoint",
+    "set_bot_requests",
+    "spawned_for",
+]
+
+DEFAULT_VALUE: type = type(BaseRequest.DEFAULT_NONE)
+"""The class of PTB's "argument not given" markers, such as ``BaseRequest.DEFAULT_NONE``, which
+``BaseRequest.post`` passes to ``do_request`` for every timeout the caller left out. Public:
+derived from a documented class attribute."""
+
+
+def set_bot_endpoint(bot: Bot, token: str, base_url: str, base_file_url: str) -> None:
+    """Point a built (frozen) PTB bot at another token and server.
+
+    Relies on ``Bot._token``, ``Bot._base_url`` and ``Bot._base_file_url``, the slots behind
+    the ``token``, ``base_url`` and ``base_file_url`` properties; they are written past the
+    bot's freeze with ``object.__setattr__``. Should they move, RuntimeError says so instead
+    of polling one server while the handlers call another.
+    """
+    for slot, value in (
+        ("_token", token),
+        ("_base_url", base_url),
+        ("_base_file_url", base_file_url),
+    ):
+        object.__setattr__(bot, slot, value)
+    if (bot.token, bot.base_url, bot.base_file_url) != (token, base_url, base_file_url):
+        raise RuntimeError(
+            "This python-telegram-bot keeps the bot's token and URLs elsewhere than "
+            "Bot._token / _base_url / _base_file_url, so tgrunner cannot change them; build "
+            "the Application with the token and base_url it should use."
+        )
+
+
+def bot_requests(bot: Bot) -> tuple[BaseRequest, BaseRequest] | None:
+    """``(get_updates_request, request)``: the two request objects of a built bot.
+
+    Relies on ``Bot._request``, the pair PTB's ``Bot.__init__`` stores (``Bot.request`` is its
+    second item). None when missing: the caller then keeps PTB's own requests.
+    """
+    pair = getattr(bot, "_request", None)
+    if isinstance(pair, tuple) and len(pair) == 2 and pair[1] is bot.request:
+        return pair
+    return None
+
+
+def set_bot_requests(bot: Bot, requests: tuple[BaseRequest, BaseRequest]) -> None:
+    """Replace the two request objects of a built bot (see :func:`bot_requests`).
+
+    Relies on ``Bot._request``, written past the bot's freeze; RuntimeError when ``bot.request``
+    does not then return the new one.
+    """
+    object.__setattr__(bot, "_request", requests)
+    if bot.request is not requests[1]:
+        raise RuntimeError("Setting Bot._request did not change Bot.request in this PTB.")
+
+
+def non_blocking_tasks(app: Application[Any, Any, Any, Any, Any, Any]) -> set[asyncio.Task[Any]]:
+    """The tasks ``app.create_task`` started that are still running (``block=False`` handlers
+    among them).
+
+    Relies on the name-mangled ``Application.__create_task_tasks`` set. When missing, an empty
+    set: ``block=False`` handlers then run detached, as under PTB's own runner (their update
+    may be confirmed before they end).
+    """
+    tasks: set[asyncio.Task[Any]] | None = getattr(app, "_Application__create_task_tasks", None)
+    return tasks if isinstance(tasks, set) else set()
+
+
+def spawned_for(task: asyncio.Task[Any], update: Update) -> bool:
+    """Whether ``task`` is a running ``block=False`` handler of ``update``.
+
+    Relies on PTB's task names: ``Application:<bot id>:process_update_non_blocking:<handler>``
+    from ``Application.process_update`` and ``ConversationHandler:<update id>:handle_update:…``
+    from ``ConversationHandler``; and on the task's coroutine (PTB's
+    ``Application.__create_task_callback``) having its ``update`` argument as a frame local.
+    When they change, False: the handler runs detached as under PTB's runner. The bot's own
+    ``create_task`` work is never matched: it may outlive its update by design.
+    """
+    if task.done():
+        return False
+    name = task.get_name()
+    if name.startswith("ConversationHandler:"):
+        return name.startswith(f"ConversationHandler:{update.update_id}:handle_update:")
+    if ":process_update_non_blocking:" not in name:
+        return False
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return frame is not None and frame.f_locals.get("update") is update
+
+
+def httpx_client_kwargs(request: Any) -> dict[str, Any] | None:
+    """The keyword arguments an ``HTTPXRequest`` builds its ``httpx.AsyncClient`` with (its
+    proxy, transport, limits, HTTP version and extra ``httpx_kwargs``).
+
+    Relies on ``HTTPXRequest._client_kwargs``. None when missing: the caller then treats the
+    request as customised and keeps it.
+    """
+    kwargs = getattr(request, "_client_kwargs", None)
+    return kwargs if isinstance(kwargs, dict) else None
+
+
+def httpx_timeouts(request: Any) -> dict[str, Any]:
+    """The timeouts an ``HTTPXRequest`` was built with, as ``TgrunnerRequest`` arguments.
+
+    Relies on ``HTTPXRequest._client`` (its ``httpx.AsyncClient``, whose ``timeout`` holds the
+    four) and ``HTTPXRequest._media_write_timeout``. When missing, only the public
+    ``read_timeout`` is kept and the rest take ``TgrunnerRequest``'s defaults (PTB's own).
+    """
+    timeout = getattr(getattr(request, "_client", None), "timeout", None)
+    if timeout is None:
+        return {"read_timeout": request.read_timeout}
+    return {
+        "read_timeout": timeout.read,
+        "write_timeout": timeout.write,
+        "connect_timeout": timeout.connect,
+        "pool_timeout": timeout.pool,
+        "media_write_timeout": getattr(request, "_media_write_timeout", 20.0),
+    }

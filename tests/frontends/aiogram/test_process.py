@@ -1,0 +1,77 @@
+"""An aiogram bot under ``tgrunner run`` in its own process: SIGTERM under load, then a
+restart, loses and repeats nothing; SIGKILL and a restart lose nothing and repeat at most what
+was in flight."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from processes import MODES, end_started_bots, start_bot
+from replies import replied, send_load, tally
+from tgrunner.testing import FakeTelegram
+
+HERE = Path(__file__).parent
+# Telegram returns at most 100 updates past the confirmed offset, so no more can be in flight.
+IN_FLIGHT_BOUND = 100
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+async def _end_our_bots() -> AsyncIterator[None]:
+    yield
+    await end_started_bots()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.timeout(120)
+async def test_sigterm_under_load_then_restart_loses_and_repeats_nothing(
+    tg: FakeTelegram, mode: str
+) -> None:
+    sent = send_load(tg, chats=40, per_chat=20)
+    total = sum(len(v) for v in sent.values())
+    bot = await start_bot(tg, "aiogram_echo:dp", *MODES[mode], cwd=HERE)
+    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
+    bot.send_signal(signal.SIGTERM)
+    code, log = await bot.finish()
+    assert code == 0, log
+    assert "Traceback" not in log
+    assert replied(tg) < total, "the stop came too late to test anything"
+
+    bot = await start_bot(tg, "aiogram_echo:dp", *MODES[mode], cwd=HERE)
+    await tg.wait_for(lambda: replied(tg) >= total, timeout=60)
+    bot.send_signal(signal.SIGTERM)
+    code, log = await bot.finish()
+    assert code == 0, log
+    assert "Traceback" not in log
+    result = tally(sent, tg.requests)
+    assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
+    assert tg.pending_updates == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.timeout(120)
+async def test_sigkill_then_restart_loses_nothing(tg: FakeTelegram, mode: str) -> None:
+    sent = send_load(tg, chats=40, per_chat=20)
+    total = sum(len(v) for v in sent.values())
+    bot = await start_bot(tg, "aiogram_echo:dp", *MODES[mode], cwd=HERE)
+    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
+    bot.kill()
+    await bot.finish()
+    assert replied(tg) < total
+
+    bot = await start_bot(
+        tg, "aiogram_echo:create", *MODES[mode], cwd=HERE
+    )  # the factory form this time
+    await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=60)
+    bot.send_signal(signal.SIGTERM)
+    code, log = await bot.finish()
+    assert code == 0, log
+    result = tally(sent, tg.requests)
+    assert result.lost == 0
+    assert result.duplicates <= IN_FLIGHT_BOUND
+    assert result.violations == 0

@@ -1,0 +1,125 @@
+"""``tgrunner run`` in a subprocess, for the process tests of every front-end (native, aiogram,
+PTB): start it with extra CLI arguments, follow its log, signal it, and end what a failing
+test left running.
+
+A mode that changes the command line for every process test (journal or strict offsets, say)
+goes in :data:`MODES`; tests parametrised over it pass ``*MODES[mode]`` to :func:`start_bot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from tgrunner.testing import FakeTelegram
+
+__all__ = ["MODES", "BotProcess", "end_started_bots", "start_bot", "start_python"]
+
+MODES: dict[str, tuple[str, ...]] = {"default": ()}
+"""Extra ``tgrunner run`` arguments by mode name; ``"default"`` adds none."""
+
+_started: list[BotProcess] = []
+
+
+class BotProcess:
+    """A running ``tgrunner run``; its stderr is read as it comes, so a chatty bot never
+    blocks on a full pipe, and :meth:`wait_for_line` wakes on the line itself."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._more = asyncio.Condition()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            async with self._more:
+                self.lines.append(line.decode(errors="replace"))
+                self._more.notify_all()
+        async with self._more:
+            self._more.notify_all()
+
+    @property
+    def log(self) -> str:
+        """What the process wrote to stderr so far."""
+        return "".join(self.lines)
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    async def wait_for_line(self, text: str, timeout: float = 10) -> str:
+        """Wait until a stderr line contains ``text``; return the log up to it."""
+
+        def seen() -> bool:
+            return any(text in line for line in self.lines) or self._reader.done()
+
+        async with asyncio.timeout(timeout), self._more:
+            await self._more.wait_for(seen)
+        assert any(text in line for line in self.lines), (
+            f"the process ended without saying {text!r}: {self.log}"
+        )
+        return self.log
+
+    async def finish(self, timeout: float = 30) -> tuple[int, str]:
+        """Wait for the exit; return the exit code and the whole stderr."""
+        async with asyncio.timeout(timeout):
+            code = await self.proc.wait()
+            await self._reader
+        return code, self.log
+
+
+async def start_bot(
+    tg: FakeTelegram,
+    target: str,
+    *extra: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+) -> BotProcess:
+    """``tgrunner run TARGET --api-url … --token … *extra`` from ``cwd`` (where the bot's
+    module is), with ``env`` added to this process's environment; returns once it polls."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", "run", target,
+        "--api-url", tg.api_url, "--token", tg.token, *extra,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )  # fmt: skip
+    bot = BotProcess(proc)
+    _started.append(bot)
+    await tg.wait_until_polling(timeout=30)
+    return bot
+
+
+async def start_python(code: str, *, cwd: Path, env: Mapping[str, str] | None = None) -> BotProcess:
+    """``python -c CODE`` from ``cwd``: a bot started through a front-end's own ``run()``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )  # fmt: skip
+    bot = BotProcess(proc)
+    _started.append(bot)
+    return bot
+
+
+async def end_started_bots() -> None:
+    """Kill, by PID, every process started here that still runs (a failed test's leftovers)."""
+    while _started:
+        bot = _started.pop()
+        if bot.proc.returncode is None:
+            bot.proc.kill()
+            await bot.proc.wait()
+        if not bot._reader.done():
+            await bot._reader
