@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from tgrunner.testing import FakeTelegram
 
-__all__ = ["MODES", "BotProcess", "end_started_bots", "start_bot", "start_python"]
+__all__ = [
+    "MODES",
+    "BotProcess",
+    "end_started_bots",
+    "journaled",
+    "start_bot",
+    "start_python",
+    "unfinished",
+]
 
-MODES: dict[str, tuple[str, ...]] = {"default": ()}
-"""Extra ``tgrunner run`` arguments by mode name; ``"default"`` adds none."""
+MODES: dict[str, tuple[str, ...]] = {"journal": (), "strict": ("--no-journal",)}
+"""Extra ``tgrunner run`` arguments by mode name: the journal (the default) or strict offsets."""
 
 _started: list[BotProcess] = []
 
@@ -112,6 +121,21 @@ async def start_python(code: str, *, cwd: Path, env: Mapping[str, str] | None = 
     bot = BotProcess(proc)
     _started.append(bot)
     return bot
+
+
+def journaled(tg: FakeTelegram) -> int:
+    """Updates left unfinished in the bot's journal (in the test's ``TGRUNNER_DATA_DIR``)."""
+    path = Path(os.environ["TGRUNNER_DATA_DIR"]) / tg.token.partition(":")[0] / "journal.sqlite3"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM intake").fetchone()[0])
+    finally:
+        db.close()
+
+
+def unfinished(tg: FakeTelegram, mode: str) -> int:
+    """Updates kept for the next start: in the journal, or (strict offsets) at Telegram."""
+    return journaled(tg) if mode == "journal" else tg.pending_updates
 
 
 async def end_started_bots() -> None:

@@ -16,6 +16,7 @@ from tgrunner.frontends.native.router import Context, Router
 from tgrunner.keys import default_keys
 from tgrunner.runtime.runner import Runner
 from tgrunner.scheduler import SchedulerOptions
+from tgrunner.intake.options import IntakeOptions
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
 from tgrunner.testing import FakeTelegram, Faults
@@ -68,7 +69,8 @@ async def test_offset_never_passes_an_unfinished_update(tg: FakeTelegram) -> Non
         if update["message"]["text"] == "slow":
             await release.wait()
 
-    runner = make_runner(tg, handler)
+    strict = Settings(polling=FAST, grace=5.0, intake=IntakeOptions(journal=False))
+    runner = make_runner(tg, handler, settings=strict)
     task = await serving(runner)
     slow_user, other = tg.user("Slow"), tg.user("Other")
     slow = slow_user.send("slow")

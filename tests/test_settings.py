@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tgrunner.errors import ConfigError
+from tgrunner.intake.options import IntakeOptions
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
@@ -21,7 +22,11 @@ def test_from_env_reads_every_known_variable() -> None:
             "TGRUNNER_ALLOWED_UPDATES": "message, callback_query",
             "TGRUNNER_DROP_PENDING_UPDATES": "1",
             "TGRUNNER_GRACE": "4",
+            "TGRUNNER_STOP_BUDGET": "12",
+            "TGRUNNER_START_TIMEOUT": "5",
+            "TGRUNNER_DATA_DIR": "/srv/bots",
             "TGRUNNER_JOURNAL": "/tmp/x.db",
+            "TGRUNNER_JOURNAL_SYNC": "full",
             "TGRUNNER_TOKEN": "ignored here",
             "HOME": "/root",
         }
@@ -30,7 +35,23 @@ def test_from_env_reads_every_known_variable() -> None:
     assert s.scheduler.max_pending_per_key == 9 and s.scheduler.handler_timeout == 2.5
     assert s.polling.timeout == 3 and s.polling.drop_pending_updates
     assert s.polling.allowed_updates == ("message", "callback_query")
-    assert s.grace == 4 and s.polling.journal == "/tmp/x.db"
+    assert s.grace == 4 and s.stop_budget == 12 and s.polling.start_timeout == 5
+    assert s.intake == IntakeOptions(
+        journal=True, data_dir="/srv/bots", journal_path="/tmp/x.db", journal_sync="full"
+    )
+
+
+def test_the_journal_is_the_default_and_can_be_turned_off() -> None:
+    assert Settings().intake.journal
+    assert Settings.from_env({}).intake == IntakeOptions()
+    assert not Settings.from_env({"TGRUNNER_NO_JOURNAL": "1"}).intake.journal
+    assert Settings.from_env({"TGRUNNER_NO_JOURNAL": "0"}).intake.journal
+    with pytest.raises(ConfigError, match="pick one"):
+        Settings.from_env({"TGRUNNER_NO_JOURNAL": "1", "TGRUNNER_JOURNAL": "/tmp/j"})
+    with pytest.raises(ConfigError, match="'normal' or 'full'"):
+        Settings.from_env({"TGRUNNER_JOURNAL_SYNC": "sometimes"})
+    with pytest.raises(ConfigError, match="stop_budget"):
+        Settings(stop_budget=0)
 
 
 def test_unknown_variable_is_refused_with_the_known_ones() -> None:

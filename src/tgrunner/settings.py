@@ -82,7 +82,8 @@ class Settings:
 
         Recognised: ``TGRUNNER_CONCURRENCY``, ``TGRUNNER_MAX_PENDING``,
         ``TGRUNNER_MAX_PENDING_PER_KEY``, ``TGRUNNER_HANDLER_TIMEOUT`` (seconds),
-        ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
+        ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_START_TIMEOUT`` (seconds),
+        ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
         ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds),
         ``TGRUNNER_STOP_BUDGET`` (seconds), ``TGRUNNER_DATA_DIR`` (default ``./.tgrunner``),
         ``TGRUNNER_JOURNAL`` (an explicit journal file), ``TGRUNNER_NO_JOURNAL`` (1: strict
@@ -102,6 +103,7 @@ class Settings:
             "TGRUNNER_MAX_PENDING_PER_KEY": (sched, "max_pending_per_key", int),
             "TGRUNNER_HANDLER_TIMEOUT": (sched, "handler_timeout", float),
             "TGRUNNER_POLL_TIMEOUT": (poll, "timeout", int),
+            "TGRUNNER_START_TIMEOUT": (poll, "start_timeout", float),
             "TGRUNNER_GRACE": (top, "grace", float),
             "TGRUNNER_STOP_BUDGET": (top, "stop_budget", float),
         }

@@ -51,17 +51,17 @@ def test_from_env() -> None:
     assert Settings.from_env({"TGRUNNER_PROXY": ""}).client.proxy is None
     with pytest.raises(ConfigError, match="choose one of"):
         Settings.from_env({"TGRUNNER_TRANSPORT": "curl"})
-    with pytest.raises(ConfigError, match="TGRUNNER_PROXY, TGRUNNER_TRANSPORT"):
+    with pytest.raises(ConfigError, match="TGRUNNER_PROXY.*TGRUNNER_TRANSPORT"):
         Settings.from_env({"TGRUNNER_PROXIES": "x"})
 
 
 def test_run_flags() -> None:
-    args = _parser().parse_args(
+    args = _parser("run").parse_args(
         ["run", "bot:router", "--proxy", "http://127.0.0.1:3128", "--transport", "aiohttp"]
     )
     assert (args.proxy, args.transport) == ("http://127.0.0.1:3128", "aiohttp")
     with pytest.raises(SystemExit):
-        _parser().parse_args(["run", "bot:router", "--transport", "httpx"])
+        _parser("run").parse_args(["run", "bot:router", "--transport", "httpx"])
 
 
 async def test_the_runner_polls_and_replies_through_the_proxy(tg: FakeTelegram) -> None:
@@ -87,5 +87,8 @@ async def test_the_runner_polls_and_replies_through_the_proxy(tg: FakeTelegram) 
     assert [m["text"] for m in tg.replies(alice)] == ["one", "two"]
     carried = [r.rpartition("/")[2] for r in proxy.requests]
     assert carried.count("sendMessage") == 2
-    assert carried.count("getUpdates") == len(tg.calls("getUpdates"))
-    assert len(carried) == len(tg.requests)
+    # Everything the fake answered came through the proxy; a long poll cut short by the stop
+    # reached the proxy but was never answered by the fake.
+    for method in {r.method for r in tg.requests}:
+        assert carried.count(method) >= len(tg.calls(method)), method
+    assert carried.count("getUpdates") <= len(tg.calls("getUpdates")) + 1

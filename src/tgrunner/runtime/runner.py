@@ -400,13 +400,17 @@ class Runner:
         started = time.monotonic()
         budget_end = started + settings.stop_budget
         control = self._control
-        self._stopping = True
+        # With the journal, queued updates stay in it for the next start. With strict offsets
+        # the offset cannot pass them, and every finished update behind them would be handled
+        # again: there the queue (at most the 100-update window) is drained too.
+        self._stopping = self.intake.durable
         if not control.fast.is_set() and (sched.running or sched.pending):
             grace = min(settings.grace, settings.stop_budget)
             log.info(
-                "stopping: %d running (%d queued stay for the next start); waiting up to %.1f s",
+                "stopping: %d running, %d queued%s; waiting up to %.1f s",
                 sched.running,
                 sched.pending,
+                " (they stay in the journal)" if self._stopping else "",
                 grace,
             )
             drain = asyncio.ensure_future(sched.drain(grace))
