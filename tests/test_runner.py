@@ -13,10 +13,10 @@ from replies import tally
 from tgrunner.client.bot import Bot
 from tgrunner.errors import ConfigError
 from tgrunner.frontends.native.router import Context, Router
+from tgrunner.intake.options import IntakeOptions
 from tgrunner.keys import default_keys
 from tgrunner.runtime.runner import Runner
 from tgrunner.scheduler import SchedulerOptions
-from tgrunner.intake.options import IntakeOptions
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
 from tgrunner.testing import FakeTelegram, Faults

@@ -51,7 +51,7 @@ def test_from_env() -> None:
     assert Settings.from_env({"TGRUNNER_PROXY": ""}).client.proxy is None
     with pytest.raises(ConfigError, match="choose one of"):
         Settings.from_env({"TGRUNNER_TRANSPORT": "curl"})
-    with pytest.raises(ConfigError, match="TGRUNNER_PROXY.*TGRUNNER_TRANSPORT"):
+    with pytest.raises(ConfigError, match=r"TGRUNNER_PROXY.*TGRUNNER_TRANSPORT"):
         Settings.from_env({"TGRUNNER_PROXIES": "x"})
 
 
