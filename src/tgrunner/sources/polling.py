@@ -134,6 +134,11 @@ class PollingSource:
         self._window: deque[int] = deque()  # returned ids not yet below the offset
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
+    @property
+    def in_flight(self) -> int:
+        """Updates returned and not yet confirmable (at most 100, with strict offsets)."""
+        return len(self._window)
+
     def confirm(self, offset: int) -> None:
         """Telegram may forget every update below ``offset``; it is sent with the next call."""
         if offset <= self._offset:

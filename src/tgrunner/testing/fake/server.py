@@ -327,6 +327,10 @@ class FakeTelegram(Recording):
         """A simulated channel (see ``Population.channel``)."""
         return self.population.channel(*args, **kwargs)
 
+    def restart_update_ids(self, at: int) -> None:
+        """Restart update ids at ``at`` (lower), as Telegram does after a quiet week."""
+        self.state.restart_update_ids(at)
+
     @property
     def pending_updates(self) -> int:
         """Updates of the bot not yet confirmed by ``getUpdates`` or accepted by the webhook."""

@@ -486,9 +486,21 @@ class State:
             bot.allowed = frozenset(chosen)
             bot.allowed_explicit = tuple(k for k in self.kinds if k in bot.allowed)
 
+    @_on_loop
+    def restart_update_ids(self, at: int, bot: BotState | None = None) -> None:
+        """Restart the bot's update ids at ``at``, as Telegram does at random after a week
+        without updates (default: the primary bot). Until ids pass the offset a poller holds,
+        that offset confirms nothing, as on the real server."""
+        (bot or self.primary).next_update_id = at
+
     def take_updates(self, bot: BotState, offset: int, limit: int) -> list[dict[str, Any]]:
-        """Confirm by ``offset`` (negative: keep the last ``-offset``), then return ≤ ``limit``."""
+        """Confirm by ``offset`` (negative: keep the last ``-offset``), then return ≤ ``limit``.
+
+        An offset past every id given out (ids restarted lower since) confirms nothing.
+        """
         pending = bot.pending
+        if offset > bot.next_update_id:
+            offset = 0
         if offset < 0:
             while len(pending) > -offset:
                 pending.popleft()
