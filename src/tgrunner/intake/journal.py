@@ -16,7 +16,10 @@ they came.
   An update that is still unfinished after ``MAX_ATTEMPTS`` (3) starts has killed its process
   that many times: opening the journal moves it to the quarantine table, with an error log
   line, and it is not replayed. ``tgrunner journal list|retry|drop`` inspects and releases it.
-  A clean stop gives back the attempts of handlers it had to cancel.
+  A clean stop gives back the attempts of handlers it had to cancel. So that an update that
+  merely ran beside the culprit is not blamed, the runtime replays *suspects* (updates started
+  before) one at a time, each finish mark written at once (:meth:`suspects`,
+  ``finished(now=True)``).
 - **One process.** An exclusive ``flock`` on ``<path>.lock``, taken before anything is read,
   refuses a second process on the same journal.
 - **Sync.** ``synchronous=NORMAL`` (default) survives a process crash, not a power loss.
@@ -222,6 +225,11 @@ class Journal:
         rows = self._db.execute("SELECT body FROM intake ORDER BY seq").fetchall()
         return [orjson.loads(body) for (body,) in rows]
 
+    def suspects(self) -> set[int]:
+        """Unfinished updates that were already started once: a crash may have been theirs."""
+        rows = self._db.execute("SELECT update_id FROM intake WHERE attempts > 0")
+        return {uid for (uid,) in rows}
+
     def get(self, update_id: int) -> dict[str, Any] | None:
         """The journaled update with this id, or None when it is not (or no longer) here."""
         row = self._db.execute("SELECT body FROM intake WHERE update_id = ?", (update_id,))
@@ -270,10 +278,14 @@ class Journal:
             self._start_flush_due = True
             asyncio.get_running_loop().call_soon(self._flush_starts)
 
-    def finished(self, update_id: int) -> None:
-        """Mark an update finished; written within :data:`FLUSH_DELAY` seconds."""
+    def finished(self, update_id: int, *, now: bool = False) -> None:
+        """Mark an update finished; written within :data:`FLUSH_DELAY` seconds, or ``now``."""
         self._finished.append((update_id,))
-        if self._flush_timer is None:
+        if now:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+            self._flush()
+        elif self._flush_timer is None:
             self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush)
 
     def uncount(self, update_ids: Iterable[int]) -> None:

@@ -36,6 +36,10 @@ class StrictIntake:
         """Nothing is kept across runs: Telegram redelivers what was not confirmed."""
         return []
 
+    def suspects(self) -> set[int]:
+        """Attempts are not counted without a journal: nothing is suspect."""
+        return set()
+
     def get(self, update_id: int) -> dict[str, Any] | None:
         """Nothing is kept: an update set aside here cannot be read back."""
         return None
@@ -52,8 +56,8 @@ class StrictIntake:
     def started(self, update_id: int) -> None:
         """Attempts are not counted without a journal."""
 
-    def finished(self, update_id: int) -> None:
-        """The update is done: the watermark may move."""
+    def finished(self, update_id: int, *, now: bool = False) -> None:
+        """The update is done: the watermark may move (``now`` changes nothing here)."""
         self.watermark.finished(update_id)
 
     def uncount(self, update_ids: object) -> None:

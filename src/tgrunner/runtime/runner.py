@@ -58,6 +58,9 @@ TimeoutHook = Callable[[JSON], Awaitable[Any] | Any]
 _OVERFLOW_FACTOR = 10
 # Seconds between two warnings about shed updates (strict offsets).
 _SHED_LOG_EVERY = 10.0
+# An extra ordering key shared by every replayed update that was started before a crash: such
+# suspects run one at a time, so a crash during one of them blames that one alone.
+SUSPECT_KEY = "tgrunner:suspect"
 
 
 @dataclass(slots=True)
@@ -145,6 +148,7 @@ class Runner:
         self._running: dict[int, None] = {}  # started and not finished, by update id
         self._stopping = False  # set by a stop: queued updates are skipped, not started
         self._skipped: set[int] = set()
+        self._suspects: set[int] = set()  # replayed updates started before a crash
         self._pump_due = False
         self._shed_logged = 0.0
         self._overflow_room = asyncio.Event()
@@ -188,7 +192,12 @@ class Runner:
         """The update needs nothing more: tell the intake, confirm, let parked ones move."""
         intake = self.intake
         before = intake.offset
-        intake.finished(uid)
+        if self._suspects and uid in self._suspects:
+            # On disk before the next suspect starts: a crash then is not this one's.
+            self._suspects.discard(uid)
+            intake.finished(uid, now=True)
+        else:
+            intake.finished(uid)
         if intake.offset != before:
             self.source.confirm(intake.offset)
         if self.overflow.count and not self._pump_due:
@@ -228,6 +237,8 @@ class Runner:
     def _admit(self, update: JSON) -> None:
         sched = self.scheduler
         keys = sched.keys_for(update)
+        if self._suspects and update["update_id"] in self._suspects:
+            keys = (*keys, SUSPECT_KEY)
         if not self.overflow.blocks(keys) and sched.lane_room(keys) > 0:
             sched.submit(update, keys=keys)
         elif self.intake.durable:
@@ -303,7 +314,13 @@ class Runner:
         intake = self.intake
         replay = intake.unfinished()
         if replay:
-            log.info("replaying %d unfinished update(s) from the journal", len(replay))
+            self._suspects = intake.suspects()
+            log.info(
+                "replaying %d unfinished update(s) from the journal (%d were being handled "
+                "when the last run ended; they run one at a time)",
+                len(replay),
+                len(self._suspects),
+            )
         self.stats.received += len(replay)
         for update in replay:
             await sched.wait_capacity(1)
