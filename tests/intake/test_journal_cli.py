@@ -43,7 +43,7 @@ async def tgrunner(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
 async def test_a_poison_update_is_quarantined_and_released_by_the_cli(tg: FakeTelegram) -> None:
     alice, bob = tg.user("Alice"), tg.user("Bob")
     alice.send("before")
-    poison = alice.send("poison")
+    alice.send("poison")
     alice.send("after")
     bob.send("hello")
     for attempt in range(MAX_ATTEMPTS):
@@ -62,7 +62,6 @@ async def test_a_poison_update_is_quarantined_and_released_by_the_cli(tg: FakeTe
     # Each kill came within 100 ms of Bob's reply, before its finish mark was written: it may
     # be answered again (the contract's bound), and is never lost.
     assert set(m["text"] for m in tg.replies(bob)) == {"hello"}
-    uid = str(poison["message_id"])
 
     code, out, err = await tgrunner("journal", "list")
     assert code == 0, err

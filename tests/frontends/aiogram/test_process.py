@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from chaos import kill_and_restart
 from processes import MODES, end_started_bots, start_bot
 from replies import replied, send_load, tally
 from tgrunner.testing import FakeTelegram
 
 HERE = Path(__file__).parent
-# Telegram returns at most 100 updates past the confirmed offset, so no more can be in flight.
-IN_FLIGHT_BOUND = 100
 
 pytestmark = pytest.mark.slow
 
@@ -54,24 +53,8 @@ async def test_sigterm_under_load_then_restart_loses_and_repeats_nothing(
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.timeout(120)
-async def test_sigkill_then_restart_loses_nothing(tg: FakeTelegram, mode: str) -> None:
-    sent = send_load(tg, chats=40, per_chat=20)
-    total = sum(len(v) for v in sent.values())
-    bot = await start_bot(tg, "aiogram_echo:dp", *MODES[mode], cwd=HERE)
-    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
-    bot.kill()
-    await bot.finish()
-    assert replied(tg) < total
-
-    bot = await start_bot(
-        tg, "aiogram_echo:create", *MODES[mode], cwd=HERE
-    )  # the factory form this time
-    await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=60)
-    bot.send_signal(signal.SIGTERM)
-    code, log = await bot.finish()
-    assert code == 0, log
-    result = tally(sent, tg.requests)
-    assert result.lost == 0
-    assert result.duplicates <= IN_FLIGHT_BOUND
-    assert result.violations == 0
+@pytest.mark.timeout(300)
+async def test_five_sigkills_under_load_lose_nothing(tg: FakeTelegram, mode: str) -> None:
+    result = await kill_and_restart(tg, "aiogram_echo:create", mode, cwd=HERE)
+    assert (result.tally.lost, result.tally.violations) == (0, 0)
+    assert result.tally.duplicates <= result.bound, result
