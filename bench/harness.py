@@ -79,17 +79,16 @@ class Row:
         return self.framework == "grammy"
 
 
-def _tgrunner(target: str, *, journal: bool = False) -> Callable[[str, str], list[str]]:
+def _tgrunner(target: str, *, strict: bool = False) -> Callable[[str, str], list[str]]:
     def argv(url: str, token: str) -> list[str]:
         cmd = [sys.executable, "-m", "tgrunner", "run", target, "--api-url", url, "--token", token]
-        if journal:
-            # A fresh journal per run: the fake reuses update ids from run to run.
-            path = SCRATCH / "intake.db"
-            for leftover in SCRATCH.glob("intake.db*"):
-                leftover.unlink()
-            SCRATCH.mkdir(parents=True, exist_ok=True)
-            cmd += ["--journal", str(path)]
-        return cmd
+        if strict:
+            return [*cmd, "--no-journal"]
+        # A fresh data dir per run: the fake reuses its bot and update ids from run to run.
+        data = SCRATCH / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        return [*cmd, "--data-dir", str(data)]
 
     return argv
 
@@ -105,11 +104,11 @@ def _node(mode: str) -> Callable[[str, str], list[str]]:
 ROWS: tuple[Row, ...] = (
     Row("native", "tgrunner native", "tgrunner", False, _tgrunner("bench.bots.native_echo:router")),
     Row(
-        "native-journal",
-        "tgrunner native + intake journal",
+        "native-strict",
+        "tgrunner native, strict offsets (--no-journal)",
         "tgrunner",
         False,
-        _tgrunner("bench.bots.native_echo:router", journal=True),
+        _tgrunner("bench.bots.native_echo:router", strict=True),
     ),
     Row(
         "tg-aiogram",
@@ -119,19 +118,19 @@ ROWS: tuple[Row, ...] = (
         _tgrunner("bench.bots.aiogram_echo:dp"),
     ),
     Row(
-        "tg-aiogram-journal",
-        "tgrunner + aiogram + intake journal",
+        "tg-aiogram-strict",
+        "tgrunner + aiogram, strict offsets",
         "aiogram",
         False,
-        _tgrunner("bench.bots.aiogram_echo:dp", journal=True),
+        _tgrunner("bench.bots.aiogram_echo:dp", strict=True),
     ),
     Row("tg-ptb", "tgrunner + PTB", "ptb", False, _tgrunner("bench.bots.ptb_echo:application")),
     Row(
-        "tg-ptb-journal",
-        "tgrunner + PTB + intake journal",
+        "tg-ptb-strict",
+        "tgrunner + PTB, strict offsets",
         "ptb",
         False,
-        _tgrunner("bench.bots.ptb_echo:application", journal=True),
+        _tgrunner("bench.bots.ptb_echo:application", strict=True),
     ),
     Row(
         "aiogram-tasks",
