@@ -37,11 +37,11 @@ from tgrunner.errors import ConfigError
 from tgrunner.executors.inline import InlineExecutor, UpdateHandler
 from tgrunner.intake.journal import Journal
 from tgrunner.intake.options import journal_path
-from tgrunner.intake.overflow import Overflow
 from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
 from tgrunner.scheduler import Scheduler
+from tgrunner.scheduler.overflow import Overflow
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingSource
 
