@@ -1,5 +1,5 @@
-"""Flood limits (429 with retry_after), injected latency, 5xx errors, connection resets and
-pausing: all off by default, and changeable while the server runs."""
+"""Flood limits (429 with retry_after), injected latency, 5xx errors, connection resets, raw
+answers and pausing: all off by default, and changeable while the server runs."""
 
 from __future__ import annotations
 
@@ -122,6 +122,15 @@ async def test_faults_for_some_methods_only(tg: FakeTelegram, api: Call) -> None
     tg.faults = Faults(error_rate=1.0, methods=frozenset({"sendmessage"}))
     assert (await api("getMe"))[0] == 200
     assert (await send(api, ALICE))[0] in (500, 502)
+
+
+async def test_raw_answers_that_are_not_the_bot_apis(tg: FakeTelegram, api: Call) -> None:
+    tg.faults = Faults(answer=b'{"ok":true,"result":[1,2]}', methods=frozenset({"getupdates"}))
+    assert (await api("getUpdates"))[:2] == (200, {"ok": True, "result": [1, 2]})
+    assert (await api("getMe"))[1]["result"]["is_bot"] is True
+    tg.faults = Faults(answer=b"[]", latency=0.05)
+    assert (await api("getMe"))[:2] == (200, [])
+    assert [r.response for r in tg.calls("getUpdates")] == [b'{"ok":true,"result":[1,2]}']
 
 
 async def test_connection_resets(tg: FakeTelegram) -> None:

@@ -2,7 +2,8 @@
 
 :class:`FloodLimits` makes the fake answer ``429 Too Many Requests: retry after N`` (with
 ``parameters.retry_after`` and a ``Retry-After`` header) when a bot sends faster than the limits
-Telegram documents; :class:`Faults` adds latency, 5xx answers and connection resets. Both are
+Telegram documents; :class:`Faults` adds latency, 5xx answers, connection resets and answers
+that are not the Bot API's (``answer``). Both are
 frozen options; FakeTelegram builds a :class:`Injector` from them and rebuilds it when a test
 assigns new options at runtime (``tg.flood = FloodLimits(...)``, ``tg.faults = None``).
 """
@@ -70,6 +71,10 @@ class Faults:
       answered (the method does not run).
     - ``flood_rate`` (default 0.0): the share of requests answered ``429 Too Many Requests``
       with ``parameters.retry_after`` = ``retry_after`` (default 1 second), whatever the method.
+    - ``answer`` (default None): raw bytes to answer every request with (status 200, JSON),
+      instead of running the method: a server or proxy that is not the Bot API, such as
+      ``b'{"ok":true,"result":[1,2]}'`` for ``getUpdates`` or ``b'[]'``. It takes precedence
+      over the rates above; combine it with ``methods``.
     - ``methods`` (default None: all): method names, any case, the faults apply to.
     - ``seed`` (default 0): seeds the draws, so a run is repeatable.
     """
@@ -79,6 +84,7 @@ class Faults:
     reset_rate: float = 0.0
     flood_rate: float = 0.0
     retry_after: int = 1
+    answer: bytes | None = None
     methods: frozenset[str] | None = None
     seed: int = 0
 
@@ -95,11 +101,13 @@ class Faults:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do with one request: wait ``latency``, then reset, fail with ``error``, or run."""
+    """What to do with one request: wait ``latency``, then reset, fail with ``error``, answer
+    the raw bytes ``answer``, or run."""
 
     latency: float = 0.0
     error: ApiError | None = None
     reset: bool = False
+    answer: bytes | None = None
 
 
 _RUN = Decision()
@@ -162,6 +170,8 @@ class Injector:
         delay = 0.0
         if latency is not None:
             delay = float(latency(method) if callable(latency) else latency)
+        if faults.answer is not None:
+            return Decision(delay, answer=faults.answer)
         roll = self._rng.random()
         if roll < faults.reset_rate:
             return Decision(delay, None, True)

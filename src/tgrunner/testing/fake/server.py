@@ -391,6 +391,8 @@ class FakeTelegram(Recording):
                 return Response(abort=True)
             if decision.error is not None:
                 return self._error_response(bot, method.name, {}, decision.error)
+            if decision.answer is not None:
+                return self._raw_answer(bot, method.name, decision.answer)
         return self._invoke(request, bot, method)
 
     async def _when_resumed(self, request: Request) -> Response:
@@ -414,6 +416,8 @@ class FakeTelegram(Recording):
             return Response(abort=True)
         if decision.error is not None:
             return self._error_response(bot, method.name, {}, decision.error)
+        if decision.answer is not None:
+            return self._raw_answer(bot, method.name, decision.answer)
         response = self._invoke(request, bot, method)
         if inspect.isawaitable(response):
             response = await response
@@ -483,6 +487,11 @@ class FakeTelegram(Recording):
         if retry_after is not None:
             headers = (("Retry-After", str(retry_after)),)
         return Response(exc.code, orjson.dumps(envelope), headers=headers)
+
+    def _raw_answer(self, bot: BotState, name: str, body: bytes) -> Response:
+        """Answer with injected bytes (``Faults.answer``), recorded with the body as given."""
+        self._record_call(name, {}, bot.token, 200, body)
+        return Response(200, body)
 
     # -- webhooks --------------------------------------------------------------------------
 
