@@ -192,6 +192,10 @@ class Recording:
         )
         return result
 
+    def wait_until_polling_sync(self, timeout: float = 10.0) -> None:
+        """:meth:`wait_until_polling` for sync code in thread mode."""
+        self._sync(lambda: self.wait_until_polling(timeout))
+
     def wait_for_call_sync(
         self,
         method: str,
