@@ -124,6 +124,13 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
     return db
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    # SQLite ends the transaction itself on some errors (SQLITE_FULL, SQLITE_IOERR): a
+    # ROLLBACK then fails, and its error would hide the one that matters.
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring a version-1 journal (update_id primary key, no attempts) to this schema."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(intake)")}
@@ -396,7 +403,7 @@ class Journal:
             n = db.execute(f"DELETE FROM quarantine{where}", args).rowcount
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
         return int(n)
 
@@ -412,7 +419,7 @@ class Journal:
             )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def _run_sql(self, sql: str, rows: list[tuple[int]]) -> None:
@@ -423,7 +430,7 @@ class Journal:
             db.executemany(sql, rows)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     def _flush(self) -> None:

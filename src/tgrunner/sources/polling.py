@@ -161,12 +161,14 @@ class PollingSource:
                 break
             except (NetworkError, ServerError, RetryAfter) as exc:
                 failures += 1
+                left = deadline - time.monotonic()
                 if isinstance(exc, RetryAfter):
                     delay = float(exc.retry_after or 1)
                 else:
                     delay = min(opts.backoff_cap, opts.backoff_base * 2 ** (failures - 1))
-                    delay = random.uniform(delay / 2, delay)
-                if time.monotonic() + delay > deadline:
+                    # The last try comes at the deadline, not a whole backoff step before it.
+                    delay = min(random.uniform(delay / 2, delay), max(left, 0.0))
+                if left <= 0 or delay > left:
                     raise ConfigError(
                         f"Cannot reach the Bot API at {self.bot.api_url} ({exc}) after "
                         f"{opts.start_timeout:g} s. Check --api-url (or TGRUNNER_API_URL), "
