@@ -58,6 +58,9 @@ TimeoutHook = Callable[[JSON], Awaitable[Any] | Any]
 _OVERFLOW_FACTOR = 10
 # Seconds between two warnings about shed updates (strict offsets).
 _SHED_LOG_EVERY = 10.0
+# The share of the stop budget kept from the grace period, for cancelling what is still
+# running and confirming (at most the scheduler's cancel_grace).
+_CANCEL_SHARE = 0.25
 # An extra ordering key shared by every replayed update that was started before a crash: such
 # suspects run one at a time, so a crash during one of them blames that one alone.
 SUSPECT_KEY = "tgrunner:suspect"
@@ -145,6 +148,7 @@ class Runner:
         self._control = StopControl()
         self._hard_exit = False
         self._failure: BaseException | None = None
+        self._stop_deadline: float | None = None  # when the stop budget runs out
         self._running: dict[int, None] = {}  # started and not finished, by update id
         self._stopping = False  # set by a stop: queued updates are skipped, not started
         self._skipped: set[int] = set()
@@ -415,14 +419,15 @@ class Runner:
         sched = self.scheduler
         settings = self.settings
         started = time.monotonic()
-        budget_end = started + settings.stop_budget
+        budget_end = self._stop_deadline = started + settings.stop_budget
         control = self._control
         # With the journal, queued updates stay in it for the next start. With strict offsets
         # the offset cannot pass them, and every finished update behind them would be handled
         # again: there the queue (at most the 100-update window) is drained too.
         self._stopping = self.intake.durable
         if not control.fast.is_set() and (sched.running or sched.pending):
-            grace = min(settings.grace, settings.stop_budget)
+            reserve = min(settings.scheduler.cancel_grace, settings.stop_budget * _CANCEL_SHARE)
+            grace = min(settings.grace, settings.stop_budget - reserve)
             log.info(
                 "stopping: %d running, %d queued%s; waiting up to %.1f s",
                 sched.running,
@@ -442,7 +447,7 @@ class Runner:
         clean = not control.fast.is_set()
         if not clean:
             cancelled = list(self._running)
-            await sched.cancel_all()
+            await self._cancel_all()
             # The handlers cancelled here did not crash the process: their attempts do not
             # count towards quarantine.
             self.intake.uncount(cancelled)
@@ -467,14 +472,26 @@ class Runner:
         )
         return 0 if clean else 1
 
+    def _budget_left(self) -> float:
+        """Seconds left of the stop budget (all of it while no stop has begun)."""
+        if self._stop_deadline is None:
+            return self.settings.stop_budget
+        return max(self._stop_deadline - time.monotonic(), 0.0)
+
+    async def _cancel_all(self) -> None:
+        """Cancel what runs and is queued; wait for it only as long as the budget allows."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._budget_left()):
+                await self.scheduler.cancel_all()
+
     async def _close(self, *, started: bool, opened: bool) -> None:
         """Release everything, whatever happened before: hooks, intake, bot, signals."""
         try:
             if self.scheduler.running or self.scheduler.pending:
-                await self.scheduler.cancel_all()
+                await self._cancel_all()
             if started and self._shutdown_hook is not None:
                 try:
-                    async with asyncio.timeout(self.settings.stop_budget):
+                    async with asyncio.timeout(max(self._budget_left(), 0.1)):
                         await self._shutdown_hook()
                 except TimeoutError:
                     log.error("the shutdown hook ran past the stop budget; leaving it")
