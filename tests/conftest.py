@@ -68,3 +68,12 @@ async def api(tg: FakeTelegram) -> AsyncIterator[Call]:
                 return response.status, await response.json()
 
         yield call
+
+
+@pytest.fixture(autouse=True)
+def _collect_leaks() -> Any:
+    """TEMP: collect at teardown so a leak is reported by the test that made it."""
+    yield
+    import gc
+
+    gc.collect()

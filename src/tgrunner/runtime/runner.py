@@ -153,6 +153,7 @@ class Runner:
         self._stopping = False  # set by a stop: queued updates are skipped, not started
         self._skipped: set[int] = set()
         self._suspects: set[int] = set()  # replayed updates started before a crash
+        self._starting: asyncio.Future[Any] | None = None  # the front-end's start-up
         self._pump_due = False
         self._shed_logged = 0.0
         self._overflow_room = asyncio.Event()
@@ -310,7 +311,10 @@ class Runner:
             self.source.confirm(self.intake.offset)
         await self.executor.start()
         if self._startup is not None:
-            await self._startup()
+            # A front-end's start-up (aiogram's, PTB's) is not cut in half by a stop: a clean
+            # stop lets it finish, so its shutdown can release what it opened.
+            self._starting = asyncio.ensure_future(self._startup())
+            await asyncio.shield(self._starting)
 
     async def _fetch_loop(self) -> None:
         sched = self.scheduler
@@ -373,6 +377,7 @@ class Runner:
             opening = loop.create_task(self._open(), name="tgrunner-start")
             if not await self._unless_stopped(opening, raise_error=True):
                 log.info("stopped during start-up")
+                started = await self._settle_startup()
                 return 1 if control.fast.is_set() else 0
             opened = started = True
             fetch = loop.create_task(self._fetch_loop(), name="tgrunner-fetch")
@@ -393,6 +398,25 @@ class Runner:
                 with contextlib.suppress(BaseException):
                     await fetch
             await self._close(started=started, opened=opened)
+
+    async def _settle_startup(self) -> bool:
+        """After a stop during start-up: did the front-end's start-up run (so it must be shut
+        down)? A clean stop waits for it, within the stop budget; a fast one cancels it."""
+        starting = self._starting
+        if starting is None:
+            return False
+        if not starting.done():
+            if self._control.fast.is_set():
+                starting.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.stop_budget):
+                    await asyncio.wait([starting])
+            if not starting.done():
+                starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        # A start-up that raised has cleaned up after itself (the front-ends do).
+        return starting.cancelled() or starting.exception() is None
 
     async def _unless_stopped(self, task: asyncio.Task[Any], *, raise_error: bool = False) -> bool:
         """Wait for ``task`` or a stop request; cancel the task on a stop. True if it finished.
