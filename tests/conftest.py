@@ -3,6 +3,7 @@ or fails when ``TGRUNNER_REQUIRE_SERVICES=1`` (as in CI)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,8 +73,8 @@ async def api(tg: FakeTelegram) -> AsyncIterator[Call]:
 
 @pytest.fixture(autouse=True)
 def _collect_leaks() -> Any:
-    """TEMP: collect at teardown so a leak is reported by the test that made it."""
+    """Collect garbage as each test ends, so an unclosed socket or transport is reported (as
+    an error: warnings are errors) by the test that leaked it, not by whichever test the
+    collector happened to run in."""
     yield
-    import gc
-
     gc.collect()
