@@ -146,13 +146,13 @@ async def test_a_full_lane_parks_in_the_journal_and_others_go_on(tg: FakeTelegra
         other.send("hi")
     await tg.wait_for(lambda: sum(len(seen.get(f"O{i}", [])) for i in range(20)) == 20, 10)
     assert "Busy" not in seen
-    assert runner.stats.parked >= 40 - 5
+    assert runner.admission.parked >= 40 - 5
     release.set()
     await tg.wait_for(lambda: len(seen.get("Busy", [])) == 40, timeout=20)
     assert seen["Busy"] == [str(n) for n in range(40)]  # parked ones kept their order
     runner.stop()
     assert await asyncio.wait_for(task, 10) == 0
-    assert runner.stats.shed == 0 and runner.overflow.count == 0
+    assert runner.admission.shed == 0 and runner.admission.overflow.count == 0
 
 
 async def test_a_full_lane_with_strict_offsets_is_shed_with_a_warning(
@@ -180,7 +180,7 @@ async def test_a_full_lane_with_strict_offsets_is_shed_with_a_warning(
         other.send("hi")
     with caplog.at_level(logging.WARNING, logger="tgrunner.runtime.runner"):
         await tg.wait_for(lambda: sum(len(seen.get(f"O{i}", [])) for i in range(20)) == 20, 10)
-    assert runner.stats.shed > 0
+    assert runner.admission.shed > 0
     assert any("dropping update" in r.getMessage() for r in caplog.records)
     release.set()
     await tg.wait_for(lambda: runner.scheduler.running == 0, timeout=10)

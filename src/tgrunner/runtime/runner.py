@@ -28,7 +28,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
 from tgrunner.scheduler import Scheduler
-from tgrunner.scheduler.overflow import Overflow
+from tgrunner.scheduler.admission import Admission
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingSource
 
@@ -56,8 +56,6 @@ TimeoutHook = Callable[[JSON], Awaitable[Any] | Any]
 # Parked updates (ids in memory, bodies in the journal) at most, per update the scheduler may
 # hold; past it fetching waits.
 _OVERFLOW_FACTOR = 10
-# Seconds between two warnings about shed updates (strict offsets).
-_SHED_LOG_EVERY = 10.0
 # The share of the stop budget kept from the grace period, for cancelling what is still
 # running and confirming (at most the scheduler's cancel_grace).
 _CANCEL_SHARE = 0.25
@@ -70,10 +68,9 @@ SUSPECT_KEY = "tgrunner:suspect"
 class RunnerStats:
     """Counters since start.
 
-    ``received``, ``finished``, ``errors``, ``timeouts``, ``stuck``; ``parked``: updates that
-    waited in the journal because their chat was at its per-key limit; ``shed``: updates
-    dropped for that reason with strict offsets; ``quarantined``: updates set aside at start
-    after killing the process 3 times.
+    ``received``, ``finished``, ``errors``, ``timeouts``, ``stuck``; ``quarantined``: updates
+    set aside at start after killing the process 3 times. Updates parked or shed because their
+    chat was at its per-key limit are counted by ``Runner.admission`` (``parked``, ``shed``).
     """
 
     received: int = 0
@@ -81,8 +78,6 @@ class RunnerStats:
     errors: int = 0
     timeouts: int = 0
     stuck: int = 0
-    parked: int = 0
-    shed: int = 0
     quarantined: int = 0
 
 
@@ -140,7 +135,6 @@ class Runner:
         self.handler = handler
         self.stats = RunnerStats()
         self.intake: Journal | StrictIntake = StrictIntake()
-        self.overflow = Overflow()
         self._on_error = on_error
         self._on_timeout = on_timeout
         self._startup = startup
@@ -154,9 +148,6 @@ class Runner:
         self._skipped: set[int] = set()
         self._suspects: set[int] = set()  # replayed updates started before a crash
         self._starting: asyncio.Future[Any] | None = None  # the front-end's start-up
-        self._pump_due = False
-        self._shed_logged = 0.0
-        self._overflow_room = asyncio.Event()
         self.scheduler: Scheduler[JSON] = Scheduler(
             self._execute,
             options=settings.scheduler,
@@ -165,6 +156,13 @@ class Runner:
             on_error=self._error,
             on_timeout=self._timeout,
             on_stuck=self._stuck,
+        )
+        self.admission = Admission(
+            self.scheduler,
+            read=lambda uid: self.intake.get(uid),
+            release=self._release,
+            durable=lambda: self.intake.durable,
+            max_parked=_OVERFLOW_FACTOR * settings.scheduler.max_pending,
         )
         self.source: Source = source or PollingSource(bot, settings.polling)
         self.executor: Executor = executor or InlineExecutor(handler, bot)
@@ -205,9 +203,7 @@ class Runner:
             intake.finished(uid)
         if intake.offset != before:
             self.source.confirm(intake.offset)
-        if self.overflow.count and not self._pump_due:
-            self._pump_due = True
-            asyncio.get_running_loop().call_soon(self._pump)
+        self.admission.finished()
 
     async def _error(self, update: JSON, exc: BaseException) -> None:
         self.stats.errors += 1
@@ -237,52 +233,11 @@ class Runner:
             self._failure = exc
         self._control.request_stop()
 
-    # -- admission: the scheduler, the overflow, or shed ----------------------------------------
-
     def _admit(self, update: JSON) -> None:
-        sched = self.scheduler
-        keys = sched.keys_for(update)
+        keys = self.scheduler.keys_for(update)
         if self._suspects and update["update_id"] in self._suspects:
             keys = (*keys, SUSPECT_KEY)
-        if not self.overflow.blocks(keys) and sched.lane_room(keys) > 0:
-            sched.submit(update, keys=keys)
-        elif self.intake.durable:
-            self.stats.parked += 1
-            self.overflow.park(update["update_id"], keys)
-        else:
-            self._shed(update, keys)
-
-    def _shed(self, update: JSON, keys: tuple[Hashable, ...]) -> None:
-        self.stats.shed += 1
-        now = time.monotonic()
-        if now - self._shed_logged >= _SHED_LOG_EVERY:
-            self._shed_logged = now
-            log.warning(
-                "dropping update %d: key %r already has %d updates queued "
-                "(max_pending_per_key) and strict offsets (--no-journal) keep no overflow; "
-                "%d dropped so far. Run with the journal to keep them",
-                update["update_id"],
-                keys[0] if keys else None,
-                self.settings.scheduler.max_pending_per_key,
-                self.stats.shed,
-            )
-        self._release(update["update_id"])
-
-    def _pump(self) -> None:
-        """Move parked updates whose lanes have room back into the scheduler."""
-        self._pump_due = False
-        sched = self.scheduler
-        overflow = self.overflow
-        for entry in overflow.free():
-            if sched.capacity() < 1:
-                break
-            if sched.lane_room(entry.keys) < 1:
-                continue
-            overflow.release(entry)
-            update = self.intake.get(entry.update_id)
-            if update is not None:  # else finished meanwhile by an earlier run's replay
-                sched.submit(update, keys=entry.keys)
-        self._overflow_room.set()
+        self.admission.admit(update, keys)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -334,15 +289,10 @@ class Runner:
             await sched.wait_capacity(1)
             self._admit(update)
         del replay
-        overflow_limit = _OVERFLOW_FACTOR * self.settings.scheduler.max_pending
         highest = intake.offset - 1
         while True:
             await sched.wait_capacity(1)
-            if self.overflow.count:
-                self._pump()
-                while self.overflow.count >= overflow_limit:
-                    self._overflow_room.clear()
-                    await self._overflow_room.wait()
+            await self.admission.wait_for_room()
             batch = await source.next_batch(sched.capacity())
             if not batch:
                 continue
