@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Sequence
 from typing import Any
 
 from tgrunner.scheduler import Scheduler, SchedulerOptions
@@ -23,7 +22,7 @@ async def settle() -> None:
 class Harness:
     """A scheduler whose handlers wait on per-item gates, with every hook recorded.
 
-    - ``keys``: item -> its keys (missing items have none).
+    - ``keys``: item -> what the key function returns for it (missing items: no key).
     - ``failing``: items whose handler raises :class:`Boom` once let go.
     - ``swallow``: items whose handler swallows cancellation and waits for ``free(item)``.
     - ``hooks``: False to leave the error, timeout and stuck hooks unset.
@@ -32,7 +31,7 @@ class Harness:
 
     def __init__(
         self,
-        keys: dict[Any, Sequence[Hashable]] | None = None,
+        keys: dict[Any, Any] | None = None,
         *,
         failing: set[Any] | frozenset[Any] = frozenset(),
         swallow: set[Any] | frozenset[Any] = frozenset(),
@@ -110,3 +109,4 @@ class Harness:
 
     def _stuck(self, item: Any) -> None:
         self.stuck.append(item)
+        self.event("stuck", item).set()

@@ -81,27 +81,6 @@ async def test_failing_hooks_are_logged_not_raised(caplog: pytest.LogCaptureFixt
     assert h.sched.lanes == 0
 
 
-async def test_async_hook_runs_in_the_slot_before_the_key_is_released() -> None:
-    hook_gate = asyncio.Event()
-    in_hook = asyncio.Event()
-
-    async def on_error(item: Any, exc: BaseException) -> None:
-        in_hook.set()
-        await hook_gate.wait()
-
-    h = Harness({1: ["x"], 2: ["x"]}, failing={1}, overrides={"on_error": on_error})
-    h.submit(1, 2)
-    h.go(1, 2)
-    await in_hook.wait()
-    await settle()
-    assert h.started == [1]
-    assert h.done == []
-    assert h.sched.running == 1
-    hook_gate.set()
-    await h.wait("done", 1, 2)
-    assert h.done == [1, 2]
-
-
 async def test_key_function_failure_fails_the_item_only() -> None:
     def key(item: Any) -> Sequence[Hashable]:
         if item == "bad":

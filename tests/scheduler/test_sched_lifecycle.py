@@ -49,7 +49,7 @@ async def test_cancel_all_cancels_running_and_drops_queued_without_reporting() -
     assert h.done == [5]
 
 
-async def test_cancel_all_drops_items_in_their_hook() -> None:
+async def test_cancel_all_cancels_hooks() -> None:
     hook_gate = asyncio.Event()
     entered = asyncio.Event()
     hook_cancelled: list[bool] = []
@@ -68,7 +68,7 @@ async def test_cancel_all_drops_items_in_their_hook() -> None:
     await entered.wait()
     await h.sched.cancel_all()
     assert hook_cancelled == [True]
-    assert h.done == []
+    assert h.done == [1]  # reported before its hook ran
     assert (h.sched.running, h.sched.lanes) == (0, 0)
 
 
@@ -117,6 +117,11 @@ async def test_lanes_are_deleted_when_they_empty() -> None:
         ({"handler_timeout": "10"}, "handler_timeout"),
         ({"cancel_grace": 0}, "cancel_grace"),
         ({"cancel_grace": float("inf")}, "cancel_grace"),
+        ({"hook_timeout": 0}, "hook_timeout"),
+        ({"hook_timeout": -2}, "hook_timeout"),
+        ({"hook_timeout": float("inf")}, "hook_timeout"),
+        ({"hook_timeout": None}, "hook_timeout"),
+        ({"hook_timeout": "10"}, "hook_timeout"),
     ],
 )
 def test_bad_options_raise_config_error(options: dict[str, Any], name: str) -> None:
@@ -127,7 +132,7 @@ def test_bad_options_raise_config_error(options: dict[str, Any], name: str) -> N
 def test_defaults() -> None:
     opts = SchedulerOptions()
     assert (opts.concurrency, opts.max_pending_per_key, opts.max_pending) == (500, 1000, 10_000)
-    assert (opts.handler_timeout, opts.cancel_grace) == (None, 5.0)
+    assert (opts.handler_timeout, opts.cancel_grace, opts.hook_timeout) == (None, 5.0, 10.0)
 
 
 def test_options_must_be_scheduler_options() -> None:

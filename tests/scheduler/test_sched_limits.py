@@ -7,7 +7,9 @@ import asyncio
 import pytest
 from sched_harness import Harness, settle
 
-from tgrunner.scheduler import SchedulerFull
+import tgrunner.errors
+import tgrunner.scheduler
+from tgrunner.scheduler import LaneFull, SchedulerFull
 
 # -- the global limit -------------------------------------------------------------------------
 
@@ -59,21 +61,81 @@ async def test_capacity_counts_queued_and_running_items() -> None:
     assert h.sched.capacity() == 5
 
 
-async def test_per_key_limit_holds_back_intake() -> None:
-    h = Harness({i: ["hot"] for i in range(3)}, max_pending_per_key=2)
+async def test_a_full_lane_raises_lane_full_and_holds_back_no_other_key() -> None:
+    h = Harness(
+        {0: "hot", 1: "hot", 2: "hot", 3: "hot"},
+        concurrency=4,
+        max_pending=10,
+        max_pending_per_key=2,
+    )
     h.submit(0, 1)
-    assert h.sched.capacity() == 0  # whatever the next item's key: the source must slow down
-    with pytest.raises(SchedulerFull):
+    # One chat at its limit no longer stops the intake: capacity() is the global room.
+    assert h.sched.capacity() == 8
+    assert h.sched.lane_room(("hot",)) == 0
+    with pytest.raises(LaneFull, match="lane_room") as caught:
         h.sched.submit(2)
-    waiter = asyncio.ensure_future(h.sched.wait_capacity(1))
-    await settle()
-    assert not waiter.done()
+    assert isinstance(caught.value, SchedulerFull)
+    assert caught.value.key == "hot"
+    assert "max_pending_per_key" in str(caught.value)
+    assert (h.sched.pending, h.sched.capacity()) == (1, 8)  # the refused item left no trace
+    h.submit("other", "free")
+    await h.wait("started", "other", "free")
     h.go(0)
-    await waiter
-    assert h.sched.capacity() == 1
+    await h.wait("done", 0)
+    assert h.sched.lane_room(("hot",)) == 1
     h.submit(2)
-    h.go(1, 2)
+    assert h.sched.lane_room(("hot",)) == 0
+    h.go(1, 2, "other", "free")
     assert await h.sched.drain()
+    assert h.sched.lane_room(("hot",)) == 2
+
+
+async def test_lane_room_is_the_least_room_of_the_keys_and_the_global_room() -> None:
+    h = Harness(
+        {0: ("a", "b"), 1: "a", 2: "a", 3: "c"}, concurrency=2, max_pending=8, max_pending_per_key=4
+    )
+    assert h.sched.lane_room(()) == 8
+    assert h.sched.lane_room(("new",)) == 4
+    h.submit(0, 1, 2, 3)
+    assert h.sched.lane_room(("a",)) == 1
+    assert h.sched.lane_room(("b",)) == 3
+    assert h.sched.lane_room(("b", "a")) == h.sched.lane_room(("a", "b")) == 1
+    assert h.sched.lane_room(("b", "new")) == 3
+    assert h.sched.lane_room(()) == h.sched.capacity() == 4
+    h.submit("x", "y")
+    assert h.sched.lane_room(("b",)) == h.sched.lane_room(("new",)) == 2  # the global room
+    h.submit("z", "w")
+    assert h.sched.lane_room(()) == h.sched.lane_room(("new",)) == h.sched.capacity() == 0
+    with pytest.raises(SchedulerFull, match="wait_capacity") as caught:
+        h.sched.submit("v")
+    assert not isinstance(caught.value, LaneFull)
+    h.go(0, 1, 2, 3, "x", "y", "z", "w")
+    assert await h.sched.drain()
+
+
+async def test_a_full_scheduler_is_reported_before_a_full_lane() -> None:
+    h = Harness({0: "hot", 1: "hot", 2: "hot"}, concurrency=2, max_pending=2, max_pending_per_key=2)
+    h.submit(0, 1)
+    with pytest.raises(SchedulerFull, match="max_pending") as caught:
+        h.sched.submit(2)
+    assert not isinstance(caught.value, LaneFull)
+    h.go(0, 1)
+    assert await h.sched.drain()
+
+
+async def test_wait_capacity_ignores_a_full_lane() -> None:
+    h = Harness({0: "hot", 1: "hot"}, concurrency=4, max_pending=10, max_pending_per_key=2)
+    h.submit(0, 1)
+    await asyncio.wait_for(h.sched.wait_capacity(8), timeout=5)
+    h.go(0, 1)
+    assert await h.sched.drain()
+
+
+def test_lane_full_is_exported_from_errors_and_scheduler() -> None:
+    assert tgrunner.errors.LaneFull is tgrunner.scheduler.LaneFull is LaneFull
+    assert "LaneFull" in tgrunner.errors.__all__
+    assert "LaneFull" in tgrunner.scheduler.__all__
+    assert "LaneFull" in (tgrunner.errors.__doc__ or "")
 
 
 async def test_wait_capacity_waits_for_n() -> None:
@@ -93,6 +155,6 @@ async def test_wait_capacity_waits_for_n() -> None:
 
 async def test_wait_capacity_returns_at_once_with_room_and_refuses_the_impossible() -> None:
     h = Harness(max_pending=10, max_pending_per_key=4, concurrency=2)
-    await h.sched.wait_capacity(4)
+    await h.sched.wait_capacity(10)  # the per-key limit does not bound the global room
     with pytest.raises(ValueError, match="never"):
-        await h.sched.wait_capacity(5)
+        await h.sched.wait_capacity(11)
