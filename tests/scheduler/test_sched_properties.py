@@ -53,12 +53,16 @@ class Workload:
 
 
 @st.composite
-def workloads(draw: st.DrawFn, *, time_limit: bool) -> Workload:
+def workloads(draw: st.DrawFn, *, time_limit: bool, hooks_only: bool = False) -> Workload:
     kinds = ["ok"] * 6 + ["fail"] * 2
     hooks = ["sync", "quick", "quick", "raise"]
     if time_limit:
         kinds += ["hang", *SWALLOWING]
         hooks += ["hang", *SWALLOWING]
+    if hooks_only:
+        # Every item runs a hook, and most hooks outlive their time limit.
+        kinds = ["fail", "hang"] if time_limit else ["fail"]
+        hooks = ["raise", "hang", *SWALLOWING]
     n = draw(st.integers(1, 30))
     items = tuple(
         Item(
@@ -310,6 +314,17 @@ def test_order_limits_and_reports_hold(w: Workload) -> None:
 @settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 @given(workloads(time_limit=True))
 def test_order_limits_and_reports_hold_with_time_limits(w: Workload) -> None:
+    run, sched = asyncio.run(run_workload(w))
+    check_order_and_exclusion(w, run)
+    check_reports(w, run)
+    check_idle(w, sched)
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(workloads(time_limit=True, hooks_only=True))
+def test_hooks_that_hang_raise_or_ignore_cancellation_never_hold_a_key_or_a_slot(
+    w: Workload,
+) -> None:
     run, sched = asyncio.run(run_workload(w))
     check_order_and_exclusion(w, run)
     check_reports(w, run)
