@@ -5,6 +5,7 @@ The hierarchy::
     TgrunnerError                    base of everything raised on purpose
     ├── ConfigError                  bad settings, import string, token or CLI arguments
     ├── SchedulerFull                submit() past capacity(): wait with wait_capacity()
+    │   └── LaneFull                 submit() past lane_room(keys): one key's lane is full
     ├── BadAnswer                    the Bot API answered with something that is not its answer
     ├── NetworkError                 the Bot API could not be reached or broke the connection
     │   └── TimedOut                 no answer within the request timeout
@@ -24,6 +25,7 @@ Every Telegram and network error carries the ``method`` that failed; Telegram er
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "Forbidden",
+    "LaneFull",
     "NetworkError",
     "NotFound",
     "RetryAfter",
@@ -55,6 +58,18 @@ class ConfigError(TgrunnerError):
 
 class SchedulerFull(TgrunnerError):
     """``submit()`` was called while ``capacity()`` was 0; wait with ``wait_capacity()``."""
+
+
+class LaneFull(SchedulerFull):
+    """``submit()`` was called for an item whose ``key`` has a full lane.
+
+    The scheduler has room for other keys. Keep the item out of the scheduler and submit it
+    once ``lane_room(keys)`` is above 0, or raise ``max_pending_per_key``.
+    """
+
+    def __init__(self, message: str, key: Hashable) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class BadAnswer(TgrunnerError):

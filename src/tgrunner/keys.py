@@ -27,20 +27,29 @@ be, never less.
 Keys are plain strings built from Telegram's ids, so they are equal in every process. The
 first key is the primary key, which routes an update to a worker process or a shard with a
 stable hash.
+
+What a key function may return (:func:`normalise_keys` reads it): a ``str`` or ``bytes`` is
+one key, a tuple, list or other iterable is many keys, and ``None`` is no key. A key listed
+twice counts once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import reprlib
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["Key", "KeyFunc", "chat_and_user_keys", "default_keys"]
+__all__ = ["Key", "KeyFunc", "chat_and_user_keys", "default_keys", "normalise_keys"]
 
 Key = Hashable
 """An ordering key: a ``"c:<chat_id>"``-style string by default, or any hashable value."""
 
-KeyFunc = Callable[[Mapping[str, Any]], Sequence[Hashable]]
-"""A function from an update to its ordering keys, primary key first (may return none)."""
+KeyFunc = Callable[[Mapping[str, Any]], Iterable[Hashable] | None]
+"""A function from an update to its ordering keys, primary key first.
+
+It returns one key as a ``str`` (or ``bytes``), many as a tuple or another iterable, or
+``None`` (or an empty tuple) for none.
+"""
 
 _Extract = Callable[[Any], str | None]
 
@@ -174,3 +183,36 @@ def chat_and_user_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
     if user_key is None or user_key == key:
         return (key,)
     return (key, user_key)
+
+
+def normalise_keys(keys: object) -> tuple[Hashable, ...]:
+    """What a key function returned, as a tuple of distinct keys in their first order.
+
+    A ``str`` or ``bytes`` is one key (never its characters), ``None`` is no key, and any
+    other iterable is many keys. Raises ``TypeError`` for anything else or an unhashable key.
+    """
+    if type(keys) is tuple:
+        found: tuple[Any, ...] = keys
+    elif keys is None:
+        return ()
+    elif isinstance(keys, str | bytes):
+        return (keys,)
+    else:
+        try:
+            found = tuple(keys)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(
+                f"the key function returned {reprlib.repr(keys)}, not keys: return a str "
+                "for one key, a tuple of keys, or None for no key"
+            ) from None
+    try:
+        if len(found) == 1:
+            hash(found[0])
+            return found
+        # A key listed twice would wait behind itself forever.
+        return tuple(dict.fromkeys(found)) if found else ()
+    except TypeError as exc:
+        raise TypeError(
+            f"the key function returned {reprlib.repr(keys)}, with an unhashable key ({exc}); "
+            "keys must be hashable, like a str or an int"
+        ) from None

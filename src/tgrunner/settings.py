@@ -82,6 +82,7 @@ class Settings:
 
         Recognised: ``TGRUNNER_CONCURRENCY``, ``TGRUNNER_MAX_PENDING``,
         ``TGRUNNER_MAX_PENDING_PER_KEY``, ``TGRUNNER_HANDLER_TIMEOUT`` (seconds),
+        ``TGRUNNER_HOOK_TIMEOUT`` (seconds, default 10),
         ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_START_TIMEOUT`` (seconds),
         ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
         ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds),
@@ -102,6 +103,7 @@ class Settings:
             "TGRUNNER_MAX_PENDING": (sched, "max_pending", int),
             "TGRUNNER_MAX_PENDING_PER_KEY": (sched, "max_pending_per_key", int),
             "TGRUNNER_HANDLER_TIMEOUT": (sched, "handler_timeout", float),
+            "TGRUNNER_HOOK_TIMEOUT": (sched, "hook_timeout", float),
             "TGRUNNER_POLL_TIMEOUT": (poll, "timeout", int),
             "TGRUNNER_START_TIMEOUT": (poll, "start_timeout", float),
             "TGRUNNER_GRACE": (top, "grace", float),

@@ -1,6 +1,7 @@
 """Per-key FIFO lanes under a global limit: the order contract (see :mod:`.lanes`)."""
 
-from tgrunner.errors import SchedulerFull
-from tgrunner.scheduler.lanes import Scheduler, SchedulerOptions
+from tgrunner.errors import LaneFull, SchedulerFull
+from tgrunner.scheduler.lanes import Scheduler
+from tgrunner.scheduler.options import SchedulerOptions
 
-__all__ = ["Scheduler", "SchedulerFull", "SchedulerOptions"]
+__all__ = ["LaneFull", "Scheduler", "SchedulerFull", "SchedulerOptions"]

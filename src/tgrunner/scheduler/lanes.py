@@ -4,27 +4,35 @@
 
     sched = Scheduler(handle, options=SchedulerOptions(concurrency=100), on_done=mark_finished)
     await sched.wait_capacity()
-    sched.submit(update)                 # never blocks; the handler starts when its keys are free
+    keys = sched.keys_for(update)
+    if sched.lane_room(keys):
+        sched.submit(update, keys)       # never blocks; the handler starts when its keys are free
     await sched.drain(timeout=10)
 
 What the scheduler promises (the product's contract; every point has a test):
 
+- **Keys.** The key function's result is read by :func:`tgrunner.keys.normalise_keys`: a
+  ``str`` or ``bytes`` is one key, a tuple, list or other iterable is many, ``None`` is none,
+  and a key listed twice counts once. ``keys_for(item)`` gives that tuple; ``submit(item,
+  keys)`` takes it, so the key function runs once per item.
 - **Order.** An item with keys K starts only after every earlier-submitted item that shares
   any key in K has finished. For a shared key, start order is submit order. Items that share
   no key run concurrently; an item with no keys runs freely.
-- **Limit.** At most ``concurrency`` items hold a slot at once. An item whose keys are free
-  waits in a ready queue and starts in the order it became ready. An item waiting for a key
-  holds no slot, so one busy chat cannot take the slots of the others.
-- **Bounded.** At most ``max_pending`` items are queued or running, and at most
-  ``max_pending_per_key`` of them share one key. ``capacity()`` is how many more items may
-  be submitted now, whatever their keys; ``submit()`` beyond it raises
-  :class:`SchedulerFull`. Sources ask ``capacity()`` how much to fetch, and wait with
-  ``wait_capacity()``.
+- **Limit.** At most ``concurrency`` handlers and hooks hold a slot at once. An item whose
+  keys are free waits in a ready queue and starts in the order it became ready. An item
+  waiting for a key holds no slot, so one busy chat cannot take the slots of the others.
+- **Bounded.** At most ``max_pending`` items are queued or running (``capacity()`` is the
+  room left; ``wait_capacity()`` waits for it), and at most ``max_pending_per_key`` of them
+  share one key (``lane_room(keys)`` is the room left for an item with those keys, never
+  more than ``capacity()``). ``submit()`` beyond them raises :class:`SchedulerFull`, or its
+  subclass :class:`LaneFull` when only a lane is full. One full lane never stops the others:
+  the runtime keeps an item whose lane is full out of the scheduler (it waits in the
+  journal) and submits it once ``lane_room`` allows, while other chats go on.
 - **Time limit.** ``handler_timeout`` starts when the handler starts. When it expires the
-  handler's task is cancelled, and once it has finished cancelling ``on_timeout`` is called
-  and its keys are released. A handler that swallows the cancellation gets ``cancel_grace``
-  more seconds. Then it is reported (a warning and ``on_stuck``), ``on_timeout`` is called and
-  its keys are released, while its task runs on detached.
+  handler's task is cancelled, and once it has finished cancelling its keys are released and
+  ``on_timeout`` is called. A handler that swallows the cancellation gets ``cancel_grace``
+  more seconds. Then it is reported (a warning and ``on_stuck``), its keys are released and
+  ``on_timeout`` is called, while its task runs on detached.
 - **Failures stay local.** A handler that raises reaches ``on_error`` (or the log, with its
   traceback). A key function that raises, or a handler that returns no awaitable, counts as
   a failure of that item; the item does not run, since without its keys it would break
@@ -32,11 +40,17 @@ What the scheduler promises (the product's contract; every point has a test):
   gets the ``CancelledError``). A failing hook is logged. Nothing stops the scheduler or
   keeps a key held.
 - **Reporting.** ``on_done(item)`` is called exactly once for every item that finished:
-  success, error, timeout or stuck. It is the signal to advance the offset watermark. Items
-  that ``cancel_all()`` drops or cancels are not reported.
-- **Hooks.** ``on_error`` and ``on_timeout`` run after the handler, in its slot and before
-  its keys are released. A hook that returns an awaitable (a coroutine function) is awaited.
-  Hooks have no time limit. ``on_done`` and ``on_stuck`` are synchronous.
+  success, error, timeout or stuck. It is the signal to advance the offset watermark. It
+  comes right after the item's keys are released (``lane_room()`` inside it counts the freed
+  place) and before the item's ``on_error`` or ``on_timeout`` hook. Items that
+  ``cancel_all()`` drops or cancels before they finish are not reported.
+- **Hooks.** ``on_error`` and ``on_timeout`` run after the item's keys are released and it is
+  reported, so a hook never holds back the next update of its chat. A hook that returns an
+  awaitable (a coroutine function) is awaited in the item's slot, for at most
+  ``hook_timeout`` seconds: then it is cancelled with a warning, and one that ignores the
+  cancellation for ``cancel_grace`` is reported (a warning and ``on_stuck``) and gives back
+  its slot (see :mod:`.hooks`). A synchronous hook runs at once. ``on_done`` and
+  ``on_stuck`` are synchronous.
 
 Stuck handlers. A handler that ignores cancellation keeps its slot until its task really
 ends, so ``running`` counts it and ``concurrency`` stays a true bound on live handler tasks.
@@ -47,9 +61,10 @@ cost is visible, never silent: each stuck handler is logged with the count of st
 How: each key has a lane, a deque of the items that hold or wait for that key. An item counts
 the lanes where it is not at the head; at zero it is ready. A finished item leaves the head of
 each of its lanes, and only the new heads are counted down. That is O(k) for k keys, with no
-scan. A lane is deleted when it empties. There is no deadlock: the earliest-submitted
-unfinished item is at the head of all of its lanes. Each running handler is one
-``asyncio.Task`` with a done callback and no wrapper coroutine. There is no thread hop.
+scan, and so are ``submit()`` and ``lane_room()``, which read the length of k lanes. A lane is
+deleted when it empties. There is no deadlock: the earliest-submitted unfinished item is at
+the head of all of its lanes. Each running handler is one ``asyncio.Task`` with a done
+callback and no wrapper coroutine. There is no thread hop.
 """
 
 from __future__ import annotations
@@ -57,17 +72,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
-import reprlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
-from tgrunner.errors import ConfigError, SchedulerFull
-from tgrunner.keys import default_keys
+from tgrunner.errors import ConfigError, LaneFull, SchedulerFull
+from tgrunner.keys import default_keys, normalise_keys
+from tgrunner.scheduler.describe import describe, short_repr
+from tgrunner.scheduler.hooks import Hooks
+from tgrunner.scheduler.options import SchedulerOptions
 
-__all__ = ["Scheduler", "SchedulerFull", "SchedulerOptions"]
+__all__ = ["LaneFull", "Scheduler", "SchedulerFull", "SchedulerOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -76,82 +92,13 @@ T = TypeVar("T")
 _ErrorHook = Callable[[T, BaseException], Awaitable[Any] | None]
 _ItemHook = Callable[[T], Awaitable[Any] | None]
 
-
-def _whole(value: object, name: str, low: int, meaning: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(
-            f"{name} must be a whole number of at least {low} ({meaning}), got {value!r}"
-        )
-
-
-def _seconds(value: object, name: str, meaning: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a positive number of seconds ({meaning}), got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerOptions:
-    """Limits of the scheduler; invalid values raise :class:`~tgrunner.errors.ConfigError`.
-
-    - ``concurrency``: most handlers holding a slot at once, default 500.
-    - ``max_pending_per_key``: most items, queued or running, that share one key, default
-      1000; above ``max_pending`` it acts as ``max_pending``.
-    - ``max_pending``: most items queued or running in all, the memory bound, default 10000.
-      At least ``concurrency``.
-    - ``handler_timeout``: seconds a handler may run, counted from its start; default None
-      (no limit).
-    - ``cancel_grace``: seconds a cancelled handler may take to finish before it is reported
-      stuck and its keys are released, default 5.
-    """
-
-    concurrency: int = 500
-    max_pending_per_key: int = 1000
-    max_pending: int = 10_000
-    handler_timeout: float | None = None
-    cancel_grace: float = 5.0
-
-    def __post_init__(self) -> None:
-        _whole(self.concurrency, "concurrency", 1, "how many handlers may run at once")
-        _whole(self.max_pending, "max_pending", 1, "how many updates may be queued or running")
-        _whole(
-            self.max_pending_per_key,
-            "max_pending_per_key",
-            1,
-            "how many updates of one chat may be queued or running",
-        )
-        if self.max_pending < self.concurrency:
-            raise ConfigError(
-                f"max_pending ({self.max_pending}) is below concurrency ({self.concurrency}): "
-                "it counts running handlers too. Raise max_pending or lower concurrency."
-            )
-        if self.handler_timeout is not None:
-            _seconds(
-                self.handler_timeout, "handler_timeout", "a handler's time limit; None for no limit"
-            )
-        _seconds(self.cancel_grace, "cancel_grace", "how long a cancelled handler may take to stop")
-
-
 _DEFAULT_OPTIONS = SchedulerOptions()
-_DEFAULT_KEY: Callable[[Any], Sequence[Hashable]] = default_keys
+_DEFAULT_KEY: Callable[[Any], Iterable[Hashable] | None] = default_keys
 
 # The life of an entry. RUNNING and CANCELLING handlers are reported when their task ends;
-# in every other state the task's end only gives back the slot.
-_QUEUED, _RUNNING, _CANCELLING, _HOOKS, _STUCK, _DONE, _DROPPED = range(7)
-
-_repr = reprlib.Repr()
-_repr.maxstring = 80
-_repr.maxother = 80
-
-
-def _describe(item: object) -> str:
-    if isinstance(item, Mapping) and "update_id" in item:
-        return f"update {item['update_id']}"
-    return _repr.repr(item)
+# in every other state the task's end only gives back the slot. A STUCK handler is reported
+# at once and its task runs on. DONE: reported, keys released (a hook may still run).
+_QUEUED, _RUNNING, _CANCELLING, _STUCK, _DONE, _DROPPED = range(6)
 
 
 async def _raise(exc: BaseException) -> None:
@@ -181,13 +128,16 @@ class Scheduler(Generic[T]):
     """Run ``handler(item)`` for each submitted item, in per-key order, under limits.
 
     - ``handler``: ``async fn(item)``; anything returning an awaitable works.
-    - ``options``: :class:`SchedulerOptions` (concurrency 500, no time limit, …).
-    - ``key``: ``fn(item) -> keys``; default :func:`tgrunner.keys.default_keys` (the chat).
-    - ``on_done(item)``: once per finished item (not for dropped ones); synchronous.
+    - ``options``: :class:`SchedulerOptions` (concurrency 500, no handler time limit, hooks
+      limited to 10 s, …).
+    - ``key``: ``fn(item) -> keys``: a str for one key, a tuple or other iterable for many,
+      None for none; default :func:`tgrunner.keys.default_keys` (the chat).
+    - ``on_done(item)``: once per finished item (not for dropped ones), after its keys are
+      released and before its error or timeout hook; synchronous.
     - ``on_error(item, exc)``: a handler raised; default: log it with its traceback.
     - ``on_timeout(item)``: a handler hit its time limit; default: log a warning.
-    - ``on_stuck(item)``: a cancelled handler ignored cancellation for ``cancel_grace``;
-      synchronous. A warning is logged either way.
+    - ``on_stuck(item)``: a cancelled handler or hook ignored cancellation for
+      ``cancel_grace``; synchronous. A warning is logged either way.
 
     Must be used from one event loop; ``submit()`` must be called from inside it.
     """
@@ -197,7 +147,7 @@ class Scheduler(Generic[T]):
         handler: Callable[[T], Awaitable[Any]],
         *,
         options: SchedulerOptions = _DEFAULT_OPTIONS,
-        key: Callable[[T], Sequence[Hashable]] = _DEFAULT_KEY,
+        key: Callable[[T], Iterable[Hashable] | None] = _DEFAULT_KEY,
         on_done: Callable[[T], None] | None = None,
         on_error: _ErrorHook[T] | None = None,
         on_timeout: _ItemHook[T] | None = None,
@@ -221,14 +171,9 @@ class Scheduler(Generic[T]):
         self._lanes: dict[Hashable, deque[_Entry]] = {}
         self._ready: deque[_Entry] = deque()
         self._tasks: dict[asyncio.Future[Any], _Entry] = {}  # live handler tasks
-        self._hooks: dict[asyncio.Task[None], _Entry] = {}  # awaited on_error/on_timeout
+        self._hooks = Hooks(options.hook_timeout, options.cancel_grace, self._report_stuck)
         self._queued = 0
         self._running = 0
-        # _lane_lens[n] counts lanes of length n, so the longest lane (and with it the exact
-        # capacity) stays O(1) to maintain: lengths move by one, so the longest moves by at
-        # most one. Index 0 is bookkeeping only and never read.
-        self._lane_lens = [0] * (self._per_key + 2)
-        self._longest = 0
         self._capacity_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._idle_waiters: list[asyncio.Future[None]] = []
 
@@ -255,82 +200,112 @@ class Scheduler(Generic[T]):
         return sum(1 for e in self._tasks.values() if e.state in (_STUCK, _DONE))
 
     def capacity(self) -> int:
-        """How many more items may be submitted now, whatever their keys."""
-        return max(0, self._max_pending - self._queued - self._running)
+        """How many more items may be submitted now, as far as ``max_pending`` goes.
+
+        A full lane does not lower it; ask ``lane_room(keys)`` for an item's own room.
+        """
+        room = self._max_pending - self._queued - self._running
+        return room if room > 0 else 0
+
+    def lane_room(self, keys: Iterable[Hashable]) -> int:
+        """How many more items with these keys may be submitted now.
+
+        The least room of their lanes under ``max_pending_per_key``, and never more than
+        ``capacity()``; for no keys, ``capacity()``. ``keys`` is what ``keys_for`` returned.
+        """
+        room = self._max_pending - self._queued - self._running
+        lanes = self._lanes
+        per_key = self._per_key
+        for k in keys:
+            lane = lanes.get(k)
+            left = per_key if lane is None else per_key - len(lane)
+            if left < room:
+                room = left
+        return room if room > 0 else 0
 
     def keys_for(self, item: T) -> tuple[Hashable, ...]:
-        """TEMPORARY shim (replaced by the scheduler branch): normalised keys."""
-        keys = self._key(item)
-        if keys is None:
-            return ()
-        if isinstance(keys, str | bytes):
-            return (keys,)
-        return tuple(dict.fromkeys(keys))
+        """The item's keys, as the key function gives them, read by ``normalise_keys``.
 
-    def lane_room(self, keys: tuple[Hashable, ...]) -> int:
-        """TEMPORARY shim: room in the fullest of these lanes, or the global room."""
-        room = self._max_pending - self._queued - self._running
-        for k in keys:
-            lane = self._lanes.get(k)
-            if lane is not None:
-                room = min(room, self._per_key - len(lane))
-        return max(room, 0)
+        Distinct and in their first order; pass them to ``submit(item, keys)``. Raises what
+        the key function raises, or ``TypeError`` for a result that is not keys (an int) or
+        an unhashable key. ``submit(item)`` turns such a failure into a failed item instead.
+        """
+        keys = self._key(item)
+        if type(keys) is tuple and len(keys) == 1:
+            hash(keys[0])
+            return keys
+        return normalise_keys(keys)
 
     def submit(self, item: T, keys: tuple[Hashable, ...] | None = None) -> None:
         """Queue ``item``; it starts as soon as its keys and a slot are free. Never blocks.
 
-        Raises :class:`SchedulerFull` when ``capacity()`` is 0: the caller must wait with
-        ``wait_capacity()`` first.
+        - ``keys``: what ``keys_for(item)`` returned, so the key function is not called
+          again; default None: call it now. A key function that raises makes the item fail
+          (``on_error``, then ``on_done``) without running it.
+
+        Raises :class:`SchedulerFull` when ``capacity()`` is 0 (await ``wait_capacity()``
+        first), and :class:`LaneFull` when a lane of the item's keys is full (keep the item
+        and submit it once ``lane_room(keys)`` is above 0). Neither leaves a trace.
         """
         asyncio.get_running_loop()  # fail before touching any state, not halfway through
-        if self._max_pending - self._queued - self._running <= 0:
+        if self._queued + self._running >= self._max_pending:
             raise SchedulerFull(
-                f"the scheduler is full ({self._queued} queued, {self._running} running, "
-                f"longest key lane {self._longest} of {self._per_key}); await "
-                "wait_capacity() before submit()"
+                f"the scheduler is full: {self._queued} queued and {self._running} running "
+                f"reach max_pending={self._max_pending}; await wait_capacity() before submit()"
             )
-        try:
-            if keys is None:
+        error: Exception | None = None
+        if keys is None:
+            try:
                 keys = self.keys_for(item)
-            if type(keys) is not tuple:
-                keys = tuple(keys)
-            if len(keys) > 1:
-                # A key listed twice would wait behind itself forever.
-                keys = tuple(dict.fromkeys(keys))
-            elif keys:
-                hash(keys[0])
-        except Exception as exc:
-            entry = _Entry(item, ())
-            entry.error = exc
-        else:
-            entry = _Entry(item, keys)
-        self._queued += 1
+            except Exception as exc:
+                keys = ()
+                error = exc
+        elif type(keys) is not tuple:
+            raise TypeError(
+                f"submit() takes the keys as the tuple keys_for() returns, got {short_repr(keys)}"
+            )
+        elif len(keys) > 1:
+            keys = tuple(dict.fromkeys(keys))  # hashes them all before any state changes
         lanes = self._lanes
-        lens = self._lane_lens
+        per_key = self._per_key
+        if per_key < self._max_pending:  # else the global check above covers every lane
+            for k in keys:
+                lane = lanes.get(k)
+                if lane is not None and len(lane) >= per_key:
+                    raise LaneFull(
+                        f"the lane of key {short_repr(k)} is full: {len(lane)} items reach "
+                        f"max_pending_per_key={per_key}. Keep {describe(item)} out of the "
+                        "scheduler and submit it once lane_room(keys) is above 0 (or raise "
+                        "max_pending_per_key)",
+                        k,
+                    )
+        entry = _Entry(item, keys)
+        if error is not None:
+            entry.error = error
         blocked = 0
-        for k in entry.keys:
+        for k in keys:
             lane = lanes.get(k)
             if lane is None:
                 lanes[k] = deque((entry,))
-                n = 0
             else:
-                n = len(lane)
                 lane.append(entry)
                 blocked += 1
-            lens[n] -= 1
-            lens[n + 1] += 1
-            if n >= self._longest:
-                self._longest = n + 1
+        self._queued += 1
         if blocked:
             entry.blocked = blocked
         else:
             self._make_ready(entry)
 
     async def wait_capacity(self, n: int = 1) -> None:
-        """Return once ``capacity() >= n``. Event-driven; raises ValueError if it never can."""
-        most = min(self._max_pending, self._per_key)
-        if n > most:
-            raise ValueError(f"wait_capacity({n}) would never return: capacity is at most {most}")
+        """Return once ``capacity() >= n``. Event-driven; raises ValueError if it never can.
+
+        A full lane does not hold it back (see ``lane_room``).
+        """
+        if n > self._max_pending:
+            raise ValueError(
+                f"wait_capacity({n}) would never return: capacity is at most "
+                f"max_pending={self._max_pending}"
+            )
         while self.capacity() < n:
             waiter = (n, asyncio.get_running_loop().create_future())
             self._capacity_waiters.append(waiter)
@@ -344,7 +319,8 @@ class Scheduler(Generic[T]):
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or running; False if ``timeout`` seconds ran out first.
 
-        Stuck handlers count as running (see the module doc). ``timeout`` None waits forever.
+        Stuck handlers and running hooks count as running (see the module doc); detached
+        hooks do not. ``timeout`` None waits forever.
         """
         if not self._queued and not self._running:
             return True
@@ -362,9 +338,10 @@ class Scheduler(Generic[T]):
     async def cancel_all(self) -> None:
         """Drop every queued item and cancel every running handler and hook, for a fast exit.
 
-        Nothing dropped or cancelled is reported to any hook. Waits up to ``cancel_grace``
-        seconds for the cancelled tasks to end and logs those that do not; they keep their
-        slots until they end. The scheduler stays usable afterwards.
+        Nothing dropped or cancelled is reported to any hook (an item in its hook was
+        reported before it). Waits up to ``cancel_grace`` seconds for the cancelled tasks to
+        end and logs those that do not; they keep their slots until they end. The scheduler
+        stays usable afterwards.
         """
         for lane in self._lanes.values():
             for entry in lane:
@@ -374,26 +351,24 @@ class Scheduler(Generic[T]):
         self._lanes.clear()
         self._ready.clear()
         self._queued = 0
-        self._lane_lens = [0] * (self._per_key + 2)
-        self._longest = 0
         me = asyncio.current_task()
         waiting: list[asyncio.Future[Any]] = []
-        for live in (self._tasks, self._hooks):
-            for task, entry in list(live.items()):
-                entry.state = _DROPPED
-                if entry.timer is not None:
-                    entry.timer.cancel()
-                    entry.timer = None
-                task.cancel("tgrunner scheduler: cancel_all")
-                if task is not me:
-                    waiting.append(task)
+        for task, entry in list(self._tasks.items()):
+            entry.state = _DROPPED
+            if entry.timer is not None:
+                entry.timer.cancel()
+                entry.timer = None
+            task.cancel("tgrunner scheduler: cancel_all")
+            if task is not me:
+                waiting.append(task)
+        waiting.extend(task for task in self._hooks.cancel_all() if task is not me)
         self._wake()
         if not waiting:
             return
         _, left = await asyncio.wait(waiting, timeout=self._grace)
         if left:
             log.warning(
-                "%d cancelled handler(s) still run after %g s; they ignore "
+                "%d cancelled handler(s) or hook(s) still run after %g s; they ignore "
                 "cancellation and are left behind",
                 len(left),
                 self._grace,
@@ -438,7 +413,7 @@ class Scheduler(Generic[T]):
         return loop.create_task(
             _raise(
                 TypeError(
-                    f"the handler returned {_repr.repr(aw)}, not an awaitable; "
+                    f"the handler returned {short_repr(aw)}, not an awaitable; "
                     "make it an async function"
                 )
             )
@@ -461,24 +436,22 @@ class Scheduler(Generic[T]):
                 if exc is not None:
                     log.warning(
                         "handler on %s raised while being cancelled for its time limit",
-                        _describe(entry.item),
+                        describe(entry.item),
                         exc_info=exc,
                     )
                 self._timed_out(entry)
-            elif exc is None:
-                self._complete(entry)
             else:
-                entry.state = _HOOKS
-                if self._on_error is None:
-                    log.error("handler failed on %s", _describe(entry.item), exc_info=exc)
-                    self._complete(entry)
-                else:
-                    self._call_hook(entry, self._on_error, (entry.item, exc), "on_error")
+                self._complete(entry)
+                if exc is not None:
+                    if self._on_error is None:
+                        log.error("handler failed on %s", describe(entry.item), exc_info=exc)
+                    else:
+                        self._call_hook(entry, self._on_error, (entry.item, exc), "on_error")
         else:
             # Stuck (already reported) or dropped: only the slot is left to give back.
             exc = None if task.cancelled() else task.exception()  # retrieved, so never logged
             if state is not _DROPPED:
-                log.info("stuck handler on %s has ended", _describe(entry.item), exc_info=exc)
+                log.info("stuck handler on %s has ended", describe(entry.item), exc_info=exc)
         self._unref(entry)
 
     def _expire(self, entry: _Entry) -> None:
@@ -499,88 +472,66 @@ class Scheduler(Generic[T]):
         log.warning(
             "handler on %s ignored cancellation for %g s after its time limit of %g s; its "
             "keys are released and it runs on detached, holding one of %d slots (%d stuck)",
-            _describe(entry.item),
+            describe(entry.item),
             self._grace,
             self._timeout,
             self._concurrency,
             self.stuck,
         )
-        if self._on_stuck is not None:
-            try:
-                self._on_stuck(entry.item)
-            except Exception:
-                log.exception("the on_stuck hook failed on %s", _describe(entry.item))
+        self._report_stuck(entry.item)
         self._timed_out(entry)
 
+    def _report_stuck(self, item: Any) -> None:
+        if self._on_stuck is not None:
+            try:
+                self._on_stuck(item)
+            except Exception:
+                log.exception("the on_stuck hook failed on %s", describe(item))
+
     def _timed_out(self, entry: _Entry) -> None:
-        if entry.state is not _STUCK:
-            entry.state = _HOOKS
-        if self._on_timeout is None:
-            if entry.state is _HOOKS:  # a stuck one was just logged
-                log.warning(
-                    "handler on %s hit its time limit of %g s and was cancelled",
-                    _describe(entry.item),
-                    self._timeout,
-                )
-            self._complete(entry)
-        else:
+        stuck = entry.state is _STUCK
+        self._complete(entry)
+        if self._on_timeout is not None:
             self._call_hook(entry, self._on_timeout, (entry.item,), "on_timeout")
+        elif not stuck:  # a stuck one was just logged
+            log.warning(
+                "handler on %s hit its time limit of %g s and was cancelled",
+                describe(entry.item),
+                self._timeout,
+            )
 
     def _call_hook(
         self, entry: _Entry, hook: Callable[..., Any], args: tuple[Any, ...], name: str
     ) -> None:
+        """Run an error or timeout hook; the item is reported and its keys are released."""
         try:
             result = hook(*args)
         except Exception:
-            log.exception("the %s hook failed on %s", name, _describe(entry.item))
-            result = None
-        if result is None or not inspect.isawaitable(result):
-            self._complete(entry)
+            log.exception("the %s hook failed on %s", name, describe(entry.item))
             return
-        entry.refs += 1
-        task = asyncio.get_running_loop().create_task(self._await_hook(entry, result, name))
-        self._hooks[task] = entry
-
-    async def _await_hook(self, entry: _Entry, result: Awaitable[Any], name: str) -> None:
-        try:
-            await result
-        except Exception:
-            log.exception("the %s hook failed on %s", name, _describe(entry.item))
-        finally:
-            me = asyncio.current_task()
-            if me is not None:
-                self._hooks.pop(me, None)
-            if entry.state is not _DROPPED:
-                self._complete(entry)
-            self._unref(entry)
+        if result is not None and inspect.isawaitable(result):
+            entry.refs += 1
+            self._hooks.start(entry.item, name, result, partial(self._unref, entry))
 
     def _complete(self, entry: _Entry) -> None:
-        """Report the item done and release its keys; the slot is given back by _unref."""
+        """Release the item's keys and report it done; the slot is given back by _unref."""
         entry.state = _DONE
-        if self._on_done is not None:
-            try:
-                self._on_done(entry.item)
-            except Exception:
-                log.exception("the on_done hook failed on %s", _describe(entry.item))
         lanes = self._lanes
-        lens = self._lane_lens
         for k in entry.keys:
             lane = lanes[k]
             lane.popleft()  # this entry: it could only run at the head of each of its lanes
-            n = len(lane)
-            lens[n + 1] -= 1
-            lens[n] += 1
-            if n + 1 == self._longest and not lens[n + 1]:
-                self._longest = n
-            if n:
+            if lane:
                 head = lane[0]
                 head.blocked -= 1
                 if not head.blocked:
                     self._make_ready(head)
             else:
                 del lanes[k]
-        if self._capacity_waiters:
-            self._wake()
+        if self._on_done is not None:
+            try:
+                self._on_done(entry.item)
+            except Exception:
+                log.exception("the on_done hook failed on %s", describe(entry.item))
 
     def _unref(self, entry: _Entry) -> None:
         entry.refs -= 1

@@ -1,9 +1,11 @@
 """The scheduler's contract under random workloads (hypothesis).
 
 Items draw their keys from a small key space so they collide. Handlers yield a random number
-of times, fail, hang until their time limit, or swallow the cancellation. Every run is checked
-against the event log it leaves: per-key order and exclusion, the global limit, one run and
-one report per item, and an idle scheduler at the end.
+of times, fail, hang until their time limit, or swallow the cancellation. Their error and
+timeout hooks return at once, yield, raise, hang until their own time limit, or swallow that
+cancellation too. Every run is checked against the event log it leaves: per-key order and
+exclusion of handlers, the global limit counting hooks, one run and one report per item,
+reports before hooks, and an idle scheduler at the end.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from tgrunner.scheduler import Scheduler, SchedulerOptions
 
 KEYS = ("a", "b", "c", "d")
 TIME_LIMIT = 0.02
+HOOK_LIMIT = 0.02
 GRACE = 0.02
 # Each example must fail fast rather than hang the suite if the scheduler deadlocks.
 EXAMPLE_DEADLINE = 10.0
+SWALLOWING = ("swallow_quick", "swallow_stuck")
 
 
 class Boom(Exception):
-    """The failure a handler raises on purpose."""
+    """The failure a handler or hook raises on purpose."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Item:
     index: int
     keys: tuple[str, ...]  # may list a key twice: the scheduler must cope
     kind: str  # ok | fail | hang | swallow_quick | swallow_stuck
+    hook: str  # sync | quick | raise | hang | swallow_quick | swallow_stuck
     yields: int  # how long it runs, in event-loop turns
     pause: int  # turns the submitter waits after submitting it
 
@@ -48,16 +53,23 @@ class Workload:
 
 
 @st.composite
-def workloads(draw: st.DrawFn, *, time_limit: bool) -> Workload:
+def workloads(draw: st.DrawFn, *, time_limit: bool, hooks_only: bool = False) -> Workload:
     kinds = ["ok"] * 6 + ["fail"] * 2
+    hooks = ["sync", "quick", "quick", "raise"]
     if time_limit:
-        kinds += ["hang", "swallow_quick", "swallow_stuck"]
+        kinds += ["hang", *SWALLOWING]
+        hooks += ["hang", *SWALLOWING]
+    if hooks_only:
+        # Every item runs a hook, and most hooks outlive their time limit.
+        kinds = ["fail", "hang"] if time_limit else ["fail"]
+        hooks = ["raise", "hang", *SWALLOWING]
     n = draw(st.integers(1, 30))
     items = tuple(
         Item(
             index=i,
             keys=tuple(draw(st.lists(st.sampled_from(KEYS), max_size=3))),
             kind=draw(st.sampled_from(kinds)),
+            hook=draw(st.sampled_from(hooks)),
             yields=draw(st.integers(0, 6)),
             pause=draw(st.integers(0, 2)),
         )
@@ -81,11 +93,26 @@ class Run:
     running_seen: list[int] = field(default_factory=list)
     errors: dict[int, BaseException] = field(default_factory=dict)
     cancelled: set[int] = field(default_factory=set)
+    hook_cancelled: set[int] = field(default_factory=set)
+    done: set[int] = field(default_factory=set)
+    hooks_live: int = 0
+
+
+async def swallow(then_stuck: bool) -> None:
+    if then_stuck:
+        # Sleeps past the grace timer, which was armed before this sleep.
+        await asyncio.sleep(GRACE * 3)
+    else:
+        for _ in range(3):
+            await asyncio.sleep(0)
 
 
 async def run_workload(w: Workload) -> tuple[Run, Scheduler[Item]]:
     run = Run()
     sched: Scheduler[Item]
+    progress = asyncio.Event()  # set by on_done: a lane may have room again
+    hooks_idle = asyncio.Event()
+    hooks_idle.set()
 
     async def handler(item: Item) -> None:
         run.log.append(("start", item.index))
@@ -95,33 +122,65 @@ async def run_workload(w: Workload) -> tuple[Run, Scheduler[Item]]:
                 await asyncio.sleep(0)
             if item.kind == "fail":
                 raise Boom(item.index)
-            if item.kind in ("hang", "swallow_quick", "swallow_stuck"):
+            if item.kind in ("hang", *SWALLOWING):
                 try:
                     await asyncio.Event().wait()
                 except asyncio.CancelledError:
                     run.cancelled.add(item.index)
                     if item.kind == "hang":
                         raise
-                    if item.kind == "swallow_quick":
-                        for _ in range(3):
-                            await asyncio.sleep(0)
-                    else:
-                        # Sleeps past the grace timer, which was armed before this sleep.
-                        await asyncio.sleep(GRACE * 3)
+                    await swallow(item.kind == "swallow_stuck")
         except asyncio.CancelledError:
             run.cancelled.add(item.index)
             raise
         finally:
             run.log.append(("end", item.index))
 
-    def on_error(item: Item, exc: BaseException) -> None:
+    async def hook_body(item: Item) -> None:
+        run.log.append(("hook_start", item.index))
+        run.running_seen.append(sched.running)
+        try:
+            await asyncio.sleep(0)
+            if item.hook == "raise":
+                raise Boom(item.index)
+            if item.hook in ("hang", *SWALLOWING):
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    run.hook_cancelled.add(item.index)
+                    if item.hook == "hang":
+                        raise
+                    await swallow(item.hook == "swallow_stuck")
+        finally:
+            run.log.append(("hook_end", item.index))
+            run.hooks_live -= 1
+            if not run.hooks_live:
+                hooks_idle.set()
+
+    def hook(item: Item) -> Any:
+        if item.hook == "sync":
+            return None
+        run.hooks_live += 1
+        hooks_idle.clear()
+        return hook_body(item)
+
+    def on_error(item: Item, exc: BaseException) -> Any:
         run.log.append(("error", item.index))
         run.errors[item.index] = exc
+        return hook(item)
 
-    async def on_timeout(item: Item) -> None:
-        # Async on purpose: the key must stay held while it is awaited.
-        await asyncio.sleep(0)
+    def on_timeout(item: Item) -> Any:
         run.log.append(("timeout", item.index))
+        return hook(item)
+
+    def on_done(item: Item) -> None:
+        run.log.append(("done", item.index))
+        run.done.add(item.index)
+        progress.set()
+
+    def on_stuck(item: Item) -> None:
+        # A stuck handler is reported before its item is done, a stuck hook after.
+        run.log.append(("hook_stuck" if item.index in run.done else "stuck", item.index))
 
     sched = Scheduler(
         handler,
@@ -131,48 +190,67 @@ async def run_workload(w: Workload) -> tuple[Run, Scheduler[Item]]:
             max_pending_per_key=w.max_pending_per_key,
             handler_timeout=TIME_LIMIT if w.time_limit else None,
             cancel_grace=GRACE,
+            hook_timeout=HOOK_LIMIT,
         ),
         key=lambda item: item.keys,
-        on_done=lambda item: run.log.append(("done", item.index)),
+        on_done=on_done,
         on_error=on_error,
         on_timeout=on_timeout,
-        on_stuck=lambda item: run.log.append(("stuck", item.index)),
+        on_stuck=on_stuck,
     )
     async with asyncio.timeout(EXAMPLE_DEADLINE):
         for item in w.items:
             await sched.wait_capacity(1)
-            assert 0 < sched.capacity() <= w.max_pending
-            sched.submit(item)
+            keys = sched.keys_for(item)
+            # As the runtime does: an item whose lane is full waits outside the scheduler.
+            while not sched.lane_room(keys):
+                progress.clear()
+                await progress.wait()
+                await sched.wait_capacity(1)
+            assert 0 < sched.lane_room(keys) <= sched.capacity() <= w.max_pending
+            sched.submit(item, keys)
             for _ in range(item.pause):
                 await asyncio.sleep(0)
         assert await sched.drain()
+        await hooks_idle.wait()  # detached hooks too, so the log is complete
     return run, sched
 
 
 def check_order_and_exclusion(w: Workload, run: Run) -> None:
-    """Items sharing a key never overlap and start in submit order; each runs once."""
+    """Handlers sharing a key never overlap and start in submit order; each runs once.
+
+    A key is held from its handler's start until the item is reported done (a stuck
+    handler is reported while it still runs). Slots are held by handlers until they end
+    and by hooks until they end or are detached: never more than ``concurrency``.
+    """
     keys = {item.index: set(item.keys) for item in w.items}
-    stuck = {i for event, i in run.log if event == "stuck"}
     holder: dict[str, int] = {}
     starts: dict[str, list[int]] = defaultdict(list)
-    live = 0
+    work: Counter[int] = Counter()  # per item: its handler and its hook, while they run
+    detached: set[int] = set()
+
+    def busy() -> int:
+        return sum(1 for n in work.values() if n > 0)
+
     for event, i in run.log:
         if event == "start":
-            live += 1
-            assert live <= w.concurrency, "more handlers ran at once than the limit"
+            work[i] += 1
+            assert busy() <= w.concurrency, "more handlers and hooks ran than the limit"
             for k in keys[i]:
                 assert k not in holder, f"{i} started while {holder.get(k)} held {k}"
                 holder[k] = i
                 starts[k].append(i)
-        elif event == "end":
-            live -= 1
-            if i not in stuck:
-                for k in keys[i]:
-                    del holder[k]
-        elif event == "stuck":
-            # From here on the detached handler no longer holds its keys.
+        elif event == "hook_start":
+            work[i] += 1
+            assert busy() <= w.concurrency, "more handlers and hooks ran than the limit"
+        elif event == "end" or (event == "hook_end" and i not in detached):
+            work[i] -= 1
+        elif event == "hook_stuck":
+            work[i] -= 1  # detached: it gave back its slot, and its end counts no more
+            detached.add(i)
+        elif event == "done":
             for k in keys[i]:
-                del holder[k]
+                assert holder.pop(k) == i
     assert holder == {}
     for k, order in starts.items():
         assert order == sorted(i for i, ks in keys.items() if k in ks), f"order of key {k}"
@@ -181,7 +259,7 @@ def check_order_and_exclusion(w: Workload, run: Run) -> None:
 
 
 def check_reports(w: Workload, run: Run) -> None:
-    """One on_done per item, after the hook its outcome calls for, and only that hook."""
+    """One on_done per item, then the hook its outcome calls for, and only that hook."""
     at: dict[tuple[str, int], list[int]] = defaultdict(list)
     for pos, (event, i) in enumerate(run.log):
         at[event, i].append(pos)
@@ -205,15 +283,23 @@ def check_reports(w: Workload, run: Run) -> None:
             assert timed_out
         assert bool(at["stuck", i]) == (item.kind == "swallow_stuck")
         done = at["done", i][0]
-        for hook in ("error", "timeout", "stuck"):
-            assert all(pos < done for pos in at[hook, i]), f"{hook} after done for {i}"
+        assert all(pos < done for pos in at["stuck", i]), f"stuck after done for {i}"
+        for hook in ("error", "timeout", "hook_start"):
+            assert all(pos > done for pos in at[hook, i]), f"{hook} before done for {i}"
         if item.kind != "swallow_stuck":
             assert at["end", i][0] < done
+        awaited = (errored or timed_out) and item.hook != "sync"
+        assert len(at["hook_start", i]) == len(at["hook_end", i]) == int(awaited)
+        if awaited and item.hook in ("hang", *SWALLOWING):
+            assert i in run.hook_cancelled, f"the hook of {i} outlived its time limit"
+        stuck_hook = awaited and item.hook == "swallow_stuck"
+        assert len(at["hook_stuck", i]) == int(stuck_hook), f"hook of {i} stuck reports"
 
 
 def check_idle(w: Workload, sched: Scheduler[Item]) -> None:
     assert (sched.running, sched.pending, sched.lanes, sched.stuck) == (0, 0, 0, 0)
-    assert sched.capacity() == min(w.max_pending, w.max_pending_per_key)
+    assert sched.capacity() == w.max_pending
+    assert sched.lane_room(KEYS) == min(w.max_pending, w.max_pending_per_key)
 
 
 @settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -228,6 +314,17 @@ def test_order_limits_and_reports_hold(w: Workload) -> None:
 @settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 @given(workloads(time_limit=True))
 def test_order_limits_and_reports_hold_with_time_limits(w: Workload) -> None:
+    run, sched = asyncio.run(run_workload(w))
+    check_order_and_exclusion(w, run)
+    check_reports(w, run)
+    check_idle(w, sched)
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(workloads(time_limit=True, hooks_only=True))
+def test_hooks_that_hang_raise_or_ignore_cancellation_never_hold_a_key_or_a_slot(
+    w: Workload,
+) -> None:
     run, sched = asyncio.run(run_workload(w))
     check_order_and_exclusion(w, run)
     check_reports(w, run)
