@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +81,39 @@ async def kill_and_restart(
     assert code == 0, err
     assert "Traceback" not in err
     return ChaosResult(tally(sent, tg.requests), bound, kills)
+
+
+async def stop_and_restart(
+    tg: FakeTelegram,
+    target: str,
+    mode: str,
+    *,
+    cwd: Path,
+    chats: int = 40,
+    per_chat: int = 20,
+    env: dict[str, str] | None = None,
+    between: Callable[[int], Awaitable[None]] | None = None,
+) -> Tally:
+    """SIGTERM a bot under load, then restart it to finish the rest; return the tally.
+
+    Each stop must exit 0 without a traceback, and the first must come before every message
+    was answered. ``between(replied)`` runs after the first stop (checks of what it saved).
+    """
+    sent = send_load(tg, chats=chats, per_chat=per_chat)
+    total = sum(len(v) for v in sent.values())
+    for run in range(2):
+        bot = await start_bot(tg, target, *MODES[mode], cwd=cwd, env=env)
+        if run == 0:
+            await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
+        else:
+            await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=60)
+        bot.send_signal(signal.SIGTERM)
+        code, err = await bot.finish()
+        assert code == 0, err
+        assert "Traceback" not in err
+        if run == 0:
+            first = replied(tg)
+            assert first < total, "the stop came too late to test anything"
+            if between is not None:
+                await between(first)
+    return tally(sent, tg.requests)

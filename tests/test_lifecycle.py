@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import MARK_WINDOW, kill_and_restart
+from chaos import MARK_WINDOW, kill_and_restart, stop_and_restart
 from processes import MODES, end_started_bots, journaled, start_bot, unfinished
 from replies import replied, send_load, tally
 from tgrunner.testing import FakeTelegram
@@ -39,22 +39,7 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 30) -> tuple
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.timeout(120)
 async def test_sigterm_under_load_loses_and_repeats_nothing(tg: FakeTelegram, mode: str) -> None:
-    sent = send_load(tg, chats=40, per_chat=10)
-    total = sum(len(v) for v in sent.values())
-    bot = await start_bot(tg, "echo_bot:router", *MODES[mode], cwd=BOTS)
-    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
-    bot.send_signal(signal.SIGTERM)
-    code, err = await bot.finish()
-    assert code == 0, err
-    assert "Traceback" not in err
-    assert replied(tg) < total, "the stop came too late to test anything"
-
-    bot = await start_bot(tg, "echo_bot:router", *MODES[mode], cwd=BOTS)
-    await tg.wait_for(lambda: replied(tg) >= total, timeout=60)
-    bot.send_signal(signal.SIGTERM)
-    code, err = await bot.finish()
-    assert code == 0, err
-    result = tally(sent, tg.requests)
+    result = await stop_and_restart(tg, "echo_bot:router", mode, cwd=BOTS, per_chat=10)
     assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
     assert tg.pending_updates == 0
 

@@ -194,15 +194,19 @@ class Runner:
     def _release(self, uid: int) -> None:
         """The update needs nothing more: tell the intake, confirm, let parked ones move."""
         intake = self.intake
-        before = intake.offset
-        if self._suspects and uid in self._suspects:
-            # On disk before the next suspect starts: a crash then is not this one's.
-            self._suspects.discard(uid)
-            intake.finished(uid, now=True)
+        if intake.durable:
+            # The journal's offset moves with each fetched batch, not with finishes.
+            if self._suspects and uid in self._suspects:
+                # On disk before the next suspect starts: a crash then is not this one's.
+                self._suspects.discard(uid)
+                intake.finished(uid, now=True)
+            else:
+                intake.finished(uid)
         else:
+            before = intake.offset
             intake.finished(uid)
-        if intake.offset != before:
-            self.source.confirm(intake.offset)
+            if intake.offset != before:
+                self.source.confirm(intake.offset)
         self.admission.finished()
 
     async def _error(self, update: JSON, exc: BaseException) -> None:

@@ -103,15 +103,17 @@ def conflict_message(exc: Conflict) -> str:
 
 
 def _checked(updates: Any) -> list[Update]:
-    if not isinstance(updates, list) or not all(
-        isinstance(u, dict) and type(u.get("update_id")) is int for u in updates
-    ):
-        raise BadAnswer(
-            "getUpdates",
-            f"the answer is not a list of updates: {str(updates)[:120]}. Check --api-url: "
-            "is it a Bot API server?",
-        )
-    return updates
+    if type(updates) is list:
+        for u in updates:
+            if type(u) is not dict or type(u.get("update_id")) is not int:
+                break
+        else:
+            return updates
+    raise BadAnswer(
+        "getUpdates",
+        f"the answer is not a list of updates: {str(updates)[:120]}. Check --api-url: "
+        "is it a Bot API server?",
+    )
 
 
 class PollingSource:

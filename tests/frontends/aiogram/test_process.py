@@ -4,15 +4,13 @@ was in flight."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from chaos import kill_and_restart
-from processes import MODES, end_started_bots, start_bot
-from replies import replied, send_load, tally
+from chaos import kill_and_restart, stop_and_restart
+from processes import MODES, end_started_bots
 from tgrunner.testing import FakeTelegram
 
 HERE = Path(__file__).parent
@@ -31,23 +29,7 @@ async def _end_our_bots() -> AsyncIterator[None]:
 async def test_sigterm_under_load_then_restart_loses_and_repeats_nothing(
     tg: FakeTelegram, mode: str
 ) -> None:
-    sent = send_load(tg, chats=40, per_chat=20)
-    total = sum(len(v) for v in sent.values())
-    bot = await start_bot(tg, "aiogram_echo:dp", *MODES[mode], cwd=HERE)
-    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
-    bot.send_signal(signal.SIGTERM)
-    code, log = await bot.finish()
-    assert code == 0, log
-    assert "Traceback" not in log
-    assert replied(tg) < total, "the stop came too late to test anything"
-
-    bot = await start_bot(tg, "aiogram_echo:dp", *MODES[mode], cwd=HERE)
-    await tg.wait_for(lambda: replied(tg) >= total, timeout=60)
-    bot.send_signal(signal.SIGTERM)
-    code, log = await bot.finish()
-    assert code == 0, log
-    assert "Traceback" not in log
-    result = tally(sent, tg.requests)
+    result = await stop_and_restart(tg, "aiogram_echo:dp", mode, cwd=HERE)
     assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
     assert tg.pending_updates == 0
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from telegram.ext import PicklePersistence
 
-from chaos import kill_and_restart
+from chaos import kill_and_restart, stop_and_restart
 from processes import MODES, end_started_bots, start_bot, start_python, unfinished
-from replies import replied, send_load, tally
+from replies import replied
 from tgrunner.testing import FakeTelegram
 
 HERE = Path(__file__).parent
@@ -39,31 +39,20 @@ async def handled(path: str) -> int:
 async def test_sigterm_under_load_loses_and_repeats_nothing(
     tg: FakeTelegram, tmp_path: Path, mode: str
 ) -> None:
-    env = {"PTB_SAMPLE_PERSISTENCE": str(tmp_path / "sample.pickle")}
-    sent = send_load(tg, chats=40, per_chat=25)
-    total = sum(len(v) for v in sent.values())
-    bot = await start_bot(tg, TARGET, *MODES[mode], cwd=HERE, env=env)
-    await tg.wait_for(lambda: replied(tg) >= total // 4, timeout=30)
-    bot.send_signal(signal.SIGTERM)
-    code, err = await bot.finish()
-    assert code == 0, err
-    assert "Traceback" not in err
-    first = replied(tg)
-    assert first < total, "the stop came too late to test anything"
-    # The stop flushed the persistence: every handled message is counted in the file.
-    assert await handled(env["PTB_SAMPLE_PERSISTENCE"]) == first
+    persistence = str(tmp_path / "sample.pickle")
 
-    bot = await start_bot(tg, TARGET, *MODES[mode], cwd=HERE, env=env)
-    await tg.wait_for(lambda: replied(tg) >= total, timeout=60)
-    bot.send_signal(signal.SIGTERM)
-    code, err = await bot.finish()
-    assert code == 0, err
-    assert "Traceback" not in err
-    result = tally(sent, tg.requests)
+    async def saved(replied: int) -> None:
+        # The stop flushed the persistence: every handled message is counted in the file.
+        assert await handled(persistence) == replied
+
+    result = await stop_and_restart(
+        tg, TARGET, mode, cwd=HERE, per_chat=25,
+        env={"PTB_SAMPLE_PERSISTENCE": persistence}, between=saved,
+    )  # fmt: skip
     assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
     assert tg.pending_updates == 0
     # Read back on restart, then flushed again: the counts add up over both runs.
-    assert await handled(env["PTB_SAMPLE_PERSISTENCE"]) == total
+    assert await handled(persistence) == sum(1 for r in tg.calls("sendMessage") if r.ok)
 
 
 @pytest.mark.timeout(60)
