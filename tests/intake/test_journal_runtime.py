@@ -37,6 +37,27 @@ def runner_for(tg: FakeTelegram, handler: Handler, mode: str = "journal", **sche
     return Runner(handler, token=tg.token, api_url=tg.api_url, settings=settings)
 
 
+def held_chat(release: asyncio.Event, seen: dict[str, list[str]]) -> Handler:
+    """A handler that records texts per sender; the sender "Busy" waits for ``release``."""
+
+    async def handler(update: dict[str, Any], bot: Bot) -> None:
+        message = update["message"]
+        name = message["from"]["first_name"]
+        if name == "Busy":
+            await release.wait()
+        seen.setdefault(name, []).append(message["text"])
+
+    return handler
+
+
+def one_busy_chat_and_twenty_others(tg: FakeTelegram) -> None:
+    busy = tg.user("Busy")
+    for n in range(40):
+        busy.send(str(n))
+    for i in range(20):
+        tg.user(f"O{i}").send("hi")
+
+
 def texts(seen: list[dict[str, Any]]) -> list[str]:
     return [u["message"]["text"] for u in seen]
 
@@ -128,22 +149,11 @@ async def test_one_stuck_update_grows_no_bookkeeping(tg: FakeTelegram) -> None:
 async def test_a_full_lane_parks_in_the_journal_and_others_go_on(tg: FakeTelegram) -> None:
     release = asyncio.Event()
     seen: dict[str, list[str]] = {}
-
-    async def handler(update: dict[str, Any], bot: Bot) -> None:
-        message = update["message"]
-        name = message["from"]["first_name"]
-        if name == "Busy":
-            await release.wait()
-        seen.setdefault(name, []).append(message["text"])
+    handler = held_chat(release, seen)
 
     runner = runner_for(tg, handler, max_pending_per_key=5, max_pending=50, concurrency=10)
     task = asyncio.create_task(runner.serve(install_signals=False))
-    busy = tg.user("Busy")
-    for n in range(40):
-        busy.send(str(n))
-    others = [tg.user(f"O{i}") for i in range(20)]
-    for other in others:
-        other.send("hi")
+    one_busy_chat_and_twenty_others(tg)
     await tg.wait_for(lambda: sum(len(seen.get(f"O{i}", [])) for i in range(20)) == 20, 10)
     assert "Busy" not in seen
     assert runner.admission.parked >= 40 - 5
@@ -160,24 +170,13 @@ async def test_a_full_lane_with_strict_offsets_is_shed_with_a_warning(
 ) -> None:
     release = asyncio.Event()
     seen: dict[str, list[str]] = {}
-
-    async def handler(update: dict[str, Any], bot: Bot) -> None:
-        message = update["message"]
-        name = message["from"]["first_name"]
-        if name == "Busy":
-            await release.wait()
-        seen.setdefault(name, []).append(message["text"])
+    handler = held_chat(release, seen)
 
     runner = runner_for(
         tg, handler, "strict", max_pending_per_key=5, max_pending=50, concurrency=10
     )
     task = asyncio.create_task(runner.serve(install_signals=False))
-    busy = tg.user("Busy")
-    for n in range(40):
-        busy.send(str(n))
-    others = [tg.user(f"O{i}") for i in range(20)]
-    for other in others:
-        other.send("hi")
+    one_busy_chat_and_twenty_others(tg)
     with caplog.at_level(logging.WARNING, logger="tgrunner.runtime.runner"):
         await tg.wait_for(lambda: sum(len(seen.get(f"O{i}", [])) for i in range(20)) == 20, 10)
     assert runner.admission.shed > 0
