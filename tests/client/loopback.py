@@ -16,23 +16,11 @@ from typing import Any
 
 import trustme
 
-from tgrunner._http.server import HTTPServer, Request, Response
+from servers import serving as serving  # the shared helper, re-exported for the client tests
+from tgrunner._http.server import Request, Response
 from tgrunner.client.transports.fast import HTTPClient
 
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handler: Callable[[Request], Response | Awaitable[Response]], **options: Any
-) -> AsyncIterator[HTTPServer]:
-    """Our HTTPServer on a free loopback port."""
-    server = HTTPServer(handler, **options)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @contextlib.asynccontextmanager
