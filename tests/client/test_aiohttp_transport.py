@@ -14,6 +14,7 @@ from loopback import describe, free_port, raw_serving, read_request, serving
 from tgrunner._http.server import Request, Response
 from tgrunner.client.transports.aiohttp import AiohttpTransport
 from tgrunner.client.transports.errors import TransportError, TransportTimeout
+from tgrunner.client.transports.fast import HTTPClient
 from tgrunner.protocols import Transport
 
 
@@ -133,3 +134,22 @@ def test_bad_arguments() -> None:
         AiohttpTransport("http://example.org", pool_size=0)
     with pytest.raises(ValueError, match="SOCKS"):
         AiohttpTransport("http://example.org", proxy="socks5://127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"base_url": "ftp://x"}, "must be http"),
+        ({"base_url": "http://x/?q=1"}, "may not have a query"),
+        ({"pool_size": 0}, "pool_size"),
+        ({"idle_timeout": 0}, "idle_timeout"),
+        ({"max_body_size": 0}, "max_body_size"),
+    ],
+)
+def test_both_transports_refuse_the_same_bad_options(
+    options: dict[str, object], message: str
+) -> None:
+    for transport in (AiohttpTransport, HTTPClient):
+        args: dict[str, object] = {"base_url": "http://127.0.0.1:1", **options}
+        with pytest.raises(ValueError, match=message):
+            transport(**args)  # type: ignore[arg-type]

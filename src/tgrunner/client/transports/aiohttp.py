@@ -20,6 +20,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from tgrunner.client.transports._connection import ClientResponse
+from tgrunner.client.transports.checks import check_base_url, check_limits
 from tgrunner.client.transports.errors import TransportError, TransportTimeout
 from tgrunner.client.transports.fast import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BODY_SIZE
 
@@ -67,11 +68,8 @@ class AiohttpTransport:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"the base URL must be http://host[:port] or https://…: {base_url!r}")
-        if pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
+        parts = check_base_url(base_url)
+        check_limits(pool_size, idle_timeout, max_body_size)
         if proxy is not None:
             _check_proxy(proxy)
         self._base = base_url.rstrip("/")

@@ -40,9 +40,10 @@ import sys
 from collections import deque
 from collections.abc import Mapping
 from types import EllipsisType
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from tgrunner.client.transports._connection import ClientResponse, Connection
+from tgrunner.client.transports.checks import check_base_url, check_limits
 from tgrunner.client.transports.errors import TransportError, TransportTimeout
 
 __all__ = ["ClientResponse", "HTTPClient", "TransportError", "TransportTimeout"]
@@ -95,24 +96,15 @@ class HTTPClient:
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
-        parts = urlsplit(base_url)
+        parts = check_base_url(base_url)
         scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"the base URL must be http://host[:port] or https://…: {base_url!r}")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ValueError(f"the base URL may not have a query, fragment or user: {base_url!r}")
         if ssl_context is not None and scheme != "https":
             raise ValueError("ssl_context is for https:// base URLs only")
-        if pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
-        if idle_timeout is not None and idle_timeout <= 0:
-            raise ValueError("idle_timeout must be more than 0 seconds, or None for no limit")
-        if max_body_size is not None and max_body_size < 1:
-            raise ValueError("max_body_size must be at least 1 byte, or None for no limit")
+        check_limits(pool_size, idle_timeout, max_body_size)
         if max_header_size < 1:
             raise ValueError("max_header_size must be at least 1 byte")
         default_port = 443 if scheme == "https" else 80
-        self._host = parts.hostname.encode("idna").decode("ascii")
+        self._host = (parts.hostname or "").encode("idna").decode("ascii")
         self._port = parts.port or default_port
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._netloc = f"{host}:{self._port}"
