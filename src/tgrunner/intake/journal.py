@@ -40,7 +40,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,11 +124,19 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
     return db
 
 
-def _rollback(db: sqlite3.Connection) -> None:
-    # SQLite ends the transaction itself on some errors (SQLITE_FULL, SQLITE_IOERR): a
-    # ROLLBACK then fails, and its error would hide the one that matters.
-    if db.in_transaction:
-        db.execute("ROLLBACK")
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One explicit transaction (in autocommit mode executemany would commit once per row)."""
+    db.execute("BEGIN")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        # SQLite ends the transaction itself on some errors (SQLITE_FULL, SQLITE_IOERR): a
+        # ROLLBACK then fails, and its error would hide the one that matters.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -363,14 +371,13 @@ class Journal:
         if not rows:
             return []
         now = time.time()
-        db.execute("BEGIN")
-        db.execute(
-            "INSERT OR REPLACE INTO quarantine (update_id, attempts, since, body) "
-            "SELECT update_id, attempts, ?, body FROM intake WHERE attempts >= ?",
-            (now, MAX_ATTEMPTS),
-        )
-        db.execute("DELETE FROM intake WHERE attempts >= ?", (MAX_ATTEMPTS,))
-        db.execute("COMMIT")
+        with _transaction(db):
+            db.execute(
+                "INSERT OR REPLACE INTO quarantine (update_id, attempts, since, body) "
+                "SELECT update_id, attempts, ?, body FROM intake WHERE attempts >= ?",
+                (now, MAX_ATTEMPTS),
+            )
+            db.execute("DELETE FROM intake WHERE attempts >= ?", (MAX_ATTEMPTS,))
         for update_id, attempts in rows:
             log.error(
                 "update %d was being handled when the process died %d times; quarantined, "
@@ -392,8 +399,7 @@ class Journal:
             if not ids:
                 return 0
             where, args = f" WHERE update_id IN ({','.join('?' * len(ids))})", ids
-        db.execute("BEGIN")
-        try:
+        with _transaction(db):
             if keep:
                 db.execute(
                     "INSERT OR IGNORE INTO intake (update_id, attempts, body) "
@@ -401,37 +407,20 @@ class Journal:
                     args,
                 )
             n = db.execute(f"DELETE FROM quarantine{where}", args).rowcount
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
         return int(n)
 
     def _insert(self, rows: list[tuple[int, bytes]], highest: int) -> None:
-        db = self._db
-        db.execute("BEGIN")
-        try:
+        with _transaction(self._db) as db:
             db.executemany("INSERT OR IGNORE INTO intake (update_id, body) VALUES (?, ?)", rows)
             db.execute(
                 "INSERT INTO meta (key, value) VALUES ('highest', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (highest,),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
 
     def _run_sql(self, sql: str, rows: list[tuple[int]]) -> None:
-        # One transaction: in autocommit mode executemany would commit once per row.
-        db = self._db
-        db.execute("BEGIN")
-        try:
+        with _transaction(self._db) as db:
             db.executemany(sql, rows)
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
 
     def _flush(self) -> None:
         self._flush_timer = None
