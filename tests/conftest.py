@@ -14,6 +14,9 @@ import pytest
 
 from tgrunner.testing import FakeTelegram
 
+# Skips are summed up by place (tests/skips.py) instead of one line each.
+pytest_plugins = ["skips"]
+
 Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 
 REQUIRE_SERVICES = os.environ.get("TGRUNNER_REQUIRE_SERVICES") == "1"

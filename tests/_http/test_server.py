@@ -16,8 +16,8 @@ import pytest
 import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import serving
 
+from servers import serving
 from tgrunner._http.server import HTTPServer, Request, Response
 
 Reader = asyncio.StreamReader
