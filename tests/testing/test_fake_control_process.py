@@ -5,72 +5,20 @@ and the control secret."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
-from control_client import Control
+from control_client import ENV, Control, fake_telegram
 
 from processes import BotProcess
 
 pytestmark = pytest.mark.slow
 
 BOTS = Path(__file__).parents[1] / "bots"
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-class Fake:
-    """A running ``tgrunner fake-telegram``, with what it printed at start."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, lines: list[str]) -> None:
-        self.proc = proc
-        self.lines = lines
-        printed = dict(line.split(": ", 1) for line in lines)
-        self.api_url = printed["API URL"]
-        self.token = printed["Token"]
-        self.control_url = printed["Control API"]
-        self.secret = printed.get("Control secret")
-
-    async def stop(self) -> tuple[int, str]:
-        """SIGTERM by PID; the exit code and stderr."""
-        self.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(20):
-            _, stderr = await self.proc.communicate()
-        return self.proc.returncode or 0, stderr.decode()
-
-
-@asynccontextmanager
-async def fake_telegram(
-    *args: str, env: Mapping[str, str] = ENV, printed: int = 3
-) -> AsyncIterator[Fake]:
-    """``tgrunner fake-telegram --port 0 *args``, once it has ``printed`` its start lines;
-    killed at the end if still running."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tgrunner", "fake-telegram", "--port", "0", *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        lines: list[str] = []
-        async with asyncio.timeout(30):
-            while len(lines) < printed:
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"fake-telegram ended early: {await proc.stderr.read()!r}"
-                lines.append(line.rstrip("\n"))
-        yield Fake(proc, lines)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.communicate()
 
 
 async def test_a_script_drives_a_bot_run_by_tgrunner_over_the_control_api() -> None:
