@@ -30,6 +30,7 @@ import orjson
 from tgrunner._http.server import HTTPServer, Request, Response
 from tgrunner.testing.botapi import Method
 from tgrunner.testing.fake.base import ApiError
+from tgrunner.testing.fake.control import CONTROL_PATH, ControlAPI, is_control_path
 from tgrunner.testing.fake.faults import Decision, Faults, FloodLimits, Injector
 from tgrunner.testing.fake.generate import Generator
 from tgrunner.testing.fake.methods import Methods
@@ -62,6 +63,10 @@ class FakeTelegram(Recording):
     - ``max_body`` (default 50 MiB): larger requests get 413.
     - ``webhook_retry`` (default :class:`WebhookRetry()`): webhook delivery backoff.
     - ``ssl`` (default None: plain HTTP): serve HTTPS with this ``ssl.SSLContext``.
+    - ``control`` (default True): serve the JSON control API under ``/control`` on the same
+      port (:mod:`tgrunner.testing.fake.control`), at :attr:`control_url`; False answers 404.
+    - ``control_secret`` (default None: none needed): the value every control request must
+      carry in the ``X-Control-Secret`` header.
     """
 
     def __init__(
@@ -77,6 +82,8 @@ class FakeTelegram(Recording):
         max_body: int = 50 * 1024 * 1024,
         webhook_retry: WebhookRetry | None = None,
         ssl: SSLContext | None = None,
+        control: bool = True,
+        control_secret: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -112,6 +119,7 @@ class FakeTelegram(Recording):
         self._closed = False
         # Background work (webhook clients closing, webhook-reply calls) awaited by close().
         self._tasks: set[asyncio.Future[Any]] = set()
+        self.control = ControlAPI(self, secret=control_secret) if control else None
 
     # -- identity --------------------------------------------------------------------------
 
@@ -130,6 +138,11 @@ class FakeTelegram(Recording):
         """The server's base URL, ``http://127.0.0.1:PORT`` (``https://`` with ``ssl``; valid
         once started)."""
         return f"{'https' if self.ssl is not None else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def control_url(self) -> str:
+        """The control API's URL, ``<api_url>/control`` (valid once started)."""
+        return self.api_url + CONTROL_PATH
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -380,6 +393,8 @@ class FakeTelegram(Recording):
             path = path.decode("utf-8", "replace")
         route = self._route(path)
         if route.__class__ is Response:
+            if route is _NOT_FOUND and self.control is not None and is_control_path(path):
+                return self.control.handle(request)
             return route
         bot, method = route  # type: ignore[misc]
         injector = self._injector
