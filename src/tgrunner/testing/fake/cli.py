@@ -25,17 +25,52 @@ __all__ = ["add_parser", "main", "run"]
 log = logging.getLogger(__name__)
 
 
+DESCRIPTION = """\
+Serve FakeTelegram, a fake Bot API server, until SIGINT or SIGTERM (Ctrl-C). It writes two
+lines to standard output, then serves:
+
+  API URL: http://127.0.0.1:8081
+  Token: 7654615998:AAF...
+
+Point a bot at that URL with that token: --api-url of 'tgrunner run', base_url of aiogram
+or python-telegram-bot.
+"""
+
+EPILOG = """\
+environment: none read.
+
+examples:
+  tgrunner fake-telegram
+  tgrunner fake-telegram --port 0 --seed 7     (any free port; another bot and token)
+"""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0 to 65535 (0: any)")
+    return port
+
+
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8081, help="port to bind, 0 for any (8081)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_port, default=8081, help="port to bind, 0 for any free one (default 8081)"
+    )
     parser.add_argument("--token", help="the bot's token (default: generated from --seed)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of ids and tokens (0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of ids and tokens (default 0)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``fake-telegram`` command to a ``tgrunner`` argument parser."""
     parser = subparsers.add_parser(
-        "fake-telegram", help="serve FakeTelegram, a fake Bot API server, on loopback"
+        "fake-telegram",
+        help="serve FakeTelegram, a fake Bot API server, on loopback",
+        description=DESCRIPTION,
+        epilog=EPILOG,
     )
     _arguments(parser)
     parser.set_defaults(func=run)
@@ -73,7 +108,12 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tgrunner.testing.fake.cli``."""
-    parser = argparse.ArgumentParser(prog="fake-telegram", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fake-telegram",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return run(parser.parse_args(argv))
