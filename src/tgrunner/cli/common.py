@@ -70,7 +70,7 @@ def add_log_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--verbose",
         dest=prefix + "verbose",
         action="count",
-        help="log more: debug (each fetch, backoff, replay)",
+        help="log more: debug, with each fetch, backoff and replay (default: info)",
         **({"default": 0} if top else unset),
     )
     group.add_argument(
@@ -78,7 +78,7 @@ def add_log_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--quiet",
         dest=prefix + "quiet",
         action="count",
-        help="log less: warnings only (-qq: errors only)",
+        help="log less: warnings only, -qq errors only (default: info)",
         **({"default": 0} if top else unset),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import textwrap
 import time
 from pathlib import Path
 
@@ -75,13 +76,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog=_epilog("journal"),
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="{list,retry,drop}")
-    for name, text in (
-        ("list", "show quarantined updates and how many are waiting"),
-        ("retry", "put quarantined updates back, to be handled at the next start"),
-        ("drop", "forget quarantined updates"),
-    ):
+    for name, text, more in (
+        ("list", "show quarantined updates and how many are waiting",
+         "Show the quarantined updates of a bot's journal (id, attempts, since when, kind and "
+         "chat), and how many updates wait in it to be handled. Works while the bot runs."),
+        ("retry", "put quarantined updates back, to be handled at the next start",
+         "Put quarantined updates back in the journal: the bot handles them at its next "
+         "start. Stop the bot first."),
+        ("drop", "forget quarantined updates",
+         "Forget quarantined updates: they are deleted from the journal and never handled. "
+         "Stop the bot first."),
+    ):  # fmt: skip
         a = actions.add_parser(
-            name, help=text, description=f"{text[0].upper()}{text[1:]}.", epilog=_epilog(name)
+            name, help=text, description=textwrap.fill(more, 92), epilog=_epilog(name)
         )
         a.add_argument(
             "--data-dir",
@@ -112,7 +119,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                 metavar="UPDATE_ID",
                 help="the quarantined updates to " + name + " (default: none; see --all)",
             )
-            a.add_argument("--all", action="store_true", help="every quarantined update")
+            a.add_argument(
+                "--all",
+                action="store_true",
+                help="every quarantined update (default: only the ids given)",
+            )
         a.set_defaults(func=_cmd_journal)
     return p
 

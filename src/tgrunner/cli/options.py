@@ -62,8 +62,8 @@ FLAGS: tuple[Flag, ...] = (
          "folder of the bots' durable files, one subfolder per bot id (default ./.tgrunner)",
          "DIR"),
     Flag("--journal", "TGRUNNER_JOURNAL", "intake",
-         "the intake journal file, instead of <data dir>/<bot id>/journal.sqlite3; its "
-         "folder must exist", "PATH"),
+         "the intake journal file, whose folder must exist (default: "
+         "<data dir>/<bot id>/journal.sqlite3)", "PATH"),
     Flag("--no-journal", "TGRUNNER_NO_JOURNAL", "intake",
          "strict offsets: no journal; Telegram keeps what is unfinished, so at most 100 "
          "updates are in flight (default: the journal)", switch=True),

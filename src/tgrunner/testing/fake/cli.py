@@ -37,7 +37,8 @@ or python-telegram-bot.
 """
 
 EPILOG = """\
-environment: none read.
+environment:
+  TGRUNNER_LOG_LEVEL   debug, info (default), warning or error
 
 examples:
   tgrunner fake-telegram
