@@ -58,7 +58,8 @@ def stop_summary(
     extra = "".join(
         f", {n} {what}" for n, what in ((stuck, "stuck"), (quarantined, "quarantined")) if n
     )
+    took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"
     return (
-        f"stopped ({how}) after {seconds:.1f} s: {handled} handled ({failed} failed, "
+        f"stopped ({how}) after {took} s: {handled} handled ({failed} failed, "
         f"{timed_out} timed out), {replayed} replayed{extra}; {rate:.1f} updates/s"
     )

@@ -220,10 +220,7 @@ class PollingSource:
                 await self.bot.get_me()
                 break
             except UnexpectedAnswer as exc:
-                raise ConfigError(
-                    f"{self.bot.api_url} is not a Bot API server: {exc}. Check --api-url (or "
-                    "TGRUNNER_API_URL) and --proxy."
-                ) from exc
+                raise ConfigError(f"{self.bot.api_url} is not a Bot API server: {exc}.") from exc
             except NotFound as exc:
                 raise ConfigError(
                     f"{self.bot.api_url} answered getMe with 404 Not Found. Give --api-url "
