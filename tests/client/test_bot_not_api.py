@@ -15,6 +15,7 @@ from servers import serving
 from tgrunner import errors
 from tgrunner._http.server import Request, Response
 from tgrunner.client.bot import Bot, check_api_url
+from tgrunner.sources.polling import PollingOptions, PollingSource
 
 BOTS = Path(__file__).parents[1] / "bots"
 TOKEN = "123:AAtesttesttesttesttesttesttesttestt"
@@ -142,3 +143,27 @@ async def test_run_behind_a_failing_proxy_says_so_in_one_line() -> None:
         '(not JSON): "502 Bad Gateway") after 0.5 s. Check --api-url (or TGRUNNER_API_URL), '
         "--proxy and the network."
     )
+
+
+async def test_at_start_a_404_from_the_bot_api_asks_for_the_servers_root() -> None:
+    envelope = b'{"ok":false,"error_code":404,"description":"Not Found"}'
+    async with (
+        serving(lambda r: Response(404, envelope)) as server,
+        Bot(TOKEN, api_url=server.url + "/tg") as bot,
+    ):
+        with pytest.raises(errors.ConfigError, match=r"404 Not Found\. Give --api-url .* root"):
+            await PollingSource(bot, PollingOptions()).start()
+
+
+async def test_at_start_a_web_page_is_refused_without_retrying() -> None:
+    calls = 0
+
+    def handler(request: Request) -> Response:
+        nonlocal calls
+        calls += 1
+        return _html(404, WEB_SITE)
+
+    async with serving(handler) as server, Bot(TOKEN, api_url=server.url) as bot:
+        with pytest.raises(errors.ConfigError, match="is not a Bot API server: getMe: "):
+            await PollingSource(bot, PollingOptions()).start()
+    assert calls == 1

@@ -15,6 +15,7 @@ from tgrunner.client.bot import Bot
 from tgrunner.intake.journal import Journal
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.runtime.build import frontend_for
+from tgrunner.runtime.report import start_line
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.settings import Settings
 from tgrunner.testing import FakeTelegram, Faults
@@ -193,3 +194,19 @@ async def test_the_first_fetch_after_an_outage_says_reconnected(tg: FakeTelegram
     assert match, line
     assert int(match[2]) >= 3 and float(match[1]) > 0
     assert failed.messages[0].endswith("(failure 1 in a row)"), failed.messages[0]
+
+
+def test_the_start_line_names_a_proxy_without_its_password() -> None:
+    line = start_line(
+        {"id": 5, "first_name": "Echo"},
+        frontend="ptb",
+        source="polling https://api.telegram.org",
+        intake="strict offsets",
+        concurrency=3,
+        transport="aiohttp",
+        proxy="http://user:secret@127.0.0.1:3128",
+    )
+    assert line == (
+        "Echo (id 5) · ptb · polling https://api.telegram.org · strict offsets · concurrency 3 "
+        "· transport aiohttp via proxy http://127.0.0.1:3128"
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["start_line", "stop_summary"]
 
@@ -26,9 +27,14 @@ def start_line(
     intake: str,
     concurrency: int,
     transport: str,
+    proxy: str | None = None,
 ) -> str:
-    """``@username (id N) · front-end · source · intake · concurrency N · transport NAME``."""
+    """``@username (id N) · front-end · source · intake · concurrency N · transport NAME``,
+    with `` via proxy http://host:port`` (never its password) when there is one."""
     name = f"@{me['username']}" if me.get("username") else str(me.get("first_name") or "bot")
+    if proxy:
+        parts = urlsplit(proxy)
+        transport += f" via proxy {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
     return " · ".join(
         (
             f"{name} (id {me.get('id')})",

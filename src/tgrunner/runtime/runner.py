@@ -395,6 +395,7 @@ class Runner:
             intake=f"journal {path}" if intake.durable and path else "strict offsets",
             concurrency=self.settings.scheduler.concurrency,
             transport=self.bot.transport_name,
+            proxy=self.bot.proxy,
         )
 
     def _summarise(self, seconds: float) -> None:

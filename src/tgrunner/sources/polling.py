@@ -252,7 +252,7 @@ class PollingSource:
         if failures:
             log.info("reached %s after %d failed attempt(s)", self.bot.api_url, failures)
         if opts.drop_pending_updates:
-            log.debug("dropping the updates pending at Telegram (drop_pending_updates)")
+            log.debug("dropping the updates pending at Telegram (--drop-pending-updates)")
             await self.bot.delete_webhook(drop_pending_updates=True)
 
     async def _wait_for_room(self) -> None:
