@@ -8,7 +8,8 @@ from tgrunner.errors import ConfigError
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.settings import Settings
-from tgrunner.sources.polling import PollingOptions
+from tgrunner.sources.polling import UPDATE_KINDS, PollingOptions
+from tgrunner.testing.botapi import load_spec
 
 
 def test_from_env_reads_every_known_variable() -> None:
@@ -48,7 +49,7 @@ def test_the_journal_is_the_default_and_can_be_turned_off() -> None:
     assert Settings.from_env({"TGRUNNER_NO_JOURNAL": "0"}).intake.journal
     with pytest.raises(ConfigError, match="pick one"):
         Settings.from_env({"TGRUNNER_NO_JOURNAL": "1", "TGRUNNER_JOURNAL": "/tmp/j"})
-    with pytest.raises(ConfigError, match="'normal' or 'full'"):
+    with pytest.raises(ConfigError, match="TGRUNNER_JOURNAL_SYNC='sometimes' must be one of"):
         Settings.from_env({"TGRUNNER_JOURNAL_SYNC": "sometimes"})
     with pytest.raises(ConfigError, match="stop_budget"):
         Settings(stop_budget=0)
@@ -62,16 +63,58 @@ def test_unknown_variable_is_refused_with_the_known_ones() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"TGRUNNER_CONCURRENCY": "many"}, "not a valid int"),
-        ({"TGRUNNER_CONCURRENCY": "0"}, "concurrency"),
-        ({"TGRUNNER_POLL_TIMEOUT": "-1"}, "timeout"),
-        ({"TGRUNNER_GRACE": "-2"}, "grace"),
-        ({"TGRUNNER_HANDLER_TIMEOUT": "0"}, "handler_timeout"),
+        ({"TGRUNNER_CONCURRENCY": "many"}, "TGRUNNER_CONCURRENCY='many' must be a whole number"),
+        ({"TGRUNNER_CONCURRENCY": "0"}, "TGRUNNER_CONCURRENCY='0' must be .* at least 1"),
+        ({"TGRUNNER_POLL_TIMEOUT": "-1"}, "TGRUNNER_POLL_TIMEOUT='-1' must be .* at least 0"),
+        ({"TGRUNNER_GRACE": "-2"}, "TGRUNNER_GRACE='-2' must be a number of seconds, 0 or more"),
+        ({"TGRUNNER_GRACE": "nan"}, "TGRUNNER_GRACE='nan' must be a number of seconds"),
+        ({"TGRUNNER_HANDLER_TIMEOUT": "0"}, "TGRUNNER_HANDLER_TIMEOUT='0' .* more than 0"),
+        ({"TGRUNNER_STOP_BUDGET": "soon"}, "TGRUNNER_STOP_BUDGET='soon' must be a number"),
+        ({"TGRUNNER_DROP_PENDING_UPDATES": "maybe"}, "must be 1 or 0"),
+        ({"TGRUNNER_NO_JOURNAL": "perhaps"}, "TGRUNNER_NO_JOURNAL='perhaps' must be 1 or 0"),
+        ({"TGRUNNER_TRANSPORT": "curl"}, "must be one of: fast, aiohttp"),
     ],
 )
 def test_bad_values_say_what_to_fix(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1", True), ("yes", True), ("ON", True), ("true", True), ("0", False), ("off", False),
+     ("No", False), ("", False)],
+)  # fmt: skip
+def test_booleans_take_the_usual_words(text: str, value: bool) -> None:
+    env = {"TGRUNNER_DROP_PENDING_UPDATES": text, "TGRUNNER_NO_JOURNAL": text}
+    s = Settings.from_env(env)
+    assert s.polling.drop_pending_updates is value and s.intake.journal is not value
+
+
+def test_allowed_updates_are_checked_against_the_bot_api() -> None:
+    s = Settings.from_env({"TGRUNNER_ALLOWED_UPDATES": "message,managed_bot, poll"})
+    assert s.polling.allowed_updates == ("message", "managed_bot", "poll")
+    assert Settings.from_env({"TGRUNNER_ALLOWED_UPDATES": ""}).polling.allowed_updates == ()
+    with pytest.raises(ConfigError, match=r"unknown update kind 'bogus'; the kinds: message, "):
+        Settings.from_env({"TGRUNNER_ALLOWED_UPDATES": "message,bogus"})
+    with pytest.raises(ConfigError, match=r"'calback_query'; did you mean 'callback_query'\?"):
+        Settings.from_env({"TGRUNNER_ALLOWED_UPDATES": "calback_query"})
+
+
+def test_the_update_kinds_are_the_fields_of_update_in_the_bot_api() -> None:
+    assert list(UPDATE_KINDS) == load_spec().update_kinds()
+
+
+def test_values_that_do_not_fit_together_are_named_by_their_variables() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"TGRUNNER_MAX_PENDING": "5", "TGRUNNER_CONCURRENCY": "10"})
+    assert str(caught.value) == (
+        "TGRUNNER_MAX_PENDING (5) is below TGRUNNER_CONCURRENCY (10): it counts running "
+        "handlers too. Raise TGRUNNER_MAX_PENDING or lower TGRUNNER_CONCURRENCY."
+    )
+    # In Python, by the options' own names.
+    with pytest.raises(ConfigError, match=r"^max_pending \(5\) is below concurrency"):
+        SchedulerOptions(concurrency=10, max_pending=5)
 
 
 def test_option_checks() -> None:

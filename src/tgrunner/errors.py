@@ -8,7 +8,8 @@ The hierarchy::
     │   └── LaneFull                 submit() past lane_room(keys): one key's lane is full
     ├── BadAnswer                    the Bot API answered with something that is not its answer
     ├── NetworkError                 the Bot API could not be reached or broke the connection
-    │   └── TimedOut                 no answer within the request timeout
+    │   ├── TimedOut                 no answer within the request timeout
+    │   └── UnexpectedAnswer         another HTTP server answered (a web page, a proxy's page)
     └── TelegramError                Telegram answered ``ok: false``
         ├── BadRequest       400     a parameter is missing or wrong
         ├── Unauthorized     401     the token is wrong or revoked
@@ -44,6 +45,7 @@ __all__ = [
     "TgrunnerError",
     "TimedOut",
     "Unauthorized",
+    "UnexpectedAnswer",
     "telegram_error",
 ]
 
@@ -93,6 +95,17 @@ class NetworkError(TgrunnerError):
 
 class TimedOut(NetworkError):
     """The Bot API server did not answer within the request timeout."""
+
+
+class UnexpectedAnswer(NetworkError):
+    """An HTTP server answered, but not with the Bot API's JSON: a web site, or the error page
+    of a proxy in between. ``status`` is the HTTP status; the message sums up the body in one
+    line (a page's title, or its first words). A 5xx answer is a :class:`ServerError` instead.
+    """
+
+    def __init__(self, method: str, message: str, status: int) -> None:
+        super().__init__(method, message)
+        self.status = status
 
 
 class TelegramError(TgrunnerError):

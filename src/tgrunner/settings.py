@@ -1,43 +1,198 @@
 """One settings object for the runtime, nesting the options of each layer.
 
 ``Settings.from_env()`` reads ``TGRUNNER_*`` variables and rejects unknown ones, so a typo in a
-deployment fails loudly instead of silently running with defaults.
+deployment fails loudly instead of silently running with defaults. :data:`ENV` says where each
+variable goes and how its text is read; ``tgrunner run`` gives each of them a flag too, and
+builds its settings with :meth:`Settings.from_values`.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tgrunner.client.options import ClientOptions
+from tgrunner.client.transports import TRANSPORTS
 from tgrunner.errors import ConfigError
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
-from tgrunner.sources.polling import PollingOptions
+from tgrunner.sources.polling import PollingOptions, check_update_kinds
 
 __all__ = [
+    "ENV",
     "ClientOptions",
+    "EnvSetting",
+    "Field",
     "IntakeOptions",
     "KeyFunc",
     "PollingOptions",
     "SchedulerOptions",
     "Settings",
+    "read_env",
 ]
 
 # Variables read elsewhere (the CLI, the test suite), so not unknown.
-_KNOWN_ELSEWHERE = {"TGRUNNER_TOKEN", "TGRUNNER_API_URL", "TGRUNNER_REQUIRE_SERVICES"}
+_KNOWN_ELSEWHERE = {
+    "TGRUNNER_TOKEN",
+    "TGRUNNER_API_URL",
+    "TGRUNNER_LOG_LEVEL",
+    "TGRUNNER_REQUIRE_SERVICES",
+}
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+Field = tuple[str, str]
+"""Where a value goes: (layer, field name); the layer is "scheduler", "polling", "intake",
+"client", or "" for a field of :class:`Settings` itself."""
 
 
-def _number(env: Mapping[str, str], name: str, kind: type) -> Any:
-    raw = env[name]
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+def _whole(low: int, meaning: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise ValueError(f"must be a whole number of at least {low} ({meaning})")
+        return value
+
+    return parse
+
+
+def _seconds(meaning: str, *, zero: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            least = "0 or more" if zero else "more than 0"
+            raise ValueError(f"must be a number of seconds, {least} ({meaning})")
+        return value
+
+    return parse
+
+
+def _boolean(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("must be 1 or 0 (or true/false, yes/no, on/off)")
+
+
+def _not(text: str) -> bool:
+    return not _boolean(text)
+
+
+def _text(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.strip() not in options:
+            raise ValueError(f"must be one of: {', '.join(options)}")
+        return text.strip()
+
+    return parse
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    return check_update_kinds(k.strip() for k in text.split(",") if k.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSetting:
+    """Where a ``TGRUNNER_*`` variable goes (``to``: layer and field) and how its text is read
+    (``parse``: raises ValueError saying what the value must be)."""
+
+    to: Field
+    parse: Callable[[str], Any]
+
+
+ENV: Mapping[str, EnvSetting] = {
+    "TGRUNNER_CONCURRENCY": EnvSetting(
+        ("scheduler", "concurrency"), _whole(1, "how many handlers may run at once")
+    ),
+    "TGRUNNER_MAX_PENDING": EnvSetting(
+        ("scheduler", "max_pending"), _whole(1, "how many updates may be queued or running")
+    ),
+    "TGRUNNER_MAX_PENDING_PER_KEY": EnvSetting(
+        ("scheduler", "max_pending_per_key"),
+        _whole(1, "how many updates of one chat may be queued or running"),
+    ),
+    "TGRUNNER_HANDLER_TIMEOUT": EnvSetting(
+        ("scheduler", "handler_timeout"), _seconds("a handler's time limit", zero=False)
+    ),
+    "TGRUNNER_HOOK_TIMEOUT": EnvSetting(
+        ("scheduler", "hook_timeout"), _seconds("an error or timeout hook's limit", zero=False)
+    ),
+    "TGRUNNER_POLL_TIMEOUT": EnvSetting(
+        ("polling", "timeout"), _whole(0, "long-poll seconds per getUpdates")
+    ),
+    "TGRUNNER_START_TIMEOUT": EnvSetting(
+        ("polling", "start_timeout"),
+        _seconds("how long start-up retries an unreachable Bot API", zero=True),
+    ),
+    "TGRUNNER_ALLOWED_UPDATES": EnvSetting(("polling", "allowed_updates"), _kinds),
+    "TGRUNNER_DROP_PENDING_UPDATES": EnvSetting(("polling", "drop_pending_updates"), _boolean),
+    "TGRUNNER_GRACE": EnvSetting(
+        ("", "grace"), _seconds("how long a stop waits for running handlers", zero=True)
+    ),
+    "TGRUNNER_STOP_BUDGET": EnvSetting(
+        ("", "stop_budget"), _seconds("how long the whole stop may take", zero=False)
+    ),
+    "TGRUNNER_DATA_DIR": EnvSetting(("intake", "data_dir"), _text),
+    "TGRUNNER_JOURNAL": EnvSetting(("intake", "journal_path"), _text),
+    "TGRUNNER_NO_JOURNAL": EnvSetting(("intake", "journal"), _not),
+    "TGRUNNER_JOURNAL_SYNC": EnvSetting(("intake", "journal_sync"), _choice("normal", "full")),
+    "TGRUNNER_TRANSPORT": EnvSetting(("client", "transport"), _choice(*TRANSPORTS)),
+    "TGRUNNER_PROXY": EnvSetting(("client", "proxy"), _text),
+}
+"""Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
+
+
+def read_env(
+    env: Mapping[str, str] | None = None, *, flags: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The ``TGRUNNER_*`` settings of ``env`` (default ``os.environ``), parsed, by name.
+
+    Unknown variables and bad values raise ConfigError naming the variable (and its flag, when
+    ``flags`` maps the variable to one).
+    """
+    env = os.environ if env is None else env
+    flags = flags or {}
+    values: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith("TGRUNNER_") or name in _KNOWN_ELSEWHERE:
+            continue
+        setting = ENV.get(name)
+        if setting is None:
+            raise ConfigError(
+                f"Unknown setting {name}. Known ones: {', '.join(sorted(ENV))}; unset it or fix "
+                "its spelling."
+            )
+        try:
+            values[name] = setting.parse(raw)
+        except ValueError as exc:
+            flag = f" (the variable of {flags[name]})" if name in flags else ""
+            raise ConfigError(f"{name}={raw!r}{flag} {exc}") from None
+    return values
+
+
+def _renamed(message: str, names: Mapping[Field, str]) -> str:
+    """A validation message with the fields it names shown as ``names`` says (flags, variables)."""
+    for (_, name), shown in sorted(names.items(), key=lambda item: -len(item[0][1])):
+        if "_" in name or name == "concurrency":  # distinctive: not a word of the sentence
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", shown, message)
+    return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +200,18 @@ class Settings:
     """Everything the runtime can be told.
 
     - ``scheduler``: concurrency (default 500), per-key and total queue limits, handler time
-      limit (default none) — see :class:`~tgrunner.scheduler.SchedulerOptions`.
-    - ``polling``: long-poll timeout (default 30 s), ``allowed_updates``, backoff — see
-      :class:`~tgrunner.sources.polling.PollingOptions`.
+      limit (default none); see ``tgrunner.scheduler.SchedulerOptions``.
+    - ``polling``: long-poll timeout (default 30 s), ``allowed_updates``, backoff; see
+      ``tgrunner.sources.polling.PollingOptions``.
     - ``intake``: the journal (on by default, in ``./.tgrunner/<bot id>/``) or strict
-      offsets — see :class:`~tgrunner.intake.options.IntakeOptions`.
+      offsets; see ``tgrunner.intake.options.IntakeOptions``.
     - ``keys``: the function giving an update's ordering keys; default: its chat, else its
-      user, else its poll, else none (:func:`tgrunner.keys.default_keys`).
+      user, else its poll, else none (``tgrunner.keys.default_keys``).
     - ``grace``: seconds a clean stop waits for in-flight handlers, default 10.
     - ``stop_budget``: seconds the whole stop may take (grace, cancelling, confirming, the
       shutdown hook), default 30.
     - ``client``: the Bot API client's transport (default ``fast``), proxy (default: the
-      environment's) and timeout (default 60 s) — see
-      :class:`~tgrunner.client.options.ClientOptions`.
+      environment's) and timeout (default 60 s); see ``tgrunner.client.options.ClientOptions``.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
@@ -80,84 +234,59 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``TGRUNNER_*`` variables; unknown ones raise ConfigError.
 
-        Recognised: ``TGRUNNER_CONCURRENCY``, ``TGRUNNER_MAX_PENDING``,
+        Recognised (:data:`ENV`): ``TGRUNNER_CONCURRENCY``, ``TGRUNNER_MAX_PENDING``,
         ``TGRUNNER_MAX_PENDING_PER_KEY``, ``TGRUNNER_HANDLER_TIMEOUT`` (seconds),
         ``TGRUNNER_HOOK_TIMEOUT`` (seconds, default 10),
         ``TGRUNNER_POLL_TIMEOUT`` (seconds), ``TGRUNNER_START_TIMEOUT`` (seconds),
-        ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated),
+        ``TGRUNNER_ALLOWED_UPDATES`` (comma-separated update kinds),
         ``TGRUNNER_DROP_PENDING_UPDATES`` (1/0), ``TGRUNNER_GRACE`` (seconds),
         ``TGRUNNER_STOP_BUDGET`` (seconds), ``TGRUNNER_DATA_DIR`` (default ``./.tgrunner``),
         ``TGRUNNER_JOURNAL`` (an explicit journal file), ``TGRUNNER_NO_JOURNAL`` (1: strict
-        offsets), ``TGRUNNER_JOURNAL_SYNC`` (``normal`` or ``full``).
+        offsets), ``TGRUNNER_JOURNAL_SYNC`` (``normal`` or ``full``),
         ``TGRUNNER_TRANSPORT`` (``fast`` or ``aiohttp``), ``TGRUNNER_PROXY`` (an http(s) proxy
         URL; empty: none set here, the standard proxy variables still apply).
+        Booleans are 1/0, true/false, yes/no or on/off.
         """
-        env = os.environ if env is None else env
-        sched: dict[str, Any] = {}
-        poll: dict[str, Any] = {}
-        intake: dict[str, Any] = {}
-        top: dict[str, Any] = {}
-        client: dict[str, Any] = {}
-        table: dict[str, tuple[dict[str, Any], str, type]] = {
-            "TGRUNNER_CONCURRENCY": (sched, "concurrency", int),
-            "TGRUNNER_MAX_PENDING": (sched, "max_pending", int),
-            "TGRUNNER_MAX_PENDING_PER_KEY": (sched, "max_pending_per_key", int),
-            "TGRUNNER_HANDLER_TIMEOUT": (sched, "handler_timeout", float),
-            "TGRUNNER_HOOK_TIMEOUT": (sched, "hook_timeout", float),
-            "TGRUNNER_POLL_TIMEOUT": (poll, "timeout", int),
-            "TGRUNNER_START_TIMEOUT": (poll, "start_timeout", float),
-            "TGRUNNER_GRACE": (top, "grace", float),
-            "TGRUNNER_STOP_BUDGET": (top, "stop_budget", float),
-        }
-        texts: dict[str, tuple[dict[str, Any], str]] = {
-            "TGRUNNER_DATA_DIR": (intake, "data_dir"),
-            "TGRUNNER_JOURNAL": (intake, "journal_path"),
-            "TGRUNNER_JOURNAL_SYNC": (intake, "journal_sync"),
-        }
-        for name in env:
-            if not name.startswith("TGRUNNER_") or name in _KNOWN_ELSEWHERE:
-                continue
-            if name in table:
-                target, key, kind = table[name]
-                target[key] = _number(env, name, kind)
-            elif name == "TGRUNNER_ALLOWED_UPDATES":
-                poll["allowed_updates"] = tuple(
-                    k.strip() for k in env[name].split(",") if k.strip()
-                )
-            elif name in texts:
-                target, key = texts[name]
-                target[key] = env[name].strip() or None
-            elif name == "TGRUNNER_NO_JOURNAL":
-                intake["journal"] = env[name].strip().lower() not in _TRUE
-            elif name == "TGRUNNER_DROP_PENDING_UPDATES":
-                poll["drop_pending_updates"] = env[name].strip().lower() in _TRUE
-            elif name == "TGRUNNER_TRANSPORT":
-                client["transport"] = env[name].strip()
-            elif name == "TGRUNNER_PROXY":
-                client["proxy"] = env[name].strip() or None
-            else:
-                known = sorted(
-                    [
-                        *table,
-                        *texts,
-                        "TGRUNNER_ALLOWED_UPDATES",
-                        "TGRUNNER_DROP_PENDING_UPDATES",
-                        "TGRUNNER_NO_JOURNAL",
-                        "TGRUNNER_PROXY",
-                        "TGRUNNER_TRANSPORT",
-                    ]
-                )
-                raise ConfigError(
-                    f"Unknown setting {name}. Known ones: {', '.join(known)}; unset it or fix "
-                    "its spelling."
-                )
-        if intake.get("journal_sync") is None:
-            intake.pop("journal_sync", None)
-        base = cls(
-            scheduler=SchedulerOptions(**sched),
-            polling=PollingOptions(**poll),
-            intake=IntakeOptions(**intake),
-            client=ClientOptions(**client),
-            **top,
+        values = read_env(env)
+        base = cls.from_values(
+            {ENV[name].to: value for name, value in values.items()},
+            names={ENV[name].to: name for name in ENV},
         )
         return replace(base, **overrides) if overrides else base
+
+    @classmethod
+    def from_values(
+        cls, values: Mapping[Field, Any], *, names: Mapping[Field, str] | None = None
+    ) -> Settings:
+        """Build settings from parsed values by (layer, field) (see :data:`ENV`).
+
+        A value that does not fit the others raises ConfigError naming the fields as ``names``
+        says (a flag, a variable), else by their Python names.
+        """
+        names = names or {}
+        layers: dict[str, dict[str, Any]] = {
+            "scheduler": {},
+            "polling": {},
+            "intake": {},
+            "client": {},
+            "": {},
+        }
+        for (layer, name), value in values.items():
+            layers[layer][name] = value
+        intake = layers["intake"]
+        if intake.get("journal_sync") is None:
+            intake.pop("journal_sync", None)
+        if intake.get("journal") is False and intake.get("journal_path") is not None:
+            path = names.get(("intake", "journal_path"), "journal_path")
+            off = names.get(("intake", "journal"), "journal=False")
+            raise ConfigError(f"{path} and {off} are both set: a journal file and none; pick one")
+        try:
+            return cls(
+                scheduler=SchedulerOptions(**layers["scheduler"]),
+                polling=PollingOptions(**layers["polling"]),
+                intake=IntakeOptions(**intake),
+                client=ClientOptions(**layers["client"]),
+                **layers[""],
+            )
+        except ConfigError as exc:
+            raise ConfigError(_renamed(str(exc), names)) from None

@@ -49,7 +49,7 @@ def test_from_env() -> None:
     env = {"TGRUNNER_TRANSPORT": "aiohttp", "TGRUNNER_PROXY": "http://127.0.0.1:3128"}
     assert Settings.from_env(env).client == ClientOptions("aiohttp", "http://127.0.0.1:3128")
     assert Settings.from_env({"TGRUNNER_PROXY": ""}).client.proxy is None
-    with pytest.raises(ConfigError, match="choose one of"):
+    with pytest.raises(ConfigError, match="TGRUNNER_TRANSPORT='curl' must be one of: fast"):
         Settings.from_env({"TGRUNNER_TRANSPORT": "curl"})
     with pytest.raises(ConfigError, match=r"TGRUNNER_PROXY.*TGRUNNER_TRANSPORT"):
         Settings.from_env({"TGRUNNER_PROXIES": "x"})

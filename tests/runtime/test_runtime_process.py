@@ -54,6 +54,7 @@ async def test_the_stop_budget_bounds_a_stop_whose_handler_ignores_cancellation(
     assert took < budget + 1.5, f"the stop took {took:.1f} s, past its {budget} s budget:\n{err}"
     assert code == 1, err  # not a clean stop: the handler was left behind
     assert "Traceback" not in err
+    assert "INFO tgrunner: stopped (budget exceeded) after " in err, err
     assert journaled(tg) == 1  # the unfinished update is kept for the next start
 
 

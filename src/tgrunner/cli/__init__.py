@@ -1,89 +1,87 @@
-"""The ``tgrunner`` command line, one module per command.
+"""The ``tgrunner`` command line: one module per command, each with an ``add_parser(sub)``.
 
-- ``tgrunner run module:attr`` runs a bot (a Router, an ``async fn(update, bot)``, an aiogram
-  Dispatcher, a PTB Application, or a factory) — :mod:`.run`.
-- ``tgrunner journal list|retry|drop`` inspects and releases quarantined updates —
-  :mod:`.journal`.
-- ``tgrunner demo`` runs an example bot against an embedded FakeTelegram — :mod:`.demo`.
-- ``tgrunner fake-telegram`` serves FakeTelegram on loopback.
-
-Errors a user can fix end with one line on stderr and exit code 2, never a traceback.
+A command is registered by one entry in :data:`_COMMANDS`. Errors a user can fix end with one
+line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import platform
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
-from tgrunner.cli import journal as journal_cmd
-from tgrunner.cli import run as run_cmd
+from tgrunner import __version__
+from tgrunner.cli.common import HelpFormatter, Parser, add_log_options, log_level, subcommands
 from tgrunner.errors import ConfigError, TgrunnerError
 
 __all__ = ["main"]
 
-# Commands that never need tgrunner.testing: their parser is built without importing it.
+_COMMANDS: dict[str, str] = {
+    "run": "tgrunner.cli.run",
+    "journal": "tgrunner.cli.journal",
+    "demo": "tgrunner.cli.demo",
+    "fake-telegram": "tgrunner.testing.fake.cli",
+}
+"""Each command's module, in --help order."""
+
+# Commands that never need tgrunner.testing: for them only their own module is imported
+# (importing FakeTelegram costs a run ~0.3 s of start-up).
 _LEAN = {"run", "journal"}
 
+DESCRIPTION = """\
+tgrunner runs Telegram bots, written for tgrunner, aiogram 3 or python-telegram-bot 22,
+with per-chat order, no lost update and a clean stop.
+"""
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run an example bot against an embedded FakeTelegram")
-    p.add_argument("--chats", type=int, default=1000, help="simulated chats (default 1000)")
-    p.add_argument("--updates", type=int, default=20000, help="messages to send (20000)")
-    p.add_argument("--latency", type=float, default=0.0, help="API latency in ms (default 0)")
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="updates per second offered (default 0: all at once)",
-    )
-    p.add_argument(
-        "--no-journal",
-        action="store_true",
-        help="run the bot with strict offsets instead of the intake journal",
-    )
-    p.set_defaults(func=_cmd_demo)
+EPILOG = """\
+Each command has its own --help. The logging options work before and after the command's
+name: 'tgrunner -v run mybot:router' and 'tgrunner run mybot:router -v' are the same.
 
+environment:
+  TGRUNNER_LOG_LEVEL   debug, info (default), warning or error; --log-level, -v and -q win
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from tgrunner.cli.demo import run_demo
+examples:
+  BOT_TOKEN=123456:ABC... tgrunner run mybot:router
+  tgrunner demo
+  tgrunner journal list
+  tgrunner fake-telegram --port 8081
+"""
 
-    return run_demo(
-        chats=args.chats,
-        updates=args.updates,
-        latency_ms=args.latency,
-        rate=args.rate,
-        journal=not args.no_journal,
-    )
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors in one line instead of the whole usage text."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _command(argv: Sequence[str]) -> str | None:
-    return next((a for a in argv if not a.startswith("-")), None)
+    """The command named in ``argv``: its first word that is neither an option nor the value
+    of ``--log-level``."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _parser(command: str | None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="tgrunner", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_cmd.add_parser(sub)
-    journal_cmd.add_parser(sub)
-    _add_demo(sub)
-    if command in _LEAN:
-        # Listed for --help only; importing FakeTelegram costs a run ~0.3 s of start-up.
-        sub.add_parser("fake-telegram", help="serve FakeTelegram, a fake Bot API server")
-    else:
-        from tgrunner.testing.fake import cli as fake_cli
-
-        fake_cli.add_parser(sub)
+    parser = Parser(prog="tgrunner", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"tgrunner {__version__} (Python {platform.python_version()})",
+        help="print the version of tgrunner and Python, and exit",
+    )
+    add_log_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    names = [command] if command in _LEAN else list(_COMMANDS)
+    for name in names:
+        importlib.import_module(_COMMANDS[name]).add_parser(sub)
+    for child in subcommands(parser):
+        add_log_options(child, top=False)
+    for each in (parser, *subcommands(parser)):
+        each.formatter_class = HelpFormatter
     return parser
 
 
@@ -91,10 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tgrunner`` command; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_command(argv)).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        level = log_level(args)
+    except ConfigError as exc:
+        print(f"tgrunner: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format=_FORMAT)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

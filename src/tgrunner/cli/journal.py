@@ -1,11 +1,7 @@
 """``tgrunner journal list|retry|drop``: inspect and release quarantined updates.
 
-An update whose handling killed the process 3 times is quarantined: kept in the journal but
-not replayed. ``list`` shows them (also while the bot runs), ``retry`` puts them back to be
-handled at the next start, ``drop`` forgets them. ``retry`` and ``drop`` need the bot stopped.
-
-The journal is found as ``tgrunner run`` finds it: ``--journal PATH``, or the bot's folder in
-``--data-dir`` (the bot named by ``--token`` or ``--bot-id``; with neither, the only bot there).
+The command's ``--help`` (:data:`DESCRIPTION`) says what quarantine is and how the journal is
+found.
 """
 
 from __future__ import annotations
@@ -13,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import textwrap
 import time
 from pathlib import Path
 
@@ -25,26 +22,110 @@ from tgrunner.intake.options import DEFAULT_DATA_DIR, JOURNAL_FILE
 __all__ = ["add_parser"]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+DESCRIPTION = """\
+Inspect and release quarantined updates.
+
+An update whose handling killed the bot's process 3 times is quarantined: kept in the
+journal, but not replayed. 'list' shows them (also while the bot runs), 'retry' puts them
+back, to be handled at the next start, and 'drop' forgets them. 'retry' and 'drop' need the
+bot stopped.
+"""
+
+_FINDING = """\
+The journal is found as 'tgrunner run' finds it: --journal PATH, or the bot's folder in the
+data dir (the bot named by --bot-id or the token; with neither, the only bot there).
+
+environment:
+  TGRUNNER_DATA_DIR           the data dir, when --data-dir is not given (default ./.tgrunner)
+  TGRUNNER_TOKEN, BOT_TOKEN   the token, when neither --token nor --bot-id is given
+  TGRUNNER_LOG_LEVEL          debug, info (default), warning or error
+"""
+
+_EXAMPLES = {
+    "journal": "  tgrunner journal list\n  tgrunner journal retry 12345\n"
+    "  tgrunner journal drop --all --data-dir /srv/bots --bot-id 123456\n",
+    "list": "  tgrunner journal list\n  tgrunner journal list --journal ./journal.sqlite3\n",
+    "retry": "  tgrunner journal retry 12345 12346\n  tgrunner journal retry --all\n",
+    "drop": "  tgrunner journal drop 12345\n  tgrunner journal drop --all --bot-id 123456\n",
+}
+
+
+def _epilog(name: str) -> str:
+    return f"{_FINDING}\nexamples:\n{_EXAMPLES[name]}"
+
+
+def _bot_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bot id (the digits before ':')")
+    return int(text)
+
+
+def _update_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an update id (a number)") from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``journal`` command and its ``list``, ``retry`` and ``drop`` actions."""
-    p = sub.add_parser("journal", help="inspect and release quarantined updates")
-    actions = p.add_subparsers(dest="action", required=True)
-    for name, text in (
-        ("list", "show quarantined updates and how many are waiting"),
-        ("retry", "put quarantined updates back, to be handled at the next start"),
-        ("drop", "forget quarantined updates"),
-    ):
-        a = actions.add_parser(name, help=text)
-        a.add_argument(
-            "--data-dir", help="the bots' data dir (default $TGRUNNER_DATA_DIR, else ./.tgrunner)"
+    p: argparse.ArgumentParser = sub.add_parser(
+        "journal",
+        help="inspect and release quarantined updates",
+        description=DESCRIPTION,
+        epilog=_epilog("journal"),
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="{list,retry,drop}")
+    for name, text, more in (
+        ("list", "show quarantined updates and how many are waiting",
+         "Show the quarantined updates of a bot's journal (id, attempts, since when, kind and "
+         "chat), and how many updates wait in it to be handled. Works while the bot runs."),
+        ("retry", "put quarantined updates back, to be handled at the next start",
+         "Put quarantined updates back in the journal: the bot handles them at its next "
+         "start. Stop the bot first."),
+        ("drop", "forget quarantined updates",
+         "Forget quarantined updates: they are deleted from the journal and never handled. "
+         "Stop the bot first."),
+    ):  # fmt: skip
+        a = actions.add_parser(
+            name, help=text, description=textwrap.fill(more, 92), epilog=_epilog(name)
         )
-        a.add_argument("--journal", metavar="PATH", help="an explicit journal file")
-        a.add_argument("--bot-id", type=int, help="the bot whose journal to open")
-        a.add_argument("--token", help="the bot's token (its id names the journal)")
+        a.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="the bots' data dir (default $TGRUNNER_DATA_DIR, else ./.tgrunner)",
+        )
+        a.add_argument(
+            "--journal",
+            metavar="PATH",
+            help="an explicit journal file (default: the bot's, in the data dir)",
+        )
+        a.add_argument(
+            "--bot-id",
+            type=_bot_id,
+            metavar="ID",
+            help="the bot whose journal to open (default: the token's bot, else the only one)",
+        )
+        a.add_argument(
+            "--token",
+            help="the bot's token: its id names the journal (default $TGRUNNER_TOKEN, else "
+            "$BOT_TOKEN)",
+        )
         if name != "list":
-            a.add_argument("update_ids", nargs="*", type=int, help="update ids")
-            a.add_argument("--all", action="store_true", help="every quarantined update")
+            a.add_argument(
+                "update_ids",
+                nargs="*",
+                type=_update_id,
+                metavar="UPDATE_ID",
+                help="the quarantined updates to " + name + " (default: none; see --all)",
+            )
+            a.add_argument(
+                "--all",
+                action="store_true",
+                help="every quarantined update (default: only the ids given)",
+            )
         a.set_defaults(func=_cmd_journal)
+    return p
 
 
 def _find(args: argparse.Namespace) -> Path:

@@ -5,113 +5,108 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-from dataclasses import replace
 
-from tgrunner.settings import Settings
+from tgrunner.cli.common import checked
+from tgrunner.cli.options import add_setting_options, settings_from
+from tgrunner.client.bot import check_api_url
+from tgrunner.errors import ConfigError
 
 __all__ = ["add_parser"]
 
 # Allocations between collections of the youngest generation (CPython's default is 700).
 _GC_GEN0 = 10_000
 
+DESCRIPTION = """\
+Run a bot until SIGINT or SIGTERM (Ctrl-C): a clean stop finishes what runs, confirms it and
+exits 0; a second signal stops at once.
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+TARGET is 'module:attribute', imported from the current folder: a tgrunner Router, an
+'async def handler(update, bot)', an aiogram Dispatcher, a python-telegram-bot Application,
+or a function without arguments that returns one of them.
+
+Updates of one chat are handled one at a time, in order; other chats run concurrently. Each
+update is written to the intake journal before Telegram is told it arrived, so none is lost
+to a crash; what had not finished is handled again at the next start.
+"""
+
+EPILOG = """\
+environment:
+  TGRUNNER_TOKEN, BOT_TOKEN   the bot token, when --token is not given; prefer them to
+                              --token, which other users of the machine see in 'ps'
+  TGRUNNER_API_URL            the Bot API server, when --api-url is not given
+  TGRUNNER_LOG_LEVEL          debug, info (default), warning or error
+  TGRUNNER_*                  each option above names its variable; an option given on
+                              the command line wins over its variable. Any other
+                              TGRUNNER_* variable is refused, so a typo cannot go unseen.
+  HTTPS_PROXY, ALL_PROXY, NO_PROXY
+                              the proxy, when neither --proxy nor TGRUNNER_PROXY is set
+
+examples:
+  BOT_TOKEN=123456:ABC... tgrunner run mybot:router
+  tgrunner run mybot:dp --concurrency 100 --handler-timeout 30
+  tgrunner run mybot:application --no-journal --allowed-updates message,callback_query
+  tgrunner run mybot:router -v          (debug logs: each fetch, backoff and replay)
+
+  Offline, against FakeTelegram (it prints its URL and a token):
+  tgrunner fake-telegram --port 8081 &
+  BOT_TOKEN=<the token it prints> tgrunner run mybot:router --api-url http://127.0.0.1:8081
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``run`` command."""
-    p = sub.add_parser("run", help="run a bot from an import string (module:attr)")
-    p.add_argument("target", help="the bot: 'module:attr' or 'module:factory'")
-    p.add_argument("--token", help="bot token (default: $TGRUNNER_TOKEN or $BOT_TOKEN)")
-    p.add_argument(
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        help="run a bot from an import string (module:attr)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    )
+    p.add_argument("target", metavar="TARGET", help="the bot: 'module:attr' (see above)")
+    bot = p.add_argument_group("the bot")
+    bot.add_argument(
+        "--token", help="bot token (default: $TGRUNNER_TOKEN, else $BOT_TOKEN, else the bot's own)"
+    )
+    bot.add_argument(
         "--api-url",
-        default=os.environ.get("TGRUNNER_API_URL"),
-        help="Bot API server (a self-hosted one, or FakeTelegram); default $TGRUNNER_API_URL, "
-        "else the framework bot's own, else https://api.telegram.org",
-    )
-    p.add_argument("--concurrency", type=int, help="handlers running at once (default 500)")
-    p.add_argument("--handler-timeout", type=float, help="seconds per handler (default none)")
-    p.add_argument("--grace", type=float, help="seconds to finish in-flight work on stop (10)")
-    p.add_argument("--stop-budget", type=float, help="seconds the whole stop may take (default 30)")
-    p.add_argument(
-        "--data-dir",
-        help="folder for the bot's durable files, one subfolder per bot id; default "
-        "$TGRUNNER_DATA_DIR, else ./.tgrunner",
-    )
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--journal",
-        metavar="PATH",
-        help="the intake journal file, instead of <data dir>/<bot id>/journal.sqlite3 (its "
-        "folder must exist)",
-    )
-    group.add_argument(
-        "--no-journal",
-        action="store_true",
-        help="strict offsets: no journal; Telegram keeps what is unfinished (at most 100 "
-        "updates in flight)",
-    )
-    p.add_argument(
-        "--journal-sync",
-        choices=("normal", "full"),
-        help="normal (default): survives a crash of the process; full: also a power loss "
-        "(an fsync per write)",
-    )
-    p.add_argument(
-        "--proxy",
+        type=checked(check_api_url, quote=False),
         metavar="URL",
-        help="send every Bot API call through this http(s) proxy (on the aiohttp transport); "
-        "default $TGRUNNER_PROXY, else $HTTPS_PROXY / $ALL_PROXY minus $NO_PROXY",
+        help="Bot API server's root URL: a self-hosted one, or FakeTelegram's (default: "
+        "$TGRUNNER_API_URL, else the aiogram or PTB bot's own, else https://api.telegram.org)",
     )
-    p.add_argument(
-        "--transport",
-        choices=("fast", "aiohttp"),
-        help="HTTP transport of the Bot API client (default fast; aiohttp whenever a proxy is set)",
-    )
-    p.add_argument(
+    bot.add_argument(
         "--own-http",
         action="store_true",
         help="aiogram and PTB bots: keep the framework's own HTTP client instead of "
-        "tgrunner's faster one",
+        "tgrunner's faster one (default: tgrunner's)",
     )
+    add_setting_options(p)
     p.set_defaults(func=_cmd_run)
+    return p
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The environment's settings with this command line's options on top."""
-    settings = Settings.from_env()
-    sched = settings.scheduler
-    if args.concurrency is not None:
-        sched = replace(sched, concurrency=args.concurrency)
-    if args.handler_timeout is not None:
-        sched = replace(sched, handler_timeout=args.handler_timeout)
-    intake = settings.intake
-    if args.data_dir is not None:
-        intake = replace(intake, data_dir=args.data_dir)
-    if args.journal is not None:
-        intake = replace(intake, journal=True, journal_path=args.journal)
-    if args.no_journal:
-        intake = replace(intake, journal=False, journal_path=None)
-    if args.journal_sync is not None:
-        intake = replace(intake, journal_sync=args.journal_sync)
-    client = settings.client
-    if args.proxy is not None:
-        client = replace(client, proxy=args.proxy)
-    if args.transport is not None:
-        client = replace(client, transport=args.transport)
-    top = {}
-    if args.grace is not None:
-        top["grace"] = args.grace
-    if args.stop_budget is not None:
-        top["stop_budget"] = args.stop_budget
-    return replace(settings, scheduler=sched, intake=intake, client=client, **top)
+def _api_url_from(args: argparse.Namespace) -> str | None:
+    if args.api_url is not None:
+        return str(args.api_url)
+    raw = os.environ.get("TGRUNNER_API_URL", "").strip()
+    if not raw:
+        return None
+    try:
+        return check_api_url(raw)
+    except ValueError as exc:
+        raise ConfigError(f"TGRUNNER_API_URL (the variable of --api-url): {exc}") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    # Everything the command line and the environment say is checked before the bot is
+    # imported: a bad option fails at once, whatever the bot's module does on import.
+    settings = settings_from(args)
+    api_url = _api_url_from(args)
+    token = args.token or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
+
     from tgrunner.runtime.build import build_runner
 
-    token = args.token or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
     own = {"session": "aiogram", "request": "ptb"} if args.own_http else {}
-    runner = build_runner(
-        args.target, token=token, api_url=args.api_url, settings=settings_from(args), **own
-    )
+    runner = build_runner(args.target, token=token, api_url=api_url, settings=settings, **own)
     # The process is ours: everything imported and built so far lives as long as it, so move
     # it out of the collector's sight, and collect the youngest generation less often, so a
     # backlog of thousands of queued updates is not traversed again and again.

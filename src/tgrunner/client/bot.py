@@ -10,10 +10,13 @@ when :mod:`tgrunner.client.retry` allows it for that method.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -21,10 +24,17 @@ from tgrunner.client.multipart import InputFile, encode_multipart, has_files, is
 from tgrunner.client.retry import may_resend
 from tgrunner.client.transports import check_name, proxy_from_env, transport_class
 from tgrunner.client.transports.errors import TransportError, TransportTimeout
-from tgrunner.errors import ConfigError, NetworkError, ServerError, TimedOut, telegram_error
+from tgrunner.errors import (
+    ConfigError,
+    NetworkError,
+    ServerError,
+    TimedOut,
+    UnexpectedAnswer,
+    telegram_error,
+)
 from tgrunner.protocols import Response, Transport
 
-__all__ = ["DEFAULT_API_URL", "Bot", "InputFile"]
+__all__ = ["DEFAULT_API_URL", "Bot", "InputFile", "check_api_url"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,34 @@ def _check_token(token: str) -> None:
             "The bot token is not in Telegram's format '<bot id>:<secret>'. "
             "Copy it from @BotFather, or pass the test token FakeTelegram prints."
         )
+
+
+def check_api_url(url: str) -> str:
+    """``url`` without a trailing slash when it can be a Bot API server's root URL; else
+    ValueError saying what to give instead.
+
+    Accepted: ``http(s)://host[:port]``, optionally with a path prefix (a reverse proxy's).
+    Refused: no scheme (``localhost:8081``), and python-telegram-bot's ``base_url`` style
+    ``.../bot`` (the Bot adds ``/bot<token>/`` itself).
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        example = f"http://{url}" if "://" not in url and url else "https://api.telegram.org"
+        raise ValueError(
+            f"{url!r} is not an http:// or https:// URL; give the Bot API server's root URL "
+            f"with its scheme, such as {example}"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{url!r} may not have a query, a fragment or a user name")
+    path = parts.path.rstrip("/")
+    head, _, last = path.rpartition("/")
+    if re.fullmatch(r"bot(\d+:.*)?", last):
+        root = f"{parts.scheme}://{parts.netloc}{head}"
+        raise ValueError(
+            f"{url!r} ends in /{last[:3]}, as python-telegram-bot's base_url does; tgrunner adds "
+            f"/bot<token> itself, so give the server's root without /bot: {root}"
+        )
+    return url.rstrip("/")
 
 
 _JSON = "application/json"
@@ -98,22 +136,55 @@ def _attach_media(params: dict[str, Any]) -> bool:
     return found
 
 
+def _safe_url(url: str) -> str:
+    """``url`` without the user name and password it may carry (a proxy's)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 def _network_error(method: str, api_url: str, exc: Exception) -> NetworkError:
     if isinstance(exc, TransportTimeout):
         return TimedOut(method, f"no answer from {api_url}: {exc}")
     return NetworkError(method, f"cannot reach {api_url}: {exc}")
 
 
-def _bad_answer(method: str, resp: Response, what: str) -> Exception:
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_MARKUP = re.compile(rb"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL)
+_GIST = 80  # characters of a page's title or first words
+
+
+def _gist(resp: Response) -> str:
+    """One line on a body that is not JSON: an HTML page's title (else its first words), or
+    the first words of other text."""
+    head = resp.body[:65536]
+    if not head.strip():
+        return "an empty body"
+    markup = "html" in resp.headers.get("content-type", "") or head.lstrip().startswith(b"<")
+    if markup:
+        title = _TITLE.search(head)
+        raw = title.group(1) if title and title.group(1).strip() else _MARKUP.sub(b" ", head)
+        text = html.unescape(raw.decode(errors="replace"))
+    else:
+        text = head.decode(errors="replace")
+    words = " ".join(text.split())
+    if len(words) > _GIST:
+        words = words[: _GIST - 1] + "…"
+    kind = "an HTML page" if markup else "a body"
+    return f'{kind} (not JSON): "{words}"' if words else f"{kind} (not JSON)"
+
+
+def _bad_answer(method: str, resp: Response, what: str | None = None) -> Exception:
     """An answer that is not Telegram's envelope: a 5xx or 429 is a ServerError (retry with
-    backoff), anything else a NetworkError (something between us and Telegram answered)."""
+    backoff), anything else an UnexpectedAnswer (something between us and Telegram answered).
+    Either says in one line what came (``what``, default: the gist of the body)."""
+    what = what or _gist(resp)
     if resp.status >= 500 or resp.status == 429:
-        text = resp.body[:200].decode(errors="replace")
-        return ServerError(method, resp.status, text)
-    return NetworkError(
+        return ServerError(method, resp.status, what)
+    return UnexpectedAnswer(
         method,
-        f"the server answered {resp.status} with {what}, not a Bot API answer; check api_url "
-        "and any proxy in between",
+        f"the server answered {resp.status} with {what}, not a Bot API answer; check the API "
+        "URL (--api-url) and any proxy in between",
+        resp.status,
     )
 
 
@@ -136,7 +207,9 @@ class Bot:
     - ``ssl_context``: the certificates to trust for an ``https://`` ``api_url``, default the
       system's.
 
-    ``bot.transport`` is the transport in use, ``bot.proxy`` the proxy in use (or None).
+    ``bot.transport`` is the transport in use (``bot.transport_name`` its name: ``"fast"``,
+    ``"aiohttp"``, or the class name of a Transport object), ``bot.proxy`` the proxy in use
+    (or None).
     A failed request is resent at most once, and only when the method is safe to repeat and
     no byte of an answer had come (:mod:`tgrunner.client.retry`); ``send*`` never is.
 
@@ -155,8 +228,12 @@ class Bot:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         _check_token(token)
+        try:
+            api_url = check_api_url(api_url)
+        except ValueError as exc:
+            raise ConfigError(f"The Bot cannot use that API URL: {exc}.") from None
         self.token = token
-        self.api_url = api_url.rstrip("/")
+        self.api_url = api_url
         self.timeout = timeout
         self.id = int(token.partition(":")[0])
         self._http = self._transport(transport, proxy, ssl_context, pool_size)
@@ -177,6 +254,7 @@ class Bot:
                     "Transport object, not to the Bot"
                 )
             self.proxy = None
+            self.transport_name = type(transport).__name__
             return transport
         name = check_name(transport)
         self.proxy = proxy if proxy is not None else proxy_from_env(self.api_url)
@@ -186,10 +264,23 @@ class Bot:
         if self.proxy:
             name = "aiohttp"
             options["proxy"] = self.proxy
+        self.transport_name = name
+        log.debug(
+            "Bot API client: %s transport to %s%s, %d connections at most",
+            name,
+            self.api_url,
+            f" through the proxy {_safe_url(self.proxy)}" if self.proxy else "",
+            pool_size,
+        )
         try:
             return transport_class(name)(self.api_url, **options)
         except ValueError as exc:
             raise ConfigError(f"The Bot cannot use {self.api_url!r}: {exc}") from None
+
+    @property
+    def me(self) -> JSON | None:
+        """The bot's ``getMe`` answer once :meth:`get_me` got it, else None."""
+        return self._me
 
     @property
     def transport(self) -> Transport:
@@ -251,7 +342,7 @@ class Bot:
         try:
             payload = orjson.loads(resp.body)
         except orjson.JSONDecodeError:
-            raise _bad_answer(method, resp, "a body that is not JSON") from None
+            raise _bad_answer(method, resp) from None
         if type(payload) is dict:
             if payload.get("ok"):
                 return payload.get("result")

@@ -37,6 +37,8 @@ class Frontend:
     - ``keys``: the ordering keys this framework needs (None: the settings' default).
     - ``allowed_updates``: the kinds the bot handles (None: Telegram's setting).
     - ``startup`` / ``shutdown``: awaited once before the first fetch / after the last update.
+    - ``name``: the front-end's name in the start-up line: ``"native"`` (default),
+      ``"aiogram"`` or ``"ptb"``.
     """
 
     handler: UpdateHandler
@@ -46,6 +48,7 @@ class Frontend:
     allowed_updates: tuple[str, ...] | None = None
     startup: Callable[[], Awaitable[Any]] | None = None
     shutdown: Callable[[], Awaitable[Any]] | None = None
+    name: str = "native"
 
 
 ADAPTERS: Mapping[str, str] = {

@@ -69,4 +69,5 @@ def build_runner(
         settings=settings,
         startup=fe.startup,
         shutdown=fe.shutdown,
+        frontend=fe.name,
     )

@@ -19,6 +19,10 @@ seconds to finish, what is done is confirmed, and ``serve()`` returns 0. A secon
 whole stop takes at most ``stop_budget`` seconds. A stop during start-up is honoured at once.
 Any failure of the runtime itself (a full disk, a bad answer) gets the same clean stop, then
 is raised. Neither prints a traceback.
+
+Once the bot is known and the intake is open, one INFO line on the ``tgrunner`` logger says
+what runs (the bot, front-end, source, intake, concurrency, transport); after the stop, one
+more sums it up (see :mod:`.report`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from tgrunner.intake.options import journal_path
 from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
+from tgrunner.runtime.report import start_line, stop_summary
 from tgrunner.scheduler import Scheduler
 from tgrunner.scheduler.admission import Admission
 from tgrunner.settings import Settings
@@ -48,6 +53,8 @@ from tgrunner.sources.polling import PollingSource
 __all__ = ["ErrorHook", "Runner", "RunnerStats", "TimeoutHook", "UpdateHandler", "run"]
 
 log = logging.getLogger(__name__)
+# The start-up line and the stop summary: what a person running the bot reads.
+say = logging.getLogger("tgrunner")
 
 JSON = dict[str, Any]
 ErrorHook = Callable[[JSON, BaseException], Awaitable[Any] | Any]
@@ -68,9 +75,14 @@ SUSPECT_KEY = "tgrunner:suspect"
 class RunnerStats:
     """Counters since start.
 
-    ``received``, ``finished``, ``errors``, ``timeouts``, ``stuck``; ``quarantined``: updates
-    set aside at start after killing the process 3 times. Updates parked or shed because their
-    chat was at its per-key limit are counted by ``Runner.admission`` (``parked``, ``shed``).
+    ``received``, ``finished`` (failed and timed out ones included), ``errors``, ``timeouts``,
+    ``stuck``; ``replayed``: unfinished updates taken from the journal at start;
+    ``quarantined``: updates set aside at start after killing the process 3 times. Updates
+    parked or shed because their chat was at its per-key limit are counted by
+    ``Runner.admission`` (``parked``, ``shed``). ``stop``: how the last stop went, ``""`` until
+    one ended: ``"clean"``, ``"fast"`` (what ran was cancelled), ``"budget exceeded"`` (the
+    stop budget ran out, or handlers ignored cancellation), ``"failed"`` (a failure of the
+    runtime itself) or ``"cancelled"`` (``serve()`` was cancelled).
     """
 
     received: int = 0
@@ -78,7 +90,9 @@ class RunnerStats:
     errors: int = 0
     timeouts: int = 0
     stuck: int = 0
+    replayed: int = 0
     quarantined: int = 0
+    stop: str = ""
 
 
 class Runner:
@@ -94,6 +108,7 @@ class Runner:
       finished and the offset was confirmed (a front-end's lifecycle hooks).
     - ``source`` / ``executor``: other implementations of the Protocols (default: polling, and
       the handler inline).
+    - ``frontend``: the front-end's name in the start-up line, default ``"native"``.
     """
 
     def __init__(
@@ -110,12 +125,14 @@ class Runner:
         shutdown: Callable[[], Awaitable[Any]] | None = None,
         source: Source | None = None,
         executor: Executor | None = None,
+        frontend: str = "native",
     ) -> None:
         self.settings = settings = settings or Settings()
         if bot is None:
             if not token:
                 raise ConfigError(
-                    "No bot token: pass token=..., or set TGRUNNER_TOKEN or BOT_TOKEN."
+                    "No bot token: set BOT_TOKEN or TGRUNNER_TOKEN, or pass --token (tgrunner "
+                    "run) or token=... (Runner)."
                 )
             # One connection per running handler, plus the poller: a handler never queues for
             # a connection behind the others.
@@ -133,6 +150,7 @@ class Runner:
             self._owns_bot = False
         self.bot = bot
         self.handler = handler
+        self.frontend = frontend
         self.stats = RunnerStats()
         self.intake: Journal | StrictIntake = StrictIntake()
         self._on_error = on_error
@@ -264,7 +282,7 @@ class Runner:
                 on_error=self._journal_failed,
             )
             self.stats.quarantined = len(self.intake.quarantined_now)
-            log.info("intake journal: %s", path)
+            log.debug("intake journal %s opened", path)
         await self.source.start()
         if self.intake.offset >= 0:
             self.source.confirm(self.intake.offset)
@@ -280,6 +298,7 @@ class Runner:
         source = self.source
         intake = self.intake
         replay = intake.unfinished()
+        self.stats.replayed = len(replay)
         if replay:
             self._suspects = intake.suspects()
             log.info(
@@ -288,6 +307,11 @@ class Runner:
                 len(replay),
                 len(self._suspects),
             )
+            if self._suspects:
+                log.debug(
+                    "suspects of the last crash, run one at a time: %s",
+                    ", ".join(map(str, sorted(self._suspects))),
+                )
         self.stats.received += len(replay)
         for update in replay:
             await sched.wait_capacity(1)
@@ -326,6 +350,7 @@ class Runner:
         if install_signals:
             control.install(loop)
         started = opened = False
+        since = time.monotonic()  # from the start-up line, once it is logged
         fetch: asyncio.Task[None] | None = None
         try:
             opening = loop.create_task(self._open(), name="tgrunner-start")
@@ -334,6 +359,8 @@ class Runner:
                 started = await self._settle_startup()
                 return 1 if control.fast.is_set() else 0
             opened = started = True
+            since = time.monotonic()
+            say.info(self._start_line())
             fetch = loop.create_task(self._fetch_loop(), name="tgrunner-fetch")
             await self._unless_stopped(fetch)
             failure: BaseException | None = None
@@ -344,7 +371,9 @@ class Runner:
             code = await self._shutdown()
             failure = failure or self._failure
             if failure is not None:
+                self.stats.stop = "failed"
                 raise failure
+            self.stats.stop = "clean" if code == 0 else "fast"
             return code
         finally:
             if fetch is not None and not fetch.done():
@@ -352,6 +381,41 @@ class Runner:
                 with contextlib.suppress(BaseException):
                     await fetch
             await self._close(started=started, opened=opened)
+            if opened:
+                self._summarise(time.monotonic() - since)
+
+    def _start_line(self) -> str:
+        intake = self.intake
+        path = getattr(intake, "path", None)
+        source = self.source
+        return start_line(
+            self.bot.me or {"id": self.bot.id},
+            frontend=self.frontend,
+            source=getattr(source, "description", type(source).__name__),
+            intake=f"journal {path}" if intake.durable and path else "strict offsets",
+            concurrency=self.settings.scheduler.concurrency,
+            transport=self.bot.transport_name,
+            proxy=self.bot.proxy,
+        )
+
+    def _summarise(self, seconds: float) -> None:
+        stats = self.stats
+        if self._hard_exit:
+            stats.stop = "budget exceeded"
+        elif not stats.stop:
+            stats.stop = "cancelled"
+        say.info(
+            stop_summary(
+                how=stats.stop,
+                seconds=seconds,
+                handled=stats.finished,
+                failed=stats.errors,
+                timed_out=stats.timeouts,
+                replayed=stats.replayed,
+                stuck=stats.stuck,
+                quarantined=stats.quarantined,
+            )
+        )
 
     async def _settle_startup(self) -> bool:
         """After a stop during start-up: did the front-end's start-up run (so it must be shut
@@ -442,7 +506,7 @@ class Runner:
         except TimeoutError:
             log.error("the stop budget of %.1f s ran out while confirming", settings.stop_budget)
             self._hard_exit = True
-        log.info(
+        log.debug(
             "stopped in %.2f s; %d updates finished, offset %d confirmed",
             time.monotonic() - started,
             self.stats.finished,

@@ -114,7 +114,7 @@ class Admission:
             self._shed_logged = now
             log.warning(
                 "dropping update %d: key %r already has %d updates queued "
-                "(max_pending_per_key) and strict offsets (--no-journal) keep no overflow; "
+                "(--max-pending-per-key) and strict offsets (--no-journal) keep no overflow; "
                 "%d dropped so far. Run with the journal to keep them",
                 update["update_id"],
                 keys[0] if keys else None,

@@ -18,18 +18,24 @@ Errors, as Telegram means them:
 - 401: stop with :class:`~tgrunner.errors.ConfigError` saying the token was rejected;
 - 409: stop with a message that says which conflict (a webhook is set, or another instance
   polls with the same token);
-- an answer that is not a list of updates: :class:`~tgrunner.errors.BadAnswer`.
+- an answer that is not a list of updates: :class:`~tgrunner.errors.BadAnswer`;
+- at start, an HTTP answer that is not the Bot API's (a web page, a proxy's 4xx page):
+  :class:`~tgrunner.errors.ConfigError` at once, as retrying cannot help.
+
+After one or more failed fetches, the first that succeeds logs "reconnected" (INFO); each fetch
+is logged at DEBUG.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +45,15 @@ from tgrunner.errors import (
     ConfigError,
     Conflict,
     NetworkError,
+    NotFound,
     RetryAfter,
     ServerError,
     TelegramError,
     Unauthorized,
+    UnexpectedAnswer,
 )
 
-__all__ = ["PollingOptions", "PollingSource"]
+__all__ = ["UPDATE_KINDS", "PollingOptions", "PollingSource", "check_update_kinds"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,49 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 100
 
 Update = dict[str, Any]
+
+UPDATE_KINDS = (
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_connection",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+    "guest_message",
+    "message_reaction",
+    "message_reaction_count",
+    "inline_query",
+    "chosen_inline_result",
+    "callback_query",
+    "shipping_query",
+    "pre_checkout_query",
+    "purchased_paid_media",
+    "poll",
+    "poll_answer",
+    "my_chat_member",
+    "chat_member",
+    "chat_join_request",
+    "chat_boost",
+    "removed_chat_boost",
+    "managed_bot",
+)
+"""The kinds of update of Bot API 10.1 (the fields of ``Update``), for ``allowed_updates``."""
+
+
+def check_update_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
+    """``kinds`` as a tuple when each is one of :data:`UPDATE_KINDS`; else ValueError naming
+    the closest kind, or listing them all."""
+    kinds = tuple(kinds)
+    for kind in kinds:
+        if kind not in UPDATE_KINDS:
+            close = difflib.get_close_matches(kind, UPDATE_KINDS, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?" if close else f"the kinds: {', '.join(UPDATE_KINDS)}"
+            )
+            raise ValueError(f"has an unknown update kind {kind!r}; {hint}")
+    return kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +144,9 @@ def conflict_message(exc: Conflict) -> str:
     """Say which 409 conflict happened and what to do about it."""
     if "webhook" in exc.description.lower():
         return (
-            "Telegram refuses getUpdates because a webhook is set for this bot. Delete it "
-            "(tgrunner delete-webhook, or deleteWebhook) to poll, or run in webhook mode."
+            "Telegram refuses getUpdates because a webhook is set for this bot. Delete it with "
+            "the Bot API's deleteWebhook method (open https://api.telegram.org/bot<token>/"
+            "deleteWebhook), then start again."
         )
     return (
         "Another instance is polling with this bot token (409: terminated by other getUpdates "
@@ -128,13 +180,19 @@ class PollingSource:
         self.bot = bot
         self.options = options
         self._advanced = asyncio.Event()
-        self._failures = 0
+        self._failures = 0  # consecutive failed fetches
+        self._outage_since = 0.0  # when the first of them failed
         self._stale = 0  # consecutive fetches that brought nothing new
         self._offset = -1  # confirmed: Telegram may forget what is below it
         self._sent = -1  # the offset of the last successful getUpdates
         self._highest = -1  # the highest update_id returned
         self._window: deque[int] = deque()  # returned ids not yet below the offset
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+    @property
+    def description(self) -> str:
+        """What the start-up line says of this source: ``polling <API URL>``."""
+        return f"polling {self.bot.api_url}"
 
     @property
     def in_flight(self) -> int:
@@ -161,6 +219,14 @@ class PollingSource:
             try:
                 await self.bot.get_me()
                 break
+            except UnexpectedAnswer as exc:
+                raise ConfigError(f"{self.bot.api_url} is not a Bot API server: {exc}.") from exc
+            except NotFound as exc:
+                raise ConfigError(
+                    f"{self.bot.api_url} answered getMe with 404 Not Found. Give --api-url "
+                    "(or TGRUNNER_API_URL) as the Bot API server's root URL, such as "
+                    "https://api.telegram.org, without /bot."
+                ) from exc
             except (NetworkError, ServerError, RetryAfter) as exc:
                 failures += 1
                 left = deadline - time.monotonic()
@@ -183,7 +249,10 @@ class PollingSource:
                     "Telegram rejected the bot token (401 Unauthorized). Check the token you "
                     "passed (--token, TGRUNNER_TOKEN or BOT_TOKEN) against @BotFather."
                 ) from exc
+        if failures:
+            log.info("reached %s after %d failed attempt(s)", self.bot.api_url, failures)
         if opts.drop_pending_updates:
+            log.debug("dropping the updates pending at Telegram (--drop-pending-updates)")
             await self.bot.delete_webhook(drop_pending_updates=True)
 
     async def _wait_for_room(self) -> None:
@@ -213,7 +282,6 @@ class PollingSource:
         timeout = 0 if in_flight else self.options.timeout
         offset = self._offset if self._offset >= 0 else None
         updates = await self._fetch(offset, limit, timeout)
-        self._failures = 0
         if offset is not None:
             self._sent = offset
         if updates and offset is not None and updates[0]["update_id"] < offset:
@@ -232,12 +300,20 @@ class PollingSource:
             self._highest = fresh[-1]["update_id"]
             self._window.extend(u["update_id"] for u in fresh)
         self._stale = 0 if fresh else self._stale + 1
+        log.debug(
+            "getUpdates: %d update(s), %d new (offset %s, limit %d, timeout %d s)",
+            len(updates),
+            len(fresh),
+            offset,
+            limit,
+            timeout,
+        )
         return fresh
 
     async def _fetch(self, offset: int | None, limit: int, timeout: int) -> list[Update]:
         while True:
             try:
-                return _checked(
+                updates = _checked(
                     await self.bot.get_updates(
                         offset=offset,
                         limit=limit,
@@ -245,17 +321,27 @@ class PollingSource:
                         allowed_updates=self.options.allowed_updates,
                     )
                 )
+                if self._failures:
+                    self._reconnected()
+                return updates
             except RetryAfter as exc:
                 delay = float(exc.retry_after or 1)
                 log.warning("getUpdates hit flood control; waiting %.1f s as Telegram asks", delay)
                 await self.sleep(delay)
             except (NetworkError, ServerError) as exc:
+                if not self._failures:
+                    self._outage_since = time.monotonic()
                 self._failures += 1
                 ceiling = min(
                     self.options.backoff_cap, self.options.backoff_base * 2 ** (self._failures - 1)
                 )
                 delay = random.uniform(ceiling / 2, ceiling)
-                log.warning("getUpdates failed (%s); retrying in %.2f s", exc, delay)
+                log.warning(
+                    "getUpdates failed (%s); retrying in %.2f s (failure %d in a row)",
+                    exc,
+                    delay,
+                    self._failures,
+                )
                 await self.sleep(delay)
             except Unauthorized as exc:
                 raise ConfigError(
@@ -266,9 +352,18 @@ class PollingSource:
                 raise ConfigError(conflict_message(exc)) from exc
             except TelegramError as exc:
                 raise ConfigError(
-                    f"getUpdates was refused: {exc.description}. Check allowed_updates and "
-                    "the polling options."
+                    f"getUpdates was refused: {exc.description}. Check --allowed-updates "
+                    "(TGRUNNER_ALLOWED_UPDATES) and --poll-timeout."
                 ) from exc
+
+    def _reconnected(self) -> None:
+        log.info(
+            "reconnected to %s after %.1f s / %d failed attempt(s)",
+            self.bot.api_url,
+            time.monotonic() - self._outage_since,
+            self._failures,
+        )
+        self._failures = 0
 
     async def close(self) -> None:
         """Send the confirmed offset, so Telegram forgets what is done or journaled.

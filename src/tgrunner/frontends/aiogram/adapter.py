@@ -435,6 +435,7 @@ def adapt(
         allowed_updates=tuple(dp.resolve_used_update_types()),
         startup=lifecycle.startup,
         shutdown=lifecycle.shutdown,
+        name="aiogram",
     )
 
 

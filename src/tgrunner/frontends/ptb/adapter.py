@@ -308,4 +308,5 @@ def adapt(
         allowed_updates=ALL_TYPES,
         startup=driver.startup,
         shutdown=driver.shutdown,
+        name="ptb",
     )

@@ -78,6 +78,7 @@ or a random one printed at start. The Bot API itself is open to anyone who has t
 
 Environment variables:
   {SECRET_ENV}   the control secret, as --control-secret
+  TGRUNNER_LOG_LEVEL        debug, info (default), warning or error
 """
 
 _EPILOG = f"""\
@@ -105,12 +106,12 @@ def _port(text: str) -> int:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=_port, default=8081, help="port to bind, 0 for any free one (8081)"
+        "--port", type=_port, default=8081, help="port to bind, 0 for any free one (default 8081)"
     )
     parser.add_argument("--token", help="the bot's token (default: generated from --seed)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of ids and tokens (0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of ids and tokens (default 0)")
     parser.add_argument(
         "--control-secret",
         default=os.environ.get(SECRET_ENV) or None,

@@ -1,0 +1,139 @@
+"""The settings options of ``tgrunner run``: one flag per ``TGRUNNER_*`` variable.
+
+Each flag is checked as it is parsed, with the same reading as its variable
+(:data:`tgrunner.settings.ENV`); a flag wins over its variable. A value that does not fit the
+others is reported by flag, or by variable when it came from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from tgrunner.cli.common import checked
+from tgrunner.settings import ENV, Field, Settings, read_env
+
+__all__ = ["FLAGS", "Flag", "add_setting_options", "settings_from"]
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A ``tgrunner run`` option for the variable ``env``; ``help`` states its default.
+    ``switch``: an option without a value (its variable is a boolean)."""
+
+    flag: str
+    env: str
+    group: str
+    help: str
+    metavar: str | None = None
+    switch: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("--concurrency", "TGRUNNER_CONCURRENCY", "handling",
+         "handlers running at once (default 500)", "N"),
+    Flag("--handler-timeout", "TGRUNNER_HANDLER_TIMEOUT", "handling",
+         "seconds a handler may run before it is cancelled (default: no limit)", "SECONDS"),
+    Flag("--hook-timeout", "TGRUNNER_HOOK_TIMEOUT", "handling",
+         "seconds an error or timeout hook may run (default 10)", "SECONDS"),
+    Flag("--max-pending", "TGRUNNER_MAX_PENDING", "handling",
+         "updates queued or running in all, the memory bound; at least --concurrency "
+         "(default 10000); past it, fetching waits", "N"),
+    Flag("--max-pending-per-key", "TGRUNNER_MAX_PENDING_PER_KEY", "handling",
+         "updates of one chat queued or running (default 1000); past it, that chat's updates "
+         "wait in the journal (with --no-journal they are dropped, with a warning)", "N"),
+    Flag("--poll-timeout", "TGRUNNER_POLL_TIMEOUT", "polling",
+         "long-poll seconds per getUpdates (default 30)", "SECONDS"),
+    Flag("--allowed-updates", "TGRUNNER_ALLOWED_UPDATES", "polling",
+         "comma-separated update kinds to receive, such as message,callback_query (default: "
+         "the kinds an aiogram or PTB bot handles, else Telegram's setting for the bot)",
+         "KINDS"),
+    Flag("--drop-pending-updates", "TGRUNNER_DROP_PENDING_UPDATES", "polling",
+         "skip the updates waiting at Telegram when the bot starts (default: handle them)",
+         switch=True),
+    Flag("--start-timeout", "TGRUNNER_START_TIMEOUT", "polling",
+         "seconds to keep retrying an unreachable Bot API at start (default 60)", "SECONDS"),
+    Flag("--data-dir", "TGRUNNER_DATA_DIR", "intake",
+         "folder of the bots' durable files, one subfolder per bot id (default ./.tgrunner)",
+         "DIR"),
+    Flag("--journal", "TGRUNNER_JOURNAL", "intake",
+         "the intake journal file, whose folder must exist (default: "
+         "<data dir>/<bot id>/journal.sqlite3)", "PATH"),
+    Flag("--no-journal", "TGRUNNER_NO_JOURNAL", "intake",
+         "strict offsets: no journal; Telegram keeps what is unfinished, so at most 100 "
+         "updates are in flight (default: the journal)", switch=True),
+    Flag("--journal-sync", "TGRUNNER_JOURNAL_SYNC", "intake",
+         "normal (default): the journal survives a crash of the process; full: also a power "
+         "loss (an fsync per write)", "{normal,full}"),
+    Flag("--grace", "TGRUNNER_GRACE", "stopping",
+         "seconds a stop waits for running handlers (default 10)", "SECONDS"),
+    Flag("--stop-budget", "TGRUNNER_STOP_BUDGET", "stopping",
+         "seconds the whole stop may take (default 30)", "SECONDS"),
+    Flag("--transport", "TGRUNNER_TRANSPORT", "HTTP client",
+         "HTTP transport of the Bot API client: fast (default) or aiohttp (used whenever a "
+         "proxy is set)", "{fast,aiohttp}"),
+    Flag("--proxy", "TGRUNNER_PROXY", "HTTP client",
+         "send every Bot API call through this http(s) proxy (default: $HTTPS_PROXY or "
+         "$ALL_PROXY, minus $NO_PROXY; none when unset)", "URL"),
+)  # fmt: skip
+"""Every settings option of ``tgrunner run``, in --help order."""
+
+_GROUPS = {
+    "handling": "handling (order, limits, time limits)",
+    "polling": "polling (getUpdates)",
+    "intake": "intake (the journal: no update lost)",
+    "stopping": "stopping (SIGINT or SIGTERM: clean stop; a second one: fast)",
+    "HTTP client": "HTTP client",
+}
+
+
+def add_setting_options(parser: argparse.ArgumentParser) -> None:
+    """Add every option of :data:`FLAGS` to ``parser``, in titled groups."""
+    groups: dict[str, Any] = {}
+    exclusive: Any = None
+    for f in FLAGS:
+        if f.group not in groups:
+            groups[f.group] = parser.add_argument_group(_GROUPS[f.group])
+        group = groups[f.group]
+        if f.flag in ("--journal", "--no-journal"):
+            exclusive = exclusive or group.add_mutually_exclusive_group()
+            group = exclusive
+        text = f"{f.help}; env {f.env}"
+        if f.switch:
+            group.add_argument(f.flag, dest=f.dest, action="store_true", help=text)
+        else:
+            group.add_argument(
+                f.flag, dest=f.dest, type=checked(ENV[f.env].parse), metavar=f.metavar, help=text
+            )
+
+
+def settings_from(args: argparse.Namespace, env: Any = None) -> Settings:
+    """The environment's settings (``env``, default ``os.environ``) with this command line's
+    options on top; ConfigError naming the flag (or the variable) whose value is wrong."""
+    flags = {f.env: f.flag for f in FLAGS}
+    from_env = read_env(env, flags=flags)
+    values: dict[Field, Any] = {ENV[name].to: value for name, value in from_env.items()}
+    names: dict[Field, str] = {ENV[f.env].to: f.flag for f in FLAGS}
+    names.update({ENV[name].to: name for name in from_env})
+    given: dict[Field, Any] = {}
+    for f in FLAGS:
+        value = getattr(args, f.dest, None)
+        if value is None or value is False:
+            continue
+        if f.flag == "--no-journal":
+            given[("intake", "journal")] = False
+            given[("intake", "journal_path")] = None
+        elif f.flag == "--journal":
+            given[("intake", "journal")] = True
+            given[("intake", "journal_path")] = value
+        else:
+            given[ENV[f.env].to] = value
+    for to in given:
+        names[to] = next(f.flag for f in FLAGS if ENV[f.env].to == to)
+    values.update(given)
+    return Settings.from_values(values, names=names)
