@@ -76,7 +76,7 @@ Security: on a loopback --host (the default) the control API needs no secret. On
 host every control request needs the header {SECRET_HEADER}: the value of --control-secret,
 or a random one printed at start. The Bot API itself is open to anyone who has the token.
 
-Environment variables:
+environment:
   {SECRET_ENV}   the control secret, as --control-secret
   TGRUNNER_LOG_LEVEL        debug, info (default), warning or error
 """
