@@ -141,7 +141,7 @@ async def test_help_documents_the_control_api() -> None:
         "GET  /control/chats/CHAT_ID/replies?after=CURSOR&wait=SECONDS",
         "TGRUNNER_CONTROL_SECRET",
         "X-Control-Secret",
-        "default 8081",
+        "8081)",
         "curl -s localhost:8081/control/send",
     ):
         assert words in out, words
