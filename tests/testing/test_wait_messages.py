@@ -128,7 +128,7 @@ async def test_polling_lists_the_calls_and_a_webhook_in_the_way(
         f"waited 0.2 s for the bot to poll: no getUpdates call is waiting or arrived at "
         f"{tg.api_url} since the wait began; recorded calls: getMe ×1, setWebhook ×1, "
         "getUpdates ×1; getUpdates failed: [getUpdates 409 \"Conflict: can't use getUpdates "
-        "method while webhook is active; use deleteWebhook to delete the webhook first\"]"
+        'method while webhook is active; use deleteWebhook to delete the webhook first"]'
     )
     assert message.endswith("; a webhook is set, so Telegram would not answer getUpdates either")
 

@@ -18,7 +18,8 @@ started, :func:`tgrunner.testing.running` calls :func:`reset_state` on it (unles
 
 Independently of that, :func:`prepare_for_loop` readies an object that may have run on another
 event loop before (pytest-asyncio gives each test its own): a PTB Application gets a new,
-empty ``update_queue``, since an ``asyncio.Queue`` stays bound to the loop it first waited on.
+empty ``update_queue`` and a new persistence event, since asyncio queues and events stay bound
+to the loop that first waited on them.
 
 The framework is imported only when the object is one of its own. The private parts used are
 in :mod:`tgrunner.frontends.aiogram.compat` and :mod:`tgrunner.frontends.ptb.compat`.
@@ -63,13 +64,19 @@ def prepare_for_loop(obj: Any) -> None:
     """Ready ``obj`` to start on the running event loop, whichever loop it ran on before."""
     for item in _items(obj):
         if _package(item) == "telegram":
-            _fresh_update_queue(item)
+            _fresh_loop_objects(item)
 
 
-def _fresh_update_queue(obj: Any) -> None:
+def _fresh_loop_objects(obj: Any) -> None:
     from telegram.ext import Application
 
-    if not isinstance(obj, Application) or obj.running or not obj.update_queue.empty():
+    from tgrunner.frontends.ptb import compat
+
+    if not isinstance(obj, Application) or obj.running:
+        return
+    if obj.persistence is not None:
+        compat.fresh_persistence_event(obj)
+    if not obj.update_queue.empty():
         return
     old = obj.update_queue
     new: asyncio.Queue[object] = asyncio.Queue(maxsize=old.maxsize)

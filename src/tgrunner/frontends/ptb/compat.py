@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_VALUE",
     "bot_requests",
     "conversation_states",
+    "fresh_persistence_event",
     "httpx_client_kwargs",
     "httpx_timeouts",
     "non_blocking_tasks",
@@ -165,3 +166,20 @@ def conversation_states(handler: ConversationHandler[Any]) -> MutableMapping[Any
             "reset_state=False, or build a new Application for each test."
         )
     return states
+
+
+def fresh_persistence_event(app: Application[Any, Any, Any, Any, Any, Any]) -> bool:
+    """Give a stopped application a new event for its persistence loop, so it can start again
+    on another event loop (an ``asyncio.Event`` stays bound to the loop that first waited on
+    it); return whether it was replaced.
+
+    Relies on the name-mangled ``Application.__update_persistence_event``, created once in
+    ``__init__`` and awaited by the persistence loop ``start()`` launches. When missing, False:
+    an application with a persistence then fails to stop on a second event loop, as under
+    PTB's own runner.
+    """
+    name = "_Application__update_persistence_event"
+    if app.running or not isinstance(getattr(app, name, None), asyncio.Event):
+        return False
+    setattr(app, name, asyncio.Event())
+    return True
