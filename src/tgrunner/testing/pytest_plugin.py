@@ -24,19 +24,17 @@ test, whatever event loop (and loop scope) an async test runs on: its waits are 
 any loop, and blocking ``*_sync`` twins serve sync tests. The fixture is sync, so it needs no
 async plugin; ``async def`` tests need one to run at all (pytest-asyncio, or anyio on asyncio).
 
-This module imports nothing of tgrunner until a test uses the fixture, so having tgrunner
-installed costs other projects' test runs nothing.
+Loading the plugin imports tgrunner and FakeTelegram, never aiogram or python-telegram-bot
+(those are imported only when a test runs such a bot).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from tgrunner.testing.fake.server import FakeTelegram
+from tgrunner.testing.fake.server import FakeTelegram
 
 __all__ = ["fake_telegram"]
 
@@ -48,7 +46,5 @@ def fake_telegram() -> Iterator[FakeTelegram]:
     Each test gets a new one (new chats, an empty record, the same token: ``seed=0``). Run the
     bot against it with :func:`tgrunner.testing.running`.
     """
-    from tgrunner.testing.fake.server import FakeTelegram
-
     with FakeTelegram().in_thread() as tg:
         yield tg
