@@ -84,3 +84,15 @@ def test_the_sync_form_runs_each_front_end_and_stops_at_once(kind: str) -> None:
         exited_in = time.monotonic() - left_at
     assert reply["text"] == f"{prefix}: hi"
     assert exited_in < 5, f"the exit of a {kind} bot took {exited_in:.1f} s"
+
+
+async def test_a_start_up_hook_that_raises_fails_the_enter(tg: FakeTelegram) -> None:
+    dp, bot = aiogram_bot(tg.token)
+
+    @dp.startup()
+    async def broken() -> None:
+        raise LookupError("no database")
+
+    with pytest.raises(LookupError, match="no database"):
+        async with running((dp, bot), tg):
+            pytest.fail("the block ran although the start-up failed")
