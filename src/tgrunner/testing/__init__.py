@@ -13,6 +13,9 @@
             assert reply["text"] == "hi"
 
 Sync code runs it in a thread: ``with FakeTelegram().in_thread() as tg: ...``.
+
+:func:`running` runs a bot in-process against it for a block (``async with``, or ``with`` in
+sync tests); the pytest plugin (:mod:`.pytest_plugin`) offers the ``fake_telegram`` fixture.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tgrunner.testing.fake.base import ApiError, Upload
 from tgrunner.testing.fake.faults import Faults, FloodLimits
 from tgrunner.testing.fake.server import FakeTelegram, RecordedRequest
 from tgrunner.testing.fake.webhook import WebhookRetry
+from tgrunner.testing.inprocess import Running, running
 
 __all__ = [
     "ApiError",
@@ -28,6 +32,8 @@ __all__ = [
     "Faults",
     "FloodLimits",
     "RecordedRequest",
+    "Running",
     "Upload",
     "WebhookRetry",
+    "running",
 ]

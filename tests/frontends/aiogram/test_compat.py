@@ -17,6 +17,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.exceptions import TelegramUnauthorizedError
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.methods import GetMe, SendMessage
 from aiogram.types import BufferedInputFile, Message, Update, User
 
@@ -152,3 +154,20 @@ async def test_run_filter_on_loop_moves_the_filter_off_the_thread() -> None:
     compat.run_filter_on_loop(text)
     assert await text.call(message, **extra) is True
     assert not compat.is_sync_magic_filter(text)
+
+
+async def test_memory_storage_records_hold_the_fsm_state() -> None:
+    storage = MemoryStorage()
+    key = StorageKey(bot_id=1, chat_id=5, user_id=5)
+    await storage.set_state(key, "Form:name")
+    await storage.set_data(key, {"name": "Alice"})
+    records = compat.memory_storage_records(storage)
+    assert key in records, "MemoryStorage.storage no longer holds the records by StorageKey"
+    records.clear()  # what a reset does
+    assert await storage.get_state(key) is None, "emptying MemoryStorage.storage kept the state"
+    assert await storage.get_data(key) == {}
+
+
+def test_memory_storage_records_fail_clearly_when_moved() -> None:
+    with pytest.raises(RuntimeError, match=r"MemoryStorage\.storage"):
+        compat.memory_storage_records(SimpleNamespace())

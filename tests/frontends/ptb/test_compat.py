@@ -20,6 +20,7 @@ from telegram.ext import (
     ApplicationBuilder,
     ConversationHandler,
     MessageHandler,
+    PicklePersistence,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
@@ -214,3 +215,64 @@ def test_httpx_timeouts() -> None:
         "pool_timeout": 4,
         "media_write_timeout": 5,
     }, "HTTPXRequest._client.timeout or HTTPXRequest._media_write_timeout moved"
+
+
+async def test_conversation_states_are_the_handlers_own(tg: FakeTelegram) -> None:
+    async def enter(update: Update, context: Any) -> int:
+        return 1
+
+    async def leave(update: Update, context: Any) -> int:
+        return ConversationHandler.END
+
+    conversation = ConversationHandler(
+        entry_points=[MessageHandler(filters.Regex("^talk"), enter)],
+        states={1: [MessageHandler(filters.TEXT, leave)]},
+        fallbacks=[],
+    )
+    app = ApplicationBuilder().token(tg.token).base_url(f"{tg.api_url}/bot").build()
+    app.add_handler(conversation)
+    states = compat.conversation_states(conversation)
+    async with started(app):
+        await app.process_update(Update.de_json(update(1, "talk"), app.bot))
+        assert dict(states) == {(5, 5): 1}, (
+            "ConversationHandler._conversations no longer holds the state of each conversation"
+        )
+        states.clear()  # what a reset does: the next message starts no state's handler
+        assert conversation.check_update(Update.de_json(update(2, "hello"), app.bot)) is None, (
+            "emptying ConversationHandler._conversations did not end the conversation"
+        )
+
+
+def test_conversation_states_fail_clearly_when_moved() -> None:
+    with pytest.raises(RuntimeError, match=r"ConversationHandler\._conversations"):
+        compat.conversation_states(object())  # type: ignore[arg-type]
+
+
+async def test_fresh_persistence_event_lets_the_application_run_on_another_loop(
+    tg: FakeTelegram, tmp_path: Any
+) -> None:
+    app = (
+        ApplicationBuilder()
+        .token(tg.token)
+        .base_url(f"{tg.api_url}/bot")
+        .persistence(PicklePersistence(tmp_path / "data.pickle"))
+        .build()
+    )
+
+    def run_once() -> None:
+        async def start_and_stop() -> None:
+            async with started(app):
+                await asyncio.sleep(0)  # the persistence loop starts waiting on the event
+
+        asyncio.run(start_and_stop())
+
+    async with started(app):
+        await asyncio.sleep(0)  # this loop now owns the event
+    assert compat.fresh_persistence_event(app), (
+        "Application.__update_persistence_event is gone: an application with a persistence "
+        "can no longer be given a new one"
+    )
+    # The loop of this test owned the old event; a new loop (in a thread: this one runs) can
+    # now start and stop the application. (Its update queue is public, and replaced as is.)
+    app.update_queue = asyncio.Queue()
+    await asyncio.to_thread(run_once)

@@ -12,7 +12,7 @@ What tgrunner needs and aiogram offers publicly is used directly elsewhere (``Bo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aiogram.dispatcher.event.handler import FilterObject
@@ -28,6 +28,7 @@ __all__ = [
     "bot_context",
     "filter_objects",
     "is_sync_magic_filter",
+    "memory_storage_records",
     "method_name",
     "method_returns",
     "prepare_unencoded",
@@ -150,6 +151,24 @@ def run_filter_on_loop(flt: FilterObject) -> None:
     """
     flt.callback = _on_loop(flt.callback)
     flt.awaitable = True
+
+
+def memory_storage_records(storage: Any) -> MutableMapping[Any, Any]:
+    """The records of an aiogram ``MemoryStorage`` (FSM state and data, by ``StorageKey``), so
+    tests can empty it between runs.
+
+    Relies on ``MemoryStorage.storage``, the ``defaultdict`` its ``__init__`` creates; it is not
+    documented (aiogram has no public way to empty a storage). Should it move, RuntimeError
+    says so instead of letting FSM state leak from one test into the next.
+    """
+    records = getattr(storage, "storage", None)
+    if not isinstance(records, MutableMapping):
+        raise RuntimeError(
+            "This aiogram keeps MemoryStorage records elsewhere than MemoryStorage.storage, so "
+            "tgrunner cannot reset FSM state; pass reset_state=False, or give each test its "
+            "own Dispatcher."
+        )
+    return records
 
 
 def _on_loop(resolve: Callable[..., Any]) -> Callable[..., Any]:

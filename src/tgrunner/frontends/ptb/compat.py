@@ -14,17 +14,20 @@ marker of request timeouts is recognised by the class of the public
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from telegram.request import BaseRequest
 
 if TYPE_CHECKING:
     from telegram import Bot, Update
-    from telegram.ext import Application
+    from telegram.ext import Application, ConversationHandler
 
 __all__ = [
     "DEFAULT_VALUE",
     "bot_requests",
+    "conversation_states",
+    "fresh_persistence_event",
     "httpx_client_kwargs",
     "httpx_timeouts",
     "non_blocking_tasks",
@@ -145,3 +148,38 @@ def httpx_timeouts(request: Any) -> dict[str, Any]:
         "pool_timeout": timeout.pool,
         "media_write_timeout": getattr(request, "_media_write_timeout", 20.0),
     }
+
+
+def conversation_states(handler: ConversationHandler[Any]) -> MutableMapping[Any, object]:
+    """The state of every conversation a ``ConversationHandler`` is in, by conversation key, so
+    tests can end them all between runs.
+
+    Relies on ``ConversationHandler._conversations``, the dict its ``__init__`` creates (and
+    ``_initialize_persistence`` refills from a persistence). Should it move, RuntimeError says
+    so instead of letting a conversation leak from one test into the next.
+    """
+    states = getattr(handler, "_conversations", None)
+    if not isinstance(states, MutableMapping):
+        raise RuntimeError(
+            "This python-telegram-bot keeps conversation states elsewhere than "
+            "ConversationHandler._conversations, so tgrunner cannot reset them; pass "
+            "reset_state=False, or build a new Application for each test."
+        )
+    return states
+
+
+def fresh_persistence_event(app: Application[Any, Any, Any, Any, Any, Any]) -> bool:
+    """Give a stopped application a new event for its persistence loop, so it can start again
+    on another event loop (an ``asyncio.Event`` stays bound to the loop that first waited on
+    it); return whether it was replaced.
+
+    Relies on the name-mangled ``Application.__update_persistence_event``, created once in
+    ``__init__`` and awaited by the persistence loop ``start()`` launches. When missing, False:
+    an application with a persistence then fails to stop on a second event loop, as under
+    PTB's own runner.
+    """
+    name = "_Application__update_persistence_event"
+    if app.running or not isinstance(getattr(app, name, None), asyncio.Event):
+        return False
+    setattr(app, name, asyncio.Event())
+    return True

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tgrunner.testing.fake import explain
 from tgrunner.testing.fake.world import State
 
 __all__ = ["RecordedRequest", "Recording"]
@@ -82,18 +83,27 @@ class Recording:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Return once ``predicate()`` is true; it is re-checked after every recorded request,
-        update and webhook delivery. Raises ``TimeoutError`` after ``timeout`` seconds."""
+        update and webhook delivery. Raises ``TimeoutError`` after ``timeout`` seconds, naming
+        the predicate."""
+        await self._wait(predicate, timeout, lambda: explain.predicate_timeout(predicate, timeout))
+
+    async def _wait(
+        self, predicate: Callable[[], bool], timeout: float, why: Callable[[], str]
+    ) -> None:
+        """:meth:`wait_for`, whose TimeoutError says ``why()`` (built on the server's loop)."""
         loop = asyncio.get_running_loop()
         if self.state.loop is not None and self.state.loop is not loop:
             await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self.wait_for(predicate, timeout), self.state.loop)
+                asyncio.run_coroutine_threadsafe(
+                    self._wait(predicate, timeout, why), self.state.loop
+                )
             )
             return
         deadline = loop.time() + timeout
         while not predicate():
             left = deadline - loop.time()
             if left <= 0:
-                raise TimeoutError(f"condition not met within {timeout} s")
+                raise TimeoutError(why())
             watcher = self.state.watch()
             try:
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
@@ -102,7 +112,7 @@ class Recording:
             except TimeoutError:
                 if predicate():
                     return
-                raise TimeoutError(f"condition not met within {timeout} s") from None
+                raise TimeoutError(why()) from None
 
     async def wait_for_replies(
         self,
@@ -110,14 +120,19 @@ class Recording:
         count: int,
         timeout: float = 5.0,
     ) -> list[dict[str, Any]]:
-        """Wait until the bot has sent at least ``count`` messages in ``chat``; return them."""
+        """Wait until the bot has sent at least ``count`` messages in ``chat``; return them.
+
+        The TimeoutError names the chat, the count and the replies that did arrive."""
         chat_id = _chat_id_of(chat)
         replies = self.state.bot_messages
 
         def enough() -> bool:
             return len(replies.get(chat_id, ())) >= count
 
-        await self.wait_for(enough, timeout)
+        def why() -> str:
+            return explain.replies_timeout(self.state, self.requests, chat_id, count, timeout)
+
+        await self._wait(enough, timeout, why)
         return self.state.replies(chat_id)
 
     async def wait_for_call(
@@ -128,7 +143,9 @@ class Recording:
         where: Callable[[RecordedRequest], bool] | None = None,
     ) -> RecordedRequest:
         """Wait for a request of ``method`` (any case) that satisfies ``where``; return the
-        first such request, including one that came before the call."""
+        first such request, including one that came before the call.
+
+        The TimeoutError names the method and lists the calls that did arrive."""
         found = self.state.spec.method(method)
         name = found.name if found is not None else method
         # Records are counted as they come, so a ring that dropped old ones is scanned right.
@@ -149,14 +166,18 @@ class Recording:
                     return True
             return False
 
-        await self.wait_for(check, timeout)
+        def why() -> str:
+            return explain.call_timeout(list(self.requests), name, where, timeout, self._record)
+
+        await self._wait(check, timeout, why)
         return match[0]
 
     async def wait_until_polling(self, timeout: float = 10.0) -> None:
         """Wait until the bot polls: a ``getUpdates`` is waiting here or has been answered.
 
         Recorded calls appear only once answered, so a long poll on an empty queue would not
-        show up in :meth:`wait_for_call` until its timeout; this sees it while it waits.
+        show up in :meth:`wait_for_call` until its timeout; this sees it while it waits. The
+        TimeoutError lists the calls that did arrive.
         """
         bot = self.state.primary
         answered = len(self.calls("getUpdates"))
@@ -164,7 +185,14 @@ class Recording:
         def polling() -> bool:
             return bot.long_poll is not None or len(self.calls("getUpdates")) > answered
 
-        await self.wait_for(polling, timeout)
+        def why() -> str:
+            records = list(self.requests)
+            return explain.polling_timeout(self.state, records, self._url(), timeout, self._record)
+
+        await self._wait(polling, timeout, why)
+
+    def _url(self) -> str:
+        return str(getattr(self, "api_url", "this FakeTelegram"))
 
     def _sync(self, coro_fn: Callable[[], Awaitable[Any]]) -> Any:
         loop = self.state.loop
