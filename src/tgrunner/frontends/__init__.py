@@ -8,21 +8,39 @@ Framework adapters are found by name: :data:`ADAPTERS` maps the top-level packag
 user's object (``"aiogram"``, ``"telegram"``) to the import string of its adapter, which is
 imported (with the framework) only when such an object is run. This package imports no
 adapter and nothing of the runtime.
+
+Entry points (an aiogram ``async def main()`` that awaits ``dp.start_polling(bot)``, a PTB
+``def main()`` that calls ``application.run_polling()``) are run unchanged: while tgrunner
+calls one, :func:`intercepting` makes each imported framework's polling call hand a
+:class:`PollingCall` to a :class:`Handoff` (the runtime), which runs it on tgrunner. The
+framework's own polling loop never runs. :data:`ENTRY_HOOKS` names, per framework, the
+function that installs that for the duration of the call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from tgrunner.keys import KeyFunc
 
 if TYPE_CHECKING:
     from tgrunner.client.bot import Bot
 
-__all__ = ["ADAPTERS", "Frontend", "detect"]
+__all__ = [
+    "ADAPTERS",
+    "ENTRY_HOOKS",
+    "Frontend",
+    "Handoff",
+    "PollingCall",
+    "detect",
+    "intercepting",
+]
 
 UpdateHandler = Callable[[dict[str, Any], "Bot"], Awaitable[Any]]
 
@@ -73,3 +91,77 @@ def detect(obj: Any, **options: Any) -> Frontend | None:
     module, _, name = target.partition(":")
     adapt: Callable[..., Frontend] = getattr(importlib.import_module(module), name)
     return adapt(obj, **options)
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PollingCall:
+    """A framework's polling call made by the user's entry point, as tgrunner runs it.
+
+    - ``target``: what to run (the Dispatcher, the Application), with ``options`` for its
+      adapter (aiogram: ``bot``, the Bots passed; ``data``, the workflow data keywords).
+    - ``allowed_updates`` / ``drop_pending_updates`` / ``timeout`` (long-poll seconds): the
+      polling options the call passed; None when it did not pass them.
+    - ``call``: the call as messages name it, e.g. ``"dp.start_polling()"``.
+    - ``ignored``: options the call passed that tgrunner has no use for.
+    """
+
+    target: Any
+    call: str
+    options: dict[str, Any] = field(default_factory=dict)
+    allowed_updates: tuple[str, ...] | None = None
+    drop_pending_updates: bool | None = None
+    timeout: int | None = None
+    ignored: tuple[str, ...] = ()
+
+
+class Handoff(Protocol):
+    """Where an entry point's polling calls go while :func:`intercepting` is active.
+
+    The framework-side replacements call ``await serve_call(call)`` from async code (aiogram's
+    ``start_polling``), ``run_call(call)`` from sync code that blocks (PTB's ``run_polling``),
+    and ``refuse(message)`` for a call tgrunner cannot run (a webhook). Each returns once the
+    bot stopped, or raises something the user's code does not catch (a ``BaseException``).
+    """
+
+    async def serve_call(self, call: PollingCall) -> None: ...
+
+    def run_call(self, call: PollingCall) -> None: ...
+
+    def refuse(self, message: str) -> NoReturn: ...
+
+
+ENTRY_HOOKS: Mapping[str, str] = {
+    "aiogram": "tgrunner.frontends.aiogram.entry:intercept",
+    "telegram": "tgrunner.frontends.ptb.entry:intercept",
+}
+"""Per framework (by top-level package), ``module:function`` called as ``intercept(handoff)``:
+a context manager during which that framework's polling (and webhook) calls go to
+``handoff``."""
+
+_active = threading.Lock()
+
+
+@contextlib.contextmanager
+def intercepting(handoff: Handoff) -> Iterator[None]:
+    """For the block, route the polling calls of every framework of :data:`ENTRY_HOOKS` that is
+    imported (in ``sys.modules``) to ``handoff``; the frameworks are patched back on exit.
+
+    One block at a time per process: a second one raises RuntimeError. A framework first
+    imported inside the block is not intercepted (the user's module imports its framework
+    before its entry point is called).
+    """
+    if not _active.acquire(blocking=False):
+        raise RuntimeError("tgrunner already runs an entry point in this process")
+    try:
+        with contextlib.ExitStack() as stack:
+            for package, target in ENTRY_HOOKS.items():
+                if package in sys.modules:
+                    module, _, name = target.partition(":")
+                    intercept = getattr(importlib.import_module(module), name)
+                    stack.enter_context(intercept(handoff))
+            yield
+    finally:
+        _active.release()
