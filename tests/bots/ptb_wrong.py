@@ -4,12 +4,20 @@ points tgrunner refuses (a webhook, an Updater started by hand)."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
+# The server and token matter only to updater_main, which calls the server before it is refused.
+API = os.environ.get("PTB_WRONG_API", "https://api.telegram.org")
 builder = ApplicationBuilder().token("1:placeholder")
-application = Application.builder().token("1:placeholder").build()
+application = (
+    Application.builder()
+    .token(os.environ.get("BOT_TOKEN", "1:placeholder"))
+    .base_url(f"{API}/bot")
+    .build()
+)
 bot = application.bot
 
 

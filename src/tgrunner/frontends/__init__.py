@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from tgrunner.keys import KeyFunc
@@ -135,33 +138,85 @@ class Handoff(Protocol):
 
 ENTRY_HOOKS: Mapping[str, str] = {
     "aiogram": "tgrunner.frontends.aiogram.entry:intercept",
-    "telegram": "tgrunner.frontends.ptb.entry:intercept",
+    "telegram.ext": "tgrunner.frontends.ptb.entry:intercept",
 }
-"""Per framework (by top-level package), ``module:function`` called as ``intercept(handoff)``:
-a context manager during which that framework's polling (and webhook) calls go to
-``handoff``."""
+"""Per framework, by the module that defines its polling calls (``aiogram``, PTB's
+``telegram.ext``), ``module:function`` called as ``intercept(handoff)``: a context manager
+during which that framework's polling (and webhook) calls go to ``handoff``."""
 
 _active = threading.Lock()
 
 
 @contextlib.contextmanager
 def intercepting(handoff: Handoff) -> Iterator[None]:
-    """For the block, route the polling calls of every framework of :data:`ENTRY_HOOKS` that is
-    imported (in ``sys.modules``) to ``handoff``; the frameworks are patched back on exit.
+    """For the block, route the polling calls of every framework of :data:`ENTRY_HOOKS` to
+    ``handoff``: at once for those imported already, and as soon as it is imported for the
+    others (so a module that starts its bot while it is imported is caught too). Nothing is
+    imported here; the frameworks are patched back on exit.
 
-    One block at a time per process: a second one raises RuntimeError. A framework first
-    imported inside the block is not intercepted (the user's module imports its framework
-    before its entry point is called).
+    One block at a time per process: a second one raises RuntimeError.
     """
     if not _active.acquire(blocking=False):
         raise RuntimeError("tgrunner already runs an entry point in this process")
     try:
         with contextlib.ExitStack() as stack:
-            for package, target in ENTRY_HOOKS.items():
-                if package in sys.modules:
-                    module, _, name = target.partition(":")
-                    intercept = getattr(importlib.import_module(module), name)
-                    stack.enter_context(intercept(handoff))
+
+            def hook(name: str) -> None:
+                module, _, attr = ENTRY_HOOKS[name].partition(":")
+                intercept = getattr(importlib.import_module(module), attr)
+                stack.enter_context(intercept(handoff))
+
+            waiting = {name for name in ENTRY_HOOKS if name not in sys.modules}
+            for name in ENTRY_HOOKS.keys() - waiting:
+                hook(name)
+            if waiting:
+                finder = _AfterImport(waiting, hook)
+                sys.meta_path.insert(0, finder)
+                stack.callback(sys.meta_path.remove, finder)
             yield
     finally:
         _active.release()
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls ``then(name)`` once the module ``name`` (one of ``names``) has been executed."""
+
+    def __init__(self, names: set[str], then: Callable[[str], None]) -> None:
+        self.names = names
+        self.then = then
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> ModuleSpec | None:
+        if fullname not in self.names:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec: ModuleSpec | None = find(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                self.names.discard(fullname)
+                spec.loader = _ThenLoader(spec.loader, lambda: self.then(fullname))
+                return spec
+        return None
+
+
+class _ThenLoader(importlib.abc.Loader):
+    """``loader``, calling ``then()`` after it executed the module; the module keeps
+    ``loader`` as its own (``__loader__``, ``__spec__.loader``)."""
+
+    def __init__(self, loader: importlib.abc.Loader, then: Callable[[], None]) -> None:
+        self.loader = loader
+        self.then = then
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        self.then()

@@ -22,8 +22,7 @@ from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
-from tgrunner.runtime.entry import EntryPoint, RefusePolling
-from tgrunner.runtime.loader import import_target
+from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
 from tgrunner.runtime.runner import Runner
 from tgrunner.runtime.targets import check_handler, refusal, shape_of
 from tgrunner.settings import Settings
@@ -135,18 +134,28 @@ def _name_of(obj: Any) -> str:
 def _resolve(target: str | Any, factory: bool) -> tuple[Any, str, Any, str]:
     """``(obj, name, module, shape)``: shape ``"call"`` when ``obj`` is to be called."""
     if isinstance(target, str):
-        found = import_target(target)
+        found = import_guarded(target)
         obj, name, module = found.obj, target, found.module
     else:
         obj, name, module = target, _name_of(target), None
     if factory:
-        if not callable(obj):
+        if not callable(obj) or _needs_arguments(obj):
             raise ConfigError(
-                f"--factory: {name} is a {type(obj).__name__}, not something to call; drop "
-                "--factory to run it as it is"
+                f"--factory: {name} is a {type(obj).__name__} that cannot be called without "
+                "arguments, so it is no factory; drop --factory to run it as it is"
             )
         return obj, name, module, "call"
     return obj, name, module, shape_of(obj, name, module)
+
+
+def _needs_arguments(fn: Any) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call tell
+        return False
+    return any(
+        p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params
+    )
 
 
 def _factory_result(obj: Any, name: str) -> Any:

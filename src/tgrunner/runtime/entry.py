@@ -43,10 +43,10 @@ from typing import Any, NoReturn
 
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import PollingCall, intercepting
-from tgrunner.runtime.loader import user_code_error
+from tgrunner.runtime.loader import Target, import_target, user_code_error
 from tgrunner.runtime.runner import Runner, loop_factory
 
-__all__ = ["EntryPoint", "RefusePolling", "run_awaitable"]
+__all__ = ["EntryPoint", "RefusePolling", "import_guarded", "run_awaitable"]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class EntryPoint:
             except _Unwind:
                 return self._outcome()
             except Exception as exc:
-                raise user_code_error(exc, f"{self.name} raised") from None
+                raise self._user_error(exc) from None
         if self._started is not None:
             return self._outcome()
         runner = self._returned(result)
@@ -135,7 +135,7 @@ class EntryPoint:
             except _Unwind:
                 return self._outcome()
             except Exception as exc:
-                raise user_code_error(exc, f"{self.name} raised") from None
+                raise self._user_error(exc) from None
         if self._started is not None:
             return self._outcome()
         return self._returned(result).run()
@@ -207,6 +207,13 @@ class EntryPoint:
             runner.stop(stopped)
         return runner
 
+    def _user_error(self, exc: Exception) -> Exception:
+        # What the entry point's code raised while tgrunner unwound it (an ``async with``
+        # whose exit fails, say) follows from tgrunner's own error: that one is reported.
+        if self._error is not None and isinstance(self._error, Exception):
+            return self._error
+        return user_code_error(exc, f"{self.name} raised")
+
     def _outcome(self) -> int:
         if self._error is not None:
             raise self._error
@@ -254,11 +261,14 @@ def run_awaitable(awaitable: Any) -> Any:
 
 
 class RefusePolling:
-    """A :class:`~tgrunner.frontends.Handoff` for calling a factory: any polling call ends it
-    with a ConfigError (a factory returns its bot; one that starts it is an entry point)."""
+    """A :class:`~tgrunner.frontends.Handoff` for code that must not start a bot: a factory
+    (it returns its bot; one that starts it is an entry point), or a module being imported.
+    Any polling call ends that code with a ConfigError; see :meth:`call` and
+    :func:`import_guarded`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, importing: bool = False) -> None:
         self.name = name
+        self.importing = importing
         self.error: ConfigError | None = None
 
     async def serve_call(self, call: PollingCall) -> None:
@@ -272,10 +282,19 @@ class RefusePolling:
         raise _Unwind
 
     def _refuse(self, call: str) -> NoReturn:
-        self.error = ConfigError(
-            f"{self.name} starts the bot itself ({call}), so it is an entry point, not a "
-            "factory returning the bot: run it without --factory"
-        )
+        if self.importing:
+            module = self.name.partition(":")[0]
+            self.error = ConfigError(
+                f"importing {module!r} starts the bot ({call} runs while the module is "
+                "imported): put the code that starts it under 'if __name__ == \"__main__\":', "
+                f"then run tgrunner run {module}:main, or point tgrunner at the Dispatcher or "
+                "Application"
+            )
+        else:
+            self.error = ConfigError(
+                f"{self.name} starts the bot itself ({call}), so it is an entry point, not a "
+                "factory returning the bot: run it without --factory"
+            )
         raise _Unwind
 
     def call(self, fn: Callable[[], Any]) -> Any:
@@ -287,7 +306,28 @@ class RefusePolling:
                 if inspect.isawaitable(result):
                     result = run_awaitable(result)
             except _Unwind:
-                raise self.error or ConfigError(f"{self.name} was ended") from None
+                raise self._error() from None
             except Exception as exc:
+                if self.error is not None:  # raised while tgrunner unwound the call
+                    raise self.error from None
                 raise user_code_error(exc, f"{self.name} raised") from None
         return result
+
+    def _error(self) -> ConfigError:
+        return self.error or ConfigError(f"{self.name} was ended by tgrunner")
+
+
+def import_guarded(spec: str) -> Target:
+    """:func:`~tgrunner.runtime.loader.import_target`, refusing a module that starts its bot
+    while it is imported (``asyncio.run(main())`` without an ``if __name__ == "__main__":``
+    guard): the framework's own polling never runs, not even then."""
+    guard = RefusePolling(spec, importing=True)
+    with intercepting(guard):
+        try:
+            return import_target(spec)
+        except _Unwind:
+            raise guard._error() from None
+        except ConfigError:
+            if guard.error is not None:  # the module's code failed while tgrunner unwound it
+                raise guard.error from None
+            raise

@@ -8,6 +8,7 @@ tgrunner then does)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from telegram.ext import (
     ApplicationBuilder,
     ConversationHandler,
     MessageHandler,
+    Updater,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
@@ -214,3 +216,32 @@ def test_httpx_timeouts() -> None:
         "pool_timeout": 4,
         "media_write_timeout": 5,
     }, "HTTPXRequest._client.timeout or HTTPXRequest._media_write_timeout moved"
+
+
+def test_polling_calls_take_run_polling_refuse_the_rest_and_put_them_back() -> None:
+    params = inspect.signature(Application.run_polling).parameters
+    assert {"allowed_updates", "drop_pending_updates", "timeout"} <= set(params), (
+        f"PTB's Application.run_polling lost a parameter tgrunner maps: {params}"
+    )
+    methods = ("run_polling", "run_webhook")
+    original = [Application.__dict__[m] for m in methods]
+    updater = [Updater.__dict__[m] for m in ("start_polling", "start_webhook")]
+    seen: list[tuple[Any, dict[str, Any]]] = []
+    refused: list[str] = []
+    app = ApplicationBuilder().token("1:a").build()
+    assert app.updater is not None
+    with compat.polling_calls(lambda a, options: seen.append((a, options)), refused.append):
+        app.run_polling(allowed_updates=["message"], timeout=5)
+        app.run_webhook(port=1)
+        app.updater.start_polling()
+        app.updater.start_webhook()
+        with pytest.raises(TypeError):  # a wrong call fails as it does without tgrunner
+            app.run_polling(no_such_option=1)  # type: ignore[call-arg]
+    assert seen == [(app, {"allowed_updates": ["message"], "timeout": 5})]
+    assert refused == [
+        "application.run_webhook()",
+        "application.updater.start_polling()",
+        "application.updater.start_webhook()",
+    ]
+    assert [Application.__dict__[m] for m in methods] == original
+    assert [Updater.__dict__[m] for m in ("start_polling", "start_webhook")] == updater
