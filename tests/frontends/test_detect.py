@@ -60,9 +60,11 @@ async def test_a_native_bot_imports_no_framework() -> None:
         "aiogram/adapter.py",
         "aiogram/session.py",
         "aiogram/compat.py",
+        "aiogram/entry.py",
         "ptb/adapter.py",
         "ptb/request.py",
         "ptb/compat.py",
+        "ptb/entry.py",
     ],
 )
 def test_the_front_ends_and_adapters_do_not_import_the_runtime(path: str) -> None:

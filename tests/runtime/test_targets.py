@@ -365,3 +365,18 @@ async def test_a_module_that_starts_its_bot_while_imported_is_refused(
         await asyncio.to_thread(_load, "starts_at_import:dp")
     assert tg.calls("getUpdates") == []
     assert Dispatcher.start_polling.__module__ == "aiogram.dispatcher.dispatcher"
+
+
+def test_run_help_states_the_rules_and_factory() -> None:
+    from tgrunner.cli import _parser
+
+    parser = _parser("run")
+    assert parser.parse_args(["run", "mybot:create", "--factory"]).factory is True
+    assert parser.parse_args(["run", "mybot:dp"]).factory is False
+    commands = next(action for action in parser._actions if action.dest == "command")
+    assert isinstance(commands.choices, dict)
+    run_parser = commands.choices["run"]
+    text = " ".join(run_parser.format_help().split())
+    assert "what TARGET may be:" in text
+    assert "--factory call TARGET (sync or async, no arguments) and run the bot it returns" in text
+    assert "tgrunner sets it to the token given before it imports the module" in text

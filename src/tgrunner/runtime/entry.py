@@ -147,7 +147,7 @@ class EntryPoint:
         runner = self._take(call)
         try:
             code = await runner.serve(install_signals=self._signals)
-        except (Exception, _Unwind) as exc:
+        except Exception as exc:  # raised once the entry point has been unwound
             self._error = exc
             raise _Unwind from None
         self._code = code

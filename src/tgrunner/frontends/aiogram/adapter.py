@@ -4,6 +4,7 @@
 
     tgrunner run mybot:dp          # the Dispatcher; its Bot is found as described below
     tgrunner run mybot:create      # a factory returning (dp, bot)
+    tgrunner run mybot:main        # main() awaiting dp.start_polling(bot); see .entry
 
     from tgrunner.frontends.aiogram import run
     run(dp, bot)                   # instead of dp.run_polling(bot); see :mod:`.launch`
