@@ -4,6 +4,7 @@ The hierarchy::
 
     TgrunnerError                    base of everything raised on purpose
     ├── ConfigError                  bad settings, import string, token or CLI arguments
+    │   └── UserCodeError            the user's module raised while tgrunner imported or called it
     ├── SchedulerFull                submit() past capacity(): wait with wait_capacity()
     │   └── LaneFull                 submit() past lane_room(keys): one key's lane is full
     ├── BadAnswer                    the Bot API answered with something that is not its answer
@@ -46,6 +47,7 @@ __all__ = [
     "TimedOut",
     "Unauthorized",
     "UnexpectedAnswer",
+    "UserCodeError",
     "telegram_error",
 ]
 
@@ -56,6 +58,18 @@ class TgrunnerError(Exception):
 
 class ConfigError(TgrunnerError):
     """The configuration cannot work; the message says what to change."""
+
+
+class UserCodeError(ConfigError):
+    """The user's code raised while tgrunner imported it or called its factory or entry point.
+
+    The message is one line naming what failed; ``traceback`` holds the traceback trimmed to
+    the user's own frames (no tgrunner or importlib frames), as text ending in a newline.
+    """
+
+    def __init__(self, message: str, traceback: str) -> None:
+        super().__init__(message)
+        self.traceback = traceback
 
 
 class SchedulerFull(TgrunnerError):

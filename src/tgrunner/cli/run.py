@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import sys
+from typing import TYPE_CHECKING
 
 from tgrunner.cli.common import checked
 from tgrunner.cli.options import add_setting_options, settings_from
 from tgrunner.client.bot import check_api_url
 from tgrunner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tgrunner.runtime.entry import EntryPoint
+    from tgrunner.runtime.runner import Runner
 
 __all__ = ["add_parser"]
 
@@ -80,8 +86,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "tgrunner's faster one (default: tgrunner's)",
     )
     add_setting_options(p)
+    _add_target_options(p)
     p.set_defaults(func=_cmd_run)
     return p
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    from tgrunner.runtime.targets import HELP
+
+    group = p.add_argument_group("what TARGET may be", HELP)
+    group.add_argument(
+        "--factory",
+        action="store_true",
+        help="call TARGET (sync or async, no arguments) and run the bot it returns, as "
+        "uvicorn's --factory (default: off; see the rules above)",
+    )
 
 
 def _api_url_from(args: argparse.Namespace) -> str | None:
@@ -102,11 +121,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     api_url = _api_url_from(args)
     token = args.token or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
+    if token and not os.environ.get("BOT_TOKEN"):
+        # Before the user's module is imported: a module-level Bot(token=os.getenv("BOT_TOKEN"))
+        # then gets the token given on the command line.
+        os.environ["BOT_TOKEN"] = token
 
-    from tgrunner.runtime.build import build_runner
+    from tgrunner.errors import UserCodeError
+    from tgrunner.runtime.build import build_launcher
 
     own = {"session": "aiogram", "request": "ptb"} if args.own_http else {}
-    runner = build_runner(args.target, token=token, api_url=api_url, settings=settings, **own)
+    try:
+        runner = build_launcher(
+            args.target,
+            token=token,
+            api_url=api_url,
+            settings=settings,
+            factory=args.factory,
+            **own,
+        )
+        return _run(runner)
+    except UserCodeError as exc:
+        sys.stderr.write(exc.traceback)
+        raise
+
+
+def _run(runner: Runner | EntryPoint) -> int:
     # The process is ours: everything imported and built so far lives as long as it, so move
     # it out of the collector's sight, and collect the youngest generation less often, so a
     # backlog of thousands of queued updates is not traversed again and again.

@@ -1,7 +1,15 @@
-"""Turn whatever the user's import string names into a ready :class:`~.runner.Runner`.
+"""Turn whatever the user's target names into something to run: a :class:`~.runner.Runner`,
+or for an entry point (``main``) an :class:`~.entry.EntryPoint`.
 
-The native front-end takes a :class:`~tgrunner.Router` or an ``async fn(update, bot)``;
-:func:`tgrunner.frontends.detect` recognises aiogram and python-telegram-bot objects.
+What a target may be is in :mod:`tgrunner.runtime.targets` (the rules of ``tgrunner run``):
+a bot object (a tgrunner ``Router``, an aiogram ``Dispatcher``, a PTB ``Application``), an
+``async fn(update, bot)``, a function taking no arguments (an entry point, or a factory), or
+with ``factory=True`` any callable returning a bot object. :func:`tgrunner.frontends.detect`
+finds the front-end of framework objects.
+
+- :func:`build_launcher` is what ``tgrunner run`` runs: it follows every rule.
+- :func:`build_runner` returns a Runner, so it cannot run an entry point: a function taking
+  no arguments is called as a factory there, and one that starts polling is refused.
 """
 
 from __future__ import annotations
@@ -12,29 +20,44 @@ from typing import Any
 
 from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError
-from tgrunner.frontends import Frontend, detect
+from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
-from tgrunner.runtime.loader import load_target
+from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
 from tgrunner.runtime.runner import Runner
+from tgrunner.runtime.targets import check_handler, refusal, shape_of
 from tgrunner.settings import Settings
+from tgrunner.sources.polling import PollingOptions
 
-__all__ = ["build_runner", "frontend_for"]
+__all__ = ["build_launcher", "build_runner", "frontend_for"]
+
+_NOT_RUNNABLE = (
+    "Point it at a tgrunner Router or an 'async def handler(update, bot)', an aiogram "
+    "Dispatcher, a python-telegram-bot Application, or a function that starts or returns one "
+    "of them (main; a factory)."
+)
 
 
 def frontend_for(obj: Any, **options: Any) -> Frontend:
-    """The :class:`Frontend` that drives ``obj``; ConfigError when nothing can.
+    """The :class:`Frontend` that drives ``obj``; ConfigError (with a hint) when nothing can.
 
-    ``options`` (``token``, ``api_url``, front-end switches) go to the framework's adapter.
+    ``options`` (``token``, ``api_url``, ``name`` for messages, front-end switches) go to the
+    framework's adapter.
     """
-    if isinstance(obj, Router) or inspect.iscoroutinefunction(obj):
+    name = options.get("name") or _name_of(obj)
+    if isinstance(obj, Router):
         return Frontend(handler=obj)
+    if inspect.iscoroutinefunction(obj):
+        check_handler(obj, name)
+        return Frontend(handler=obj)
+    problem = refusal(obj, name)
+    if problem is not None:
+        raise ConfigError(problem)
     found = detect(obj, **options)
     if found is not None:
         return found
     raise ConfigError(
-        f"tgrunner cannot run a {type(obj).__module__}.{type(obj).__name__}. Point it at a "
-        "tgrunner Router or an 'async def handler(update, bot)', an aiogram Dispatcher, a "
-        "python-telegram-bot Application, or a factory returning one of them."
+        f"tgrunner cannot run {name}, a {type(obj).__module__}.{type(obj).__name__}. "
+        + _NOT_RUNNABLE
     )
 
 
@@ -44,18 +67,139 @@ def build_runner(
     token: str | None = None,
     api_url: str | None = None,
     settings: Settings | None = None,
+    factory: bool = False,
     **options: Any,
 ) -> Runner:
     """Load ``target`` (an import string or the object itself) and wrap it in a Runner.
 
-    ``token`` and ``api_url`` given here win over those of the framework's own bot object;
-    ``api_url`` defaults to the framework's, else Telegram's. ``settings`` defaults to
-    ``Settings.from_env()``. ``options`` go to the front-end (for example
-    ``session="aiogram"`` to keep aiogram's own HTTP session).
+    - ``token`` and ``api_url`` given here win over those of the framework's own bot object;
+      ``api_url`` defaults to the framework's, else Telegram's.
+    - ``settings`` defaults to ``Settings.from_env()``.
+    - ``factory`` (default False): call ``target`` (any callable; awaited when it returns an
+      awaitable) and run what it returns. A function taking no arguments is called so even
+      without it; one that starts polling itself is refused (see :func:`build_launcher`).
+    - ``options`` go to the front-end (for example ``session="aiogram"`` to keep aiogram's own
+      HTTP session).
     """
     settings = settings or Settings.from_env()
-    obj = load_target(target) if isinstance(target, str) else target
-    fe = frontend_for(obj, token=token, api_url=api_url, **options)
+    obj, name, module, shape = _resolve(target, factory)
+    if shape == "call":
+        obj = _factory_result(RefusePolling(name).call(obj), name)
+    return _runner(obj, name, token, api_url, settings, options, None, module)
+
+
+def build_launcher(
+    target: str | Any,
+    *,
+    token: str | None = None,
+    api_url: str | None = None,
+    settings: Settings | None = None,
+    factory: bool = False,
+    **options: Any,
+) -> Runner | EntryPoint:
+    """What ``tgrunner run TARGET`` runs: a Runner, or an :class:`EntryPoint` for a function
+    taking no arguments (without ``factory``). Both have ``serve()``, ``run()`` and ``stop()``.
+
+    Arguments as for :func:`build_runner`. The entry point is called only by ``serve()`` or
+    ``run()``; the Dispatcher or Application it starts is run with ``token``, ``api_url`` and
+    ``settings`` from here, plus the polling options of its call where ``settings`` leave
+    them at their defaults.
+    """
+    settings = settings or Settings.from_env()
+    obj, name, module, shape = _resolve(target, factory)
+    if shape != "call" or factory:
+        if shape == "call":
+            obj = _factory_result(RefusePolling(name).call(obj), name)
+        return _runner(obj, name, token, api_url, settings, options, None, module)
+
+    def build(found: Any, call: PollingCall | None) -> Runner:
+        if call is None:
+            found = _factory_result(found, name)
+        return _runner(found, name, token, api_url, settings, options, call, None)
+
+    return EntryPoint(obj, name, build=build)
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _name_of(obj: Any) -> str:
+    qualname = getattr(obj, "__qualname__", None)
+    module = getattr(obj, "__module__", None)
+    if inspect.isfunction(obj) and qualname and module:
+        return f"{module}:{qualname}"
+    return f"the {type(obj).__name__}"
+
+
+def _resolve(target: str | Any, factory: bool) -> tuple[Any, str, Any, str]:
+    """``(obj, name, module, shape)``: shape ``"call"`` when ``obj`` is to be called."""
+    if isinstance(target, str):
+        found = import_guarded(target)
+        obj, name, module = found.obj, target, found.module
+    else:
+        obj, name, module = target, _name_of(target), None
+    if factory:
+        if not callable(obj) or _needs_arguments(obj):
+            raise ConfigError(
+                f"--factory: {name} is a {type(obj).__name__} that cannot be called without "
+                "arguments, so it is no factory; drop --factory to run it as it is"
+            )
+        return obj, name, module, "call"
+    return obj, name, module, shape_of(obj, name, module)
+
+
+def _needs_arguments(fn: Any) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call tell
+        return False
+    return any(
+        p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params
+    )
+
+
+def _factory_result(obj: Any, name: str) -> Any:
+    if obj is None:
+        raise ConfigError(f"{name} returned None: a factory must return the bot. " + _NOT_RUNNABLE)
+    if shape_of(obj, f"what {name} returned", None) == "call":
+        raise ConfigError(
+            f"{name} returned a function taking no arguments; a factory must return the bot "
+            "itself. " + _NOT_RUNNABLE
+        )
+    return obj
+
+
+def _with_call(settings: Settings, call: PollingCall) -> Settings:
+    """``settings`` plus the polling options of the entry point's call, where ``settings``
+    leave them at their defaults (a flag or variable given to tgrunner wins over the code)."""
+    polling = settings.polling
+    default = PollingOptions()
+    changes: dict[str, Any] = {}
+    if call.allowed_updates is not None and polling.allowed_updates is None:
+        changes["allowed_updates"] = call.allowed_updates
+    if call.drop_pending_updates is not None and polling.drop_pending_updates is False:
+        changes["drop_pending_updates"] = call.drop_pending_updates
+    if call.timeout is not None and polling.timeout == default.timeout:
+        changes["timeout"] = call.timeout
+    return replace(settings, polling=replace(polling, **changes)) if changes else settings
+
+
+def _runner(
+    obj: Any,
+    name: str,
+    token: str | None,
+    api_url: str | None,
+    settings: Settings,
+    options: dict[str, Any],
+    call: PollingCall | None,
+    module: Any,
+) -> Runner:
+    if call is not None:
+        settings = _with_call(settings, call)
+        options = {**options, **call.options}
+    elif module is not None and inspect.iscoroutinefunction(obj):
+        check_handler(obj, name, module)  # a hint naming the module's own Router
+    fe = frontend_for(obj, token=token, api_url=api_url, name=name, **options)
     if fe.keys is not None and settings.keys is Settings().keys:
         settings = replace(settings, keys=fe.keys)
     if fe.allowed_updates is not None and settings.polling.allowed_updates is None:

@@ -50,7 +50,15 @@ from tgrunner.scheduler.admission import Admission
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingSource
 
-__all__ = ["ErrorHook", "Runner", "RunnerStats", "TimeoutHook", "UpdateHandler", "run"]
+__all__ = [
+    "ErrorHook",
+    "Runner",
+    "RunnerStats",
+    "TimeoutHook",
+    "UpdateHandler",
+    "loop_factory",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 # The start-up line and the stop summary: what a person running the bot reads.
@@ -262,6 +270,12 @@ class Runner:
         self.admission.admit(update, keys)
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def hard_exit(self) -> bool:
+        """Whether the process must exit at once after ``serve()`` returned, because handlers
+        ignore cancellation (the interpreter would wait for them forever)."""
+        return self._hard_exit
 
     def stop(self, fast: bool = False) -> None:
         """Ask the runner to stop: gracefully, or at once with ``fast``.
@@ -553,18 +567,23 @@ class Runner:
         Exits the process at once if handlers ignore cancellation on a fast exit, since the
         interpreter would otherwise wait for them forever.
         """
-        try:
-            import uvloop
-
-            factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-        except ImportError:
-            factory = None
-        with asyncio.Runner(loop_factory=factory) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             code = runner.run(self.serve())
             if self._hard_exit:
                 logging.shutdown()
                 os._exit(code)
         return code
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory for ``asyncio.Runner``: uvloop's when installed, else None
+    (asyncio's default)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def run(handler: UpdateHandler, *, token: str | None = None, **kwargs: Any) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TEST, TelegramAPIServer
 from aiogram.fsm.strategy import FSMStrategy
@@ -49,7 +49,8 @@ def test_the_bot_is_found_in_workflow_data_or_given() -> None:
         (lambda: (Dispatcher(), [Bot("1:a"), Bot("2:b")]), "Found 2 aiogram Bots given"),
         (lambda: Dispatcher(a=Bot("1:a"), b=Bot("2:b")), "Found 2 aiogram Bots in the"),
         (lambda: (Dispatcher(), "bot"), "must be (dispatcher, bot)"),
-        (lambda: Bot("1:a"), "not a Bot"),
+        (lambda: Bot("1:a"), "is an aiogram Bot: point at the Dispatcher"),
+        (lambda: Router(), "is an aiogram Router, not a Dispatcher"),
     ],
 )
 def test_unusable_targets_fail_clearly(target: Any, message: str) -> None:

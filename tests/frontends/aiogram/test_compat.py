@@ -6,6 +6,8 @@ tgrunner then does)."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -171,3 +173,47 @@ async def test_memory_storage_records_hold_the_fsm_state() -> None:
 def test_memory_storage_records_fail_clearly_when_moved() -> None:
     with pytest.raises(RuntimeError, match=r"MemoryStorage\.storage"):
         compat.memory_storage_records(SimpleNamespace())
+
+
+async def test_polling_calls_take_start_and_run_polling_and_put_them_back() -> None:
+    for method in (Dispatcher.start_polling, Dispatcher.run_polling):
+        params = inspect.signature(method).parameters
+        assert {"bots", "polling_timeout", "allowed_updates", "kwargs"} <= set(params), (
+            f"aiogram's Dispatcher.{method.__name__} lost a parameter tgrunner maps: {params}"
+        )
+    original = (Dispatcher.start_polling, Dispatcher.run_polling)
+    seen: list[tuple[str, Any, tuple[Any, ...], dict[str, Any]]] = []
+
+    async def start(dp: Any, bots: tuple[Any, ...], options: dict[str, Any]) -> None:
+        seen.append(("start", dp, bots, options))
+
+    def run(dp: Any, bots: tuple[Any, ...], options: dict[str, Any]) -> None:
+        seen.append(("run", dp, bots, options))
+
+    dp, bot = Dispatcher(), Bot("1:a")
+    with compat.polling_calls(start, run, lambda: None):
+        await dp.start_polling(bot, polling_timeout=3, greeting="hi")
+        await asyncio.to_thread(dp.run_polling, bot)
+    # Only what the caller passed, and the workflow data as plain keywords.
+    assert seen == [
+        ("start", dp, (bot,), {"polling_timeout": 3, "greeting": "hi"}),
+        ("run", dp, (bot,), {}),
+    ]
+    assert (Dispatcher.start_polling, Dispatcher.run_polling) == original
+
+
+def test_polling_calls_refuse_the_webhook_handler_only_while_active() -> None:
+    from aiogram.webhook.aiohttp_server import BaseRequestHandler, SimpleRequestHandler
+    from aiohttp import web
+
+    original = BaseRequestHandler.register
+    calls: list[str] = []
+
+    async def never(*args: Any) -> None:
+        raise AssertionError("not a polling call")
+
+    handler = SimpleRequestHandler(dispatcher=Dispatcher(), bot=Bot("1:a"))
+    with compat.polling_calls(never, never, lambda: calls.append("webhook")):  # type: ignore[arg-type]
+        handler.register(web.Application(), path="/hook")
+    assert calls == ["webhook"]
+    assert BaseRequestHandler.register is original

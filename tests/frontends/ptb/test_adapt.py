@@ -49,8 +49,12 @@ async def test_adapt_reads_the_bot_and_applies_overrides(tg: FakeTelegram) -> No
 
     with pytest.raises(ConfigError, match="request='httpx'"):
         adapt(app, request="httpx")
-    with pytest.raises(ConfigError, match="Application, not ExtBot"):
+    with pytest.raises(ConfigError, match="is a python-telegram-bot Bot: point tgrunner at"):
         adapt(app.bot)
+    with pytest.raises(ConfigError, match=r"ApplicationBuilder: call \.build\(\) on it"):
+        adapt(ApplicationBuilder().token(tg.token))
+    with pytest.raises(ConfigError, match="Application, not Updater"):
+        adapt(app.updater)
 
 
 @pytest.mark.timeout(30)

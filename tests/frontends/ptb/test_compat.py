@@ -8,6 +8,7 @@ tgrunner then does)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from telegram.ext import (
     ConversationHandler,
     MessageHandler,
     PicklePersistence,
+    Updater,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
@@ -276,3 +278,32 @@ async def test_fresh_persistence_event_lets_the_application_run_on_another_loop(
     # now start and stop the application. (Its update queue is public, and replaced as is.)
     app.update_queue = asyncio.Queue()
     await asyncio.to_thread(run_once)
+
+
+def test_polling_calls_take_run_polling_refuse_the_rest_and_put_them_back() -> None:
+    params = inspect.signature(Application.run_polling).parameters
+    assert {"allowed_updates", "drop_pending_updates", "timeout"} <= set(params), (
+        f"PTB's Application.run_polling lost a parameter tgrunner maps: {params}"
+    )
+    methods = ("run_polling", "run_webhook")
+    original = [Application.__dict__[m] for m in methods]
+    updater = [Updater.__dict__[m] for m in ("start_polling", "start_webhook")]
+    seen: list[tuple[Any, dict[str, Any]]] = []
+    refused: list[str] = []
+    app = ApplicationBuilder().token("1:a").build()
+    assert app.updater is not None
+    with compat.polling_calls(lambda a, options: seen.append((a, options)), refused.append):
+        app.run_polling(allowed_updates=["message"], timeout=5)
+        app.run_webhook(port=1)
+        app.updater.start_polling()
+        app.updater.start_webhook()
+        with pytest.raises(TypeError):  # a wrong call fails as it does without tgrunner
+            app.run_polling(no_such_option=1)  # type: ignore[call-arg]
+    assert seen == [(app, {"allowed_updates": ["message"], "timeout": 5})]
+    assert refused == [
+        "application.run_webhook()",
+        "application.updater.start_polling()",
+        "application.updater.start_webhook()",
+    ]
+    assert [Application.__dict__[m] for m in methods] == original
+    assert [Updater.__dict__[m] for m in ("start_polling", "start_webhook")] == updater

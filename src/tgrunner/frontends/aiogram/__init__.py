@@ -2,7 +2,8 @@
 
 See :mod:`.adapter` for how the Bot is found and what replaces ``start_polling``,
 :mod:`.session` for the aiogram ``BaseSession`` on tgrunner's HTTP client, :mod:`.launch` for
-``run`` / ``serve`` / ``runner``, and :mod:`.compat` for the aiogram internals tgrunner uses.
+``run`` / ``serve`` / ``runner``, :mod:`.entry` for an unchanged ``main()`` that calls
+``dp.start_polling(bot)``, and :mod:`.compat` for the aiogram internals tgrunner uses.
 """
 
 from tgrunner.frontends.aiogram.adapter import (

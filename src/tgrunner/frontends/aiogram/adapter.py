@@ -4,6 +4,7 @@
 
     tgrunner run mybot:dp          # the Dispatcher; its Bot is found as described below
     tgrunner run mybot:create      # a factory returning (dp, bot)
+    tgrunner run mybot:main        # main() awaiting dp.start_polling(bot); see .entry
 
     from tgrunner.frontends.aiogram import run
     run(dp, bot)                   # instead of dp.run_polling(bot); see :mod:`.launch`
@@ -22,10 +23,14 @@ shutdown hooks run with ``bot=`` and the workflow data; the Bot's session is clo
 1. the Bot given explicitly: ``(dp, bot)`` or ``(dp, [bot])`` from the import string or a
    factory, ``run(dp, bot)``, or the ``bot=`` option;
 2. a Bot among the values of ``dp.workflow_data`` (as in ``Dispatcher(bot=bot)``);
-3. a Bot among the globals of the module(s) that hold the Dispatcher as a global.
+3. a Bot among the globals of the module(s) that hold the Dispatcher as a global;
+4. none found (the aiogram quickstart creates its Bot inside ``main()``): a new
+   ``Bot(token)`` with the token given to tgrunner, said in one INFO log line. Without a
+   token that is a ConfigError. (Point tgrunner at ``main`` to run the Bot it creates, with
+   its default properties.)
 
-Several distinct Bots at the winning step, or none at all, is a ConfigError: tgrunner runs one
-bot per process, so name it with a factory. A ``token`` given to tgrunner is set on that Bot;
+Several distinct Bots at the winning step is a ConfigError: tgrunner runs one bot per
+process, so name it with a factory. A ``token`` given to tgrunner is set on that Bot;
 the server is the ``api_url`` given to tgrunner, else the Bot session's own server, else
 Telegram's.
 
@@ -52,7 +57,7 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.strategy import FSMStrategy
@@ -276,7 +281,27 @@ def _as_bots(value: Any) -> list[Bot] | None:
     return None
 
 
-def _split(obj: Any, bot: Bot | Sequence[Bot] | None) -> tuple[Dispatcher, Bot | None]:
+def _not_a_dispatcher(obj: Any, name: str) -> str:
+    where = name.partition(":")[0] if ":" in name else "mybot"
+    if isinstance(obj, Router):
+        return (
+            f"{name} is an aiogram Router, not a Dispatcher: point at the Dispatcher it is "
+            f"included in (dp.include_router(router)), e.g. {where}:dp"
+        )
+    if isinstance(obj, Bot):
+        return (
+            f"{name} is an aiogram Bot: point at the Dispatcher instead (tgrunner finds the "
+            "Bot beside it), or at a factory returning (dispatcher, bot)"
+        )
+    return (
+        f"tgrunner runs an aiogram Dispatcher, not a {type(obj).__name__} ({name}). Point it at "
+        "the Dispatcher, or at a factory returning (dispatcher, bot)."
+    )
+
+
+def _split(
+    obj: Any, bot: Bot | Sequence[Bot] | None, name: str = "the target"
+) -> tuple[Dispatcher, Bot | None]:
     """The Dispatcher and the explicitly given Bot (None: find it)."""
     given: list[Bot] = []
     if isinstance(obj, tuple | list):
@@ -290,10 +315,7 @@ def _split(obj: Any, bot: Bot | Sequence[Bot] | None) -> tuple[Dispatcher, Bot |
         obj = dps[0]
         given = [b for bots in rest for b in bots or ()]
     if not isinstance(obj, Dispatcher):
-        raise ConfigError(
-            f"tgrunner runs an aiogram Dispatcher, not a {type(obj).__name__}. Point it at the "
-            "Dispatcher, or at a factory returning (dispatcher, bot)."
-        )
+        raise ConfigError(_not_a_dispatcher(obj, name))
     if bot is not None:
         bots = _as_bots(bot)
         if bots is None:
@@ -304,21 +326,48 @@ def _split(obj: Any, bot: Bot | Sequence[Bot] | None) -> tuple[Dispatcher, Bot |
     return obj, None
 
 
-def find_bot(dp: Dispatcher) -> Bot:
-    """The Bot to run ``dp`` with, by rules 2 and 3 of the module docstring."""
+def _found_bot(dp: Dispatcher) -> Bot | None:
     in_data = [
         (v, f"dp.workflow_data[{k!r}]") for k, v in dp.workflow_data.items() if isinstance(v, Bot)
     ]
     found = _one_bot(_unique(in_data), "in the dispatcher's workflow_data")
     if found is None:
         found = _one_bot(_bots_beside(dp), "beside the dispatcher")
+    return found
+
+
+def find_bot(dp: Dispatcher) -> Bot:
+    """The Bot to run ``dp`` with, by rules 2 and 3 of the module docstring."""
+    found = _found_bot(dp)
     if found is None:
         raise ConfigError(
             "Found no aiogram Bot for the Dispatcher: none in its workflow_data, none beside "
-            "it in its module. Create the Bot at module level, or point tgrunner at a factory "
-            "returning (dispatcher, bot), e.g. 'mybot:create'."
+            "it in its module. Pass the token (--token, or BOT_TOKEN) and tgrunner creates "
+            "one, or point tgrunner at main() or at a factory returning (dispatcher, bot)."
         )
     return found
+
+
+def _bot_for(dp: Dispatcher, token: str | None, name: str) -> Bot:
+    """Rules 2 and 3, else rule 4: a Bot created with ``token``."""
+    found = _found_bot(dp)
+    if found is not None:
+        return found
+    if not token:
+        raise ConfigError(
+            f"Found no aiogram Bot beside {name} (the aiogram quickstart creates it inside "
+            "main()), and no token to create one: pass --token, or set BOT_TOKEN"
+        )
+    try:
+        validate_token(token)
+    except TokenValidationError as exc:
+        raise ConfigError(f"The bot token is not valid for aiogram: {exc}") from None
+    log.info(
+        "no aiogram Bot found beside %s; created one with the token given to tgrunner "
+        "(--token, $TGRUNNER_TOKEN or $BOT_TOKEN)",
+        name,
+    )
+    return Bot(token)
 
 
 # -- the Bot's server, token and session ---------------------------------------------------------
@@ -391,6 +440,7 @@ def adapt(
     session: str = "tgrunner",
     bot: Bot | Sequence[Bot] | None = None,
     data: Mapping[str, Any] | None = None,
+    name: str | None = None,
     **_: Any,
 ) -> Frontend:
     """The :class:`~tgrunner.frontends.Frontend` that drives an aiogram Dispatcher.
@@ -400,14 +450,16 @@ def adapt(
     - ``session``: ``"tgrunner"`` (default) or ``"aiogram"``; see the module docstring.
     - ``bot``: the Bot, when ``obj`` is a bare Dispatcher (default: found by the rules above).
     - ``data``: extra workflow data for handlers, like ``start_polling``'s keyword arguments.
+    - ``name``: the target as the user named it (``"mybot:dp"``), for messages.
 
     Other options are for other front-ends and ignored.
     """
     if session not in _SESSIONS:
         raise ConfigError(f"session must be one of {', '.join(_SESSIONS)}, not {session!r}")
-    dp, the_bot = _split(obj, bot)
+    name = name or "the target"
+    dp, the_bot = _split(obj, bot, name)
     if the_bot is None:
-        the_bot = find_bot(dp)
+        the_bot = _bot_for(dp, token, name)
     if token and token != the_bot.token:
         _set_token(the_bot, token)
     api = the_bot.session.api

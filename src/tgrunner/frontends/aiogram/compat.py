@@ -11,10 +11,14 @@ What tgrunner needs and aiogram offers publicly is used directly elsewhere (``Bo
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
-from collections.abc import Callable, Iterator, MutableMapping
+import sys
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from aiogram import Dispatcher as _Dispatcher
 from aiogram.dispatcher.event.handler import FilterObject
 
 if TYPE_CHECKING:
@@ -31,6 +35,7 @@ __all__ = [
     "memory_storage_records",
     "method_name",
     "method_returns",
+    "polling_calls",
     "prepare_unencoded",
     "run_filter_on_loop",
     "set_bot_token",
@@ -176,3 +181,70 @@ def _on_loop(resolve: Callable[..., Any]) -> Callable[..., Any]:
         return resolve(*args, **kwargs)
 
     return resolve_on_loop
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+_WEBHOOK_MODULE = "aiogram.webhook.aiohttp_server"
+
+
+def polling_calls(
+    start_polling: Callable[[Dispatcher, tuple[Bot, ...], dict[str, Any]], Awaitable[None]],
+    run_polling: Callable[[Dispatcher, tuple[Bot, ...], dict[str, Any]], None],
+    webhook: Callable[[], None],
+) -> contextlib.AbstractContextManager[None]:
+    """For the block, ``Dispatcher.start_polling`` and ``Dispatcher.run_polling`` call
+    ``start_polling(dp, bots, options)`` / ``run_polling(dp, bots, options)`` instead, with
+    ``options`` the keyword arguments the caller passed (bound to aiogram's signature, so a
+    wrong call raises aiogram's TypeError), and registering aiogram's aiohttp webhook handler
+    (``BaseRequestHandler.register``) calls ``webhook()``.
+
+    Relies on the three being looked up on their classes at call time (they are plain
+    methods), and on ``run_polling`` and ``start_polling`` keeping their signatures; the tests
+    check both. The webhook handler is patched only when ``aiogram.webhook.aiohttp_server`` is
+    imported.
+    """
+    return _patched(start_polling, run_polling, webhook)
+
+
+def _explicit(method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    bound = inspect.signature(method).bind(*args, **kwargs)
+    options = dict(bound.arguments)
+    options.pop("self", None)
+    bots = options.pop("bots", ())
+    options.update(options.pop("kwargs", {}))
+    return bots, options
+
+
+@contextlib.contextmanager
+def _patched(
+    start: Callable[..., Awaitable[None]], run: Callable[..., None], webhook: Callable[[], None]
+) -> Iterator[None]:
+    original_start = _Dispatcher.start_polling
+    original_run = _Dispatcher.run_polling
+
+    async def start_polling(self: Dispatcher, *args: Any, **kwargs: Any) -> None:
+        bots, options = _explicit(original_start, (self, *args), kwargs)
+        await start(self, bots, options)
+
+    def run_polling(self: Dispatcher, *args: Any, **kwargs: Any) -> None:
+        bots, options = _explicit(original_run, (self, *args), kwargs)
+        run(self, bots, options)
+
+    handler_class = getattr(sys.modules.get(_WEBHOOK_MODULE), "BaseRequestHandler", None)
+    original_register = getattr(handler_class, "register", None)
+
+    def register(*args: Any, **kwargs: Any) -> None:
+        webhook()
+
+    _Dispatcher.start_polling = start_polling  # type: ignore[method-assign]
+    _Dispatcher.run_polling = run_polling  # type: ignore[method-assign]
+    if handler_class is not None:
+        handler_class.register = register
+    try:
+        yield
+    finally:
+        _Dispatcher.start_polling = original_start  # type: ignore[method-assign]
+        _Dispatcher.run_polling = original_run  # type: ignore[method-assign]
+        if handler_class is not None:
+            handler_class.register = original_register

@@ -2,7 +2,8 @@
 
 See :mod:`.adapter` for the lifecycle that replaces ``run_polling``, :mod:`.request` for the
 PTB ``BaseRequest`` on tgrunner's HTTP client, :mod:`.launch` for ``run`` / ``serve`` /
-``runner``, and :mod:`.compat` for the PTB internals tgrunner uses.
+``runner``, :mod:`.entry` for an unchanged ``main()`` that calls ``application.run_polling()``,
+and :mod:`.compat` for the PTB internals tgrunner uses.
 """
 
 from tgrunner.frontends.ptb.adapter import ALL_TYPES, REQUEST_MODES, PTBDriver, adapt

@@ -3,6 +3,7 @@
 ::
 
     tgrunner run mybot:application          # or mybot:create, a factory returning one
+    tgrunner run echobot:main               # main() calling application.run_polling(); .entry
 
     from tgrunner.frontends.ptb import run
     run(application)                        # instead of application.run_polling(); see .launch
@@ -48,6 +49,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from telegram import Bot as PTBBot
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ExtBot, SimpleUpdateProcessor
 from telegram.request import HTTPXRequest
@@ -76,14 +78,27 @@ ALL_TYPES: tuple[str, ...] = tuple(str(kind) for kind in Update.ALL_TYPES)
 """Every update kind PTB knows (``Update.ALL_TYPES``): the default ``allowed_updates``."""
 
 
-def _application(obj: Any) -> _AnyApplication:
+def _application(obj: Any, name: str) -> _AnyApplication:
     if isinstance(obj, Application):
         return obj
+    where = name.partition(":")[0] if ":" in name else "mybot"
     if isinstance(obj, ApplicationBuilder):
-        return obj.build()
+        # A builder has no handlers yet: running what it builds would answer nothing.
+        raise ConfigError(
+            f"{name} is a python-telegram-bot ApplicationBuilder: call .build() on it, add the "
+            "handlers to the Application it returns, and point tgrunner at that Application "
+            f"(e.g. {where}:application)"
+        )
+    if isinstance(obj, PTBBot):
+        raise ConfigError(
+            f"{name} is a python-telegram-bot Bot: point tgrunner at the Application with the "
+            f"handlers (e.g. {where}:application), or at the function that starts it "
+            f"({where}:main)"
+        )
     raise ConfigError(
-        f"tgrunner runs a python-telegram-bot Application, not {type(obj).__name__}. Point it "
-        "at the Application (mybot:application) or a function that builds one (mybot:create)."
+        f"tgrunner runs a python-telegram-bot Application, not {type(obj).__name__} ({name}). "
+        f"Point it at the Application ({where}:application), or at the function that starts "
+        f"it ({where}:main) or builds it ({where}:create)."
     )
 
 
@@ -288,18 +303,21 @@ def adapt(
     token: str | None = None,
     api_url: str | None = None,
     request: str = "tgrunner",
+    name: str | None = None,
     **_: Any,
 ) -> Frontend:
-    """The :class:`~tgrunner.frontends.Frontend` for a PTB ``Application`` (or its builder).
+    """The :class:`~tgrunner.frontends.Frontend` for a PTB ``Application``.
 
     - ``token`` / ``api_url``: replace the bot's own when given; otherwise they are read from
       the bot (``api_url`` from its ``base_url``).
     - ``request``: ``"tgrunner"`` (default) sends the bot's calls through tgrunner's HTTP
       client, ``"ptb"`` keeps PTB's ``HTTPXRequest``.
+    - ``name``: the target as the user named it, for messages.
 
     Options meant for other front-ends are ignored.
     """
-    driver = PTBDriver(_application(obj), token=token, api_url=api_url, request=request)
+    app = _application(obj, name or "the target")
+    driver = PTBDriver(app, token=token, api_url=api_url, request=request)
     return Frontend(
         handler=driver.handle,
         token=driver.token,

@@ -14,9 +14,13 @@ marker of request timeouts is recognised by the class of the public
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from telegram.ext import Application as _Application
+from telegram.ext import Updater as _Updater
 from telegram.request import BaseRequest
 
 if TYPE_CHECKING:
@@ -31,6 +35,7 @@ __all__ = [
     "httpx_client_kwargs",
     "httpx_timeouts",
     "non_blocking_tasks",
+    "polling_calls",
     "set_bot_endpoint",
     "set_bot_requests",
     "spawned_for",
@@ -183,3 +188,53 @@ def fresh_persistence_event(app: Application[Any, Any, Any, Any, Any, Any]) -> b
         return False
     setattr(app, name, asyncio.Event())
     return True
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+_REFUSED = (
+    (_Application, "run_webhook", "application.run_webhook()"),
+    (_Updater, "start_polling", "application.updater.start_polling()"),
+    (_Updater, "start_webhook", "application.updater.start_webhook()"),
+)
+
+
+@contextlib.contextmanager
+def polling_calls(
+    run_polling: Callable[[Any, dict[str, Any]], None],
+    refused: Callable[[str], None],
+) -> Iterator[None]:
+    """For the block, ``Application.run_polling`` calls ``run_polling(application, options)``
+    instead, with ``options`` the arguments the caller passed by name (bound to PTB's
+    signature, so a wrong call raises PTB's TypeError); ``Application.run_webhook``,
+    ``Updater.start_polling`` and ``Updater.start_webhook`` call ``refused(call)``, ``call``
+    naming the method as the user wrote it (``"application.run_webhook()"``).
+
+    Relies on these being plain methods looked up on their classes at call time (so the
+    class attribute is what a call finds), and on ``run_polling`` keeping its signature; the
+    tests check both.
+    """
+    original = _Application.run_polling
+    saved = [(cls, name, cls.__dict__[name]) for cls, name, _ in _REFUSED]
+
+    def run(self: Any, *args: Any, **kwargs: Any) -> None:
+        bound = inspect.signature(original).bind(self, *args, **kwargs)
+        options = dict(bound.arguments)
+        options.pop("self", None)
+        run_polling(self, options)
+
+    def refuse(call: str) -> Callable[..., Any]:
+        def refusing(*args: Any, **kwargs: Any) -> Any:
+            refused(call)
+
+        return refusing
+
+    _Application.run_polling = run  # type: ignore[method-assign]
+    for cls, name, call in _REFUSED:
+        setattr(cls, name, refuse(call))
+    try:
+        yield
+    finally:
+        _Application.run_polling = original  # type: ignore[method-assign]
+        for cls, name, method in saved:
+            setattr(cls, name, method)
