@@ -2,7 +2,6 @@
 module-level Dispatcher: running() empties its FSM storage before each run."""
 
 import pytest
-from aiogram import Bot
 from aiogram_form import dp
 
 from tgrunner.testing import FakeTelegram, running
@@ -11,7 +10,7 @@ from tgrunner.testing import FakeTelegram, running
 @pytest.mark.asyncio
 async def test_the_form_asks_then_greets(fake_telegram: FakeTelegram) -> None:
     alice = fake_telegram.user("Alice")
-    async with running((dp, Bot(fake_telegram.token)), fake_telegram):
+    async with running(dp, fake_telegram):
         alice.send("/form")
         [question] = await fake_telegram.wait_for_replies(alice, 1)
         alice.send("Alice")
@@ -25,7 +24,7 @@ async def test_the_form_asks_then_greets(fake_telegram: FakeTelegram) -> None:
 @pytest.mark.asyncio
 async def test_no_form_is_open_at_the_start(fake_telegram: FakeTelegram) -> None:
     alice = fake_telegram.user("Alice")
-    async with running((dp, Bot(fake_telegram.token)), fake_telegram):
+    async with running(dp, fake_telegram):
         alice.send("Alice")
         [reply] = await fake_telegram.wait_for_replies(alice, 1)
     assert reply["text"] == "Alice"  # echoed: no form was waiting for a name
