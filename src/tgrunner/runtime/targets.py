@@ -40,23 +40,23 @@ from tgrunner.frontends.native.router import Router
 
 __all__ = ["HELP", "Shape", "check_handler", "refusal", "shape_of"]
 
-HELP = (
-    "TARGET is 'module:attr'. It may be a bot object: a tgrunner Router, an aiogram "
-    "Dispatcher, a python-telegram-bot Application; or an 'async def handler(update, bot)'; "
-    "or a function taking no arguments (sync or async), such as main(), which tgrunner calls: "
-    "when it reaches dp.start_polling(...) or application.run_polling(...), tgrunner runs that "
-    "Dispatcher or Application itself, with the options passed there (the framework's own "
-    "polling never runs); when it returns a bot object instead, tgrunner runs that. With "
-    "--factory, TARGET is called (any callable, sync or async) and must return a bot object. "
-    "--api-url and --token override the server and token in the code. Anything else (None, a "
-    "class, a handler taking ctx or (update, context), an aiogram Router) is refused with a "
-    "hint, before anything is fetched. "
-    "An aiogram Dispatcher whose Bot is created inside main() runs with the token from --token "
-    "(or $TGRUNNER_TOKEN, $BOT_TOKEN): tgrunner creates the Bot. When BOT_TOKEN is not set, "
-    "tgrunner sets it to the token given before it imports the module, so a module-level "
-    "Bot(token=os.getenv('BOT_TOKEN')) gets it too."
-)
-"""The rules above, in one paragraph for ``tgrunner run --help``."""
+HELP = """\
+TARGET is 'module:attr'. It may be:
+- a bot object: a tgrunner Router, an aiogram Dispatcher, a python-telegram-bot Application;
+- an 'async def handler(update, bot)';
+- a function taking no arguments (sync or async), such as main(), which tgrunner calls. When
+  it reaches dp.start_polling(...) or application.run_polling(...), tgrunner runs that
+  Dispatcher or Application itself, with the options passed there (the framework's own
+  polling never runs). When it returns a bot object instead, tgrunner runs that.
+With --factory, TARGET is called (any callable, sync or async) and must return a bot object.
+--api-url and --token override the server and token in the code. Anything else (None, a
+class, a handler taking ctx or (update, context), an aiogram Router) is refused with a hint,
+before anything is fetched.
+An aiogram Dispatcher whose Bot is created inside main() runs with the token from --token (or
+$TGRUNNER_TOKEN, $BOT_TOKEN): tgrunner creates the Bot. When BOT_TOKEN is not set, tgrunner
+sets it to the token given before it imports the module, so a module-level
+Bot(token=os.getenv('BOT_TOKEN')) gets it too."""
+"""The rules above, as ``tgrunner run --help`` shows them."""
 
 Shape = Literal["object", "handler", "call"]
 
