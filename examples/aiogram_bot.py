@@ -7,7 +7,8 @@ slow handler, an inner and an outer middleware, magic filters, routers and lifec
 Run it against FakeTelegram (``tgrunner fake-telegram --port 8081`` prints a token)::
 
     cd examples
-    tgrunner run aiogram_bot:dp --api-url http://127.0.0.1:8081 --token <token>
+    export BOT_TOKEN=<token>
+    tgrunner run aiogram_bot:dp --api-url http://127.0.0.1:8081
     tgrunner run aiogram_bot:create --api-url ...     # a factory: a fresh (dp, bot)
     BOT_TOKEN=<token> BOT_API_URL=http://127.0.0.1:8081 python aiogram_bot.py   # aiogram's own
 

@@ -3,8 +3,13 @@ that raises and a slow one.
 
 Run it against FakeTelegram::
 
+    tgrunner chat examples.native_bot:router      # talk to it in the terminal, offline
+
+or against a FakeTelegram served on a port::
+
     tgrunner fake-telegram --port 8081            # prints the API URL and a token
-    tgrunner run examples.native_bot:router --api-url http://127.0.0.1:8081 --token <token>
+    export BOT_TOKEN=<the token>
+    tgrunner run examples.native_bot:router --api-url http://127.0.0.1:8081
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pytest_runs import run_pytest
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples" / "testing"
-DOCS = ROOT / "docs" / "testing.md"
+DOCS = ROOT / "README.md"
 TESTS = sorted(p.name for p in EXAMPLES.glob("test_*.py"))
 # A file embedded in the docs: a marker line, then a fenced block with the file's whole text.
 EMBEDDED = re.compile(r"<!-- file: (?P<path>\S+) -->\n```[a-z]*\n(?P<body>.*?)```\n", re.DOTALL)

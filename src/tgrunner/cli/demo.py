@@ -188,11 +188,11 @@ async def _demo(plan: LoadPlan, out: TextIO, journal: bool) -> LoadReport:
         async with FakeTelegram(faults=send_methods_latency(plan.latency_ms)) as tg:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "tgrunner", "run", "tgrunner.cli.demo_bot:router",
-                "--api-url", tg.api_url, "--token", tg.token, *extra,
+                "--api-url", tg.api_url, *extra,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "TGRUNNER_TOKEN": tg.token},
             )  # fmt: skip
             out.write(
                 f"FakeTelegram at {tg.api_url}; starting the demo bot (tgrunner.cli.demo_bot, "
