@@ -46,7 +46,7 @@ async def hang_once(ctx: Context) -> None:
     marker = Path(os.environ["WORKER_BOT_DIR"]) / f"hung-{ctx.update['update_id']}"
     if not marker.exists():
         marker.touch()
-        time.sleep(30)  # blocks the event loop: no heartbeat
+        time.sleep(30)  # noqa: ASYNC251 - it blocks the event loop on purpose: no heartbeat
     await ctx.reply("recovered")
 
 

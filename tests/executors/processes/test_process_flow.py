@@ -34,9 +34,7 @@ async def test_many_chats_keep_their_order_and_their_worker(tg: FakeTelegram) ->
         for u in users:
             texts = [m["text"] for m in tg.replies(u)]
             expected_pid = str(pids[slot_for(f"c:{u.id}", 2)])
-            assert texts == [
-                expected_pid if i in (0, 7, 14) else f"{u.id}-{i}" for i in range(15)
-            ]
+            assert texts == [expected_pid if i in (0, 7, 14) else f"{u.id}-{i}" for i in range(15)]
         stats = h.executor.stats()
         assert sum(s.done for s in stats) == len(updates)
         assert all(s.done > 0 and s.in_flight == 0 and s.restarts == 0 for s in stats)
