@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from tgrunner.client.bot import Bot
-from tgrunner.executors.processes import ProcessExecutor, WorkerEvent, WorkerOptions
+from tgrunner.executors.processes import ProcessExecutor, WorkerEvent, WorkerOptions, slot_for
 from tgrunner.keys import default_keys
 from tgrunner.scheduler import Scheduler, SchedulerOptions
 from tgrunner.testing import FakeTelegram
 
-__all__ = ["BOTS", "Harness", "check_replies", "fetch_updates", "harness"]
+__all__ = ["BOTS", "Harness", "check_replies", "fetch_updates", "harness", "users_in_slot"]
 
 BOTS = Path(__file__).resolve().parents[2] / "bots"
 """Where the test bots are (on the workers' ``sys.path`` through the supervisor's)."""
@@ -114,10 +114,20 @@ async def harness(
     concurrency: int = 16,
     handler_timeout: float | None = None,
     keys: Callable[[Any], Iterable[Hashable] | None] = default_keys,
+    on_failure: Callable[[BaseException], None] | None = None,
     **options: Any,
 ) -> AsyncIterator[Harness]:
-    """A started executor on ``target`` and its scheduler; both closed at the end."""
+    """A started executor on ``target`` and its scheduler; both closed at the end.
+
+    ``options`` are :class:`WorkerOptions` fields; ``on_failure`` goes to the executor.
+    """
     holder: list[Harness] = []
+
+    def failed(exc: BaseException) -> None:
+        if on_failure is not None:
+            on_failure(exc)
+        asyncio.get_running_loop().create_task(holder[0]._notify())
+
     executor = ProcessExecutor(
         target,
         token=tg.token,
@@ -125,6 +135,7 @@ async def harness(
         share=share,
         options=WorkerOptions(workers=workers, **options),
         keys=keys,
+        on_failure=failed,
         on_event=lambda e: holder[0].on_event(e),
     )
     scheduler: Scheduler[JSON] = Scheduler(
@@ -153,3 +164,15 @@ def check_replies(tg: FakeTelegram, chat: Any, sent: list[str]) -> int:
     distinct = [t for i, t in enumerate(texts) if i == 0 or texts[i - 1] != t]
     assert distinct == sent, f"replies {texts} are not {sent} in order"
     return len(texts) - len(distinct)
+
+
+def users_in_slot(tg: FakeTelegram, slot: int, count: int, workers: int = 2) -> list[Any]:
+    """``count`` new simulated users whose private chats route to ``slot``."""
+    found: list[Any] = []
+    n = 0
+    while len(found) < count:
+        user = tg.user(f"slot{slot}-{n}")
+        n += 1
+        if slot_for(f"c:{user.id}", workers) == slot:
+            found.append(user)
+    return found
