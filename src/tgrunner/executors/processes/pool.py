@@ -6,11 +6,13 @@ waits for them; the pool keeps each slot's process running and its jobs moving:
 - ``DONE`` resolves a job's future: success, :class:`~tgrunner.errors.HandlerError` (the
   worker's traceback as its ``__cause__``), or the end of a cancelled handler.
 - A death puts the dead process's jobs back in its slot, blamed once more each (unless the
-  supervisor ended the process on purpose). A job blamed :data:`POISON_DEATHS` times fails
-  with :class:`~tgrunner.errors.PoisonUpdate`; the others are *suspects*, sent to the
-  replacement one at a time, each alone, so that a further death blames exactly one update.
-  The slot gets a new process at once (after a back-off when processes keep dying with
-  nothing in flight).
+  supervisor ended the process on purpose), to be sent to the replacement in the order they
+  first came. A job blamed :data:`POISON_DEATHS` times fails with
+  :class:`~tgrunner.errors.PoisonUpdate`. A job blamed once goes again with the others (a
+  random kill costs nothing more); one blamed twice is a *suspect*: it runs alone on its
+  worker, so that its next death blames it and nothing else, and an update that merely ran
+  beside a poison one is never quarantined with it. The slot gets a new process at once
+  (after a back-off when processes keep dying with nothing in flight).
 - A process that fails to get ready :data:`CRASH_LIMIT` times in a row ends its slot with a
   ConfigError carrying the worker's error: ``start()`` raises it, or ``on_failure`` gets it.
 """
@@ -153,6 +155,7 @@ class Pool:
         if self.closing:
             for job in victims:
                 _drop(slot, job)
+            self._fail_waiter(worker.ready_waiter, RuntimeError("the executor was closed"))
             self._event("stopped" if worker.exit_code == 0 else "died", worker, how)
             return
         blame = worker.hung or not (worker.expected_end or worker.retiring)
@@ -170,7 +173,7 @@ class Pool:
                 )
         self._resend(slot, victims, blame=blame)
         if worker is slot.next:
-            slot.next = None
+            slot.next = None  # dead before replace_workers() took it: that one tries again
             self._start_failed(slot, worker, replacing=True)
         elif worker is slot.current:
             slot.current = None
@@ -197,7 +200,9 @@ class Pool:
                     self._poison(slot, job)
                     continue
             again.append(job)
-        slot.park(again, suspect=blame)
+        isolate = POISON_DEATHS - 1
+        slot.park([j for j in again if j.deaths < isolate], suspect=False)
+        slot.park([j for j in again if j.deaths >= isolate], suspect=True)
 
     def _poison(self, slot: Slot, job: Job) -> None:
         job.finished = True
@@ -214,8 +219,9 @@ class Pool:
             job.future.set_exception(PoisonUpdate(job.update_id, job.deaths))
 
     def _start_failed(self, slot: Slot, worker: WorkerProcess, *, replacing: bool) -> None:
+        when = "right after" if worker.ready_at else "before"
         text = worker.fatal or (
-            f"the worker process {describe_exit(worker.exit_code)} before it was ready"
+            f"the worker process {describe_exit(worker.exit_code)} {when} it was ready"
         )
         if replacing:
             slot.next_failures += 1
@@ -347,6 +353,7 @@ class Pool:
                 _drop(slot, job)
             slot.queue.clear()
             slot.suspects.clear()
+            slot.serving.set()  # wakes replace_workers(), which sees the executor closed
 
 
 def _drop(slot: Slot, job: Job) -> None:

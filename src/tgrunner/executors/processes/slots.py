@@ -9,8 +9,9 @@ the slot's current process handles what it is sent. A slot outlives its processe
 dies, the slot keeps its jobs and hands them to the replacement. Jobs of a slot are in one of
 three places:
 
-- ``queue``: not sent yet (the slot has no ready process, or suspects go first);
-- ``suspects``: in flight at a death of their worker and sent again one at a time, each alone
+- ``queue``: not sent yet (the slot has no ready process, or suspects go first), including
+  jobs sent again after one death of their worker;
+- ``suspects``: in flight at two deaths of their worker, sent again one at a time, each alone
   on its worker, so that the next death blames exactly the update that caused it;
 - ``process.sent``: sent to a process and not finished.
 """
@@ -72,7 +73,9 @@ class Slot:
         self.quick_deaths = 0  # in a row: died soon after READY with nothing in flight
         self.failure: BaseException | None = None  # the crash loop that ended this slot
         self.first_ready: asyncio.Future[None] | None = None  # start() waits on it
-        self.serving = asyncio.Event()  # the current process is ready
+        # Set when the current process gets ready, the slot fails for good, or the executor
+        # closes: what replace_workers() waits on.
+        self.serving = asyncio.Event()
         self.respawn: asyncio.TimerHandle | None = None  # a delayed restart
 
     @property

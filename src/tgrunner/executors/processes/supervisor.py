@@ -18,9 +18,9 @@ sharing one of its keys has finished, so per-key order holds across processes.
   with the fewest updates in flight. Each worker runs at most ``share`` handlers at once.
 - **A dead worker** is seen at once (:mod:`.process`), and a new process is started in its
   slot. What was in flight there goes to the new process again, in the order it first came;
-  its awaitables stay pending meanwhile, so the offset or journal never passes them. Those
-  updates are *suspects*: each runs alone on its worker until it finishes, so a further death
-  is blamed on the one update that was running.
+  its awaitables stay pending meanwhile, so the offset or journal never passes them. An
+  update in flight at two deaths is a *suspect*: it then runs alone on its worker, so a third
+  death is blamed on it alone.
 - **A poison update** in flight at 3 deaths of its worker is not sent again: its awaitable
   fails with :class:`~tgrunner.errors.PoisonUpdate`, for the runner to quarantine it.
 - **A hung worker** (no heartbeat for ``heartbeat_timeout``) is terminated, then handled as a
@@ -231,10 +231,12 @@ class ProcessExecutor:
                 await self._replace(slot)
 
     async def _replace(self, slot: Slot) -> None:
-        while not slot.ready:
-            if slot.failure is not None:
-                raise slot.failure
+        # A slot that is restarting is waited for; one that hit its crash limit is retried
+        # (the new code may have the fix).
+        while not slot.ready and slot.failure is None:
+            slot.serving.clear()
             await slot.serving.wait()
+            self._check_open()
         slot.next_failures = 0
         loop = asyncio.get_running_loop()
         while True:
@@ -243,15 +245,21 @@ class ProcessExecutor:
             try:
                 await ready
             except ConfigError:
+                self._check_open()
                 if nxt is None or slot.next_failures >= CRASH_LIMIT:
                     raise
                 continue
-            if nxt is not None:
+            self._check_open()
+            if nxt is not None and nxt.state is State.READY:
                 break
         old = slot.current
         slot.current = nxt
         slot.next = None
         slot.replaced += 1
+        if slot.failure is not None:
+            slot.failure = None
+            slot.start_failures = 0
+        slot.serving.set()
         self._pool.pump(slot)
         if old is None:
             return
@@ -265,6 +273,10 @@ class ProcessExecutor:
             old.expected_end = True  # its unfinished updates go to the new one, not blamed
             old.kill()
             await asyncio.shield(old.exited)
+
+    def _check_open(self) -> None:
+        if self._state != "running":
+            raise RuntimeError("the ProcessExecutor was closed during replace_workers()")
 
     # -- the hot path ---------------------------------------------------------------------------
 
