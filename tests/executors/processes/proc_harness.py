@@ -48,10 +48,14 @@ class Harness:
         self.events: list[WorkerEvent] = []
         self.errors: list[tuple[JSON, BaseException]] = []
         self.timeouts: list[JSON] = []
+        # The slot's updates in flight at each death: a bound on the updates a death redoes.
+        self.in_flight_at_deaths: list[int] = []
         self._changed = asyncio.Condition()
 
     def on_event(self, event: WorkerEvent) -> None:
         self.events.append(event)
+        if event.kind == "died":
+            self.in_flight_at_deaths.append(self.executor.stats()[event.slot].in_flight)
         asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:

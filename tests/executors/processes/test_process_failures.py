@@ -207,7 +207,7 @@ async def test_a_worker_slower_than_the_start_up_grace_is_killed(tg: FakeTelegra
     assert time.monotonic() - began < 10
 
 
-async def test_new_code_that_cannot_start_keeps_the_old_workers_serving(
+async def test_new_code_that_cannot_start_keeps_the_old_workers_until_it_is_fixed(
     tg: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WORKER_BOT_DIR", str(tmp_path))
@@ -233,3 +233,10 @@ async def test_new_code_that_cannot_start_keeps_the_old_workers_serving(
         assert isinstance(failure, ConfigError) and "the new code is broken" in str(failure)
         assert h.executor.stats()[1].in_flight == 1 and h.scheduler.running == 1
         assert tg.replies(bob) == []
+        # Fixed code, reloaded: every slot serves again, the failed one included.
+        (tmp_path / "broken").unlink()
+        await h.executor.replace_workers()
+        await h.drain()
+        new = [h.pid(0), h.pid(1)]
+        assert new[0] != old[0] and new[1] not in (0, old[1])
+        assert [m["text"] for m in tg.replies(bob)] == [f"waits from {new[1]}"]
