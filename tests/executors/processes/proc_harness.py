@@ -119,11 +119,13 @@ async def harness(
     handler_timeout: float | None = None,
     keys: Callable[[Any], Iterable[Hashable] | None] = default_keys,
     on_failure: Callable[[BaseException], None] | None = None,
+    on_poison: Callable[[int | None], None] | None = None,
     **options: Any,
 ) -> AsyncIterator[Harness]:
     """A started executor on ``target`` and its scheduler; both closed at the end.
 
-    ``options`` are :class:`WorkerOptions` fields; ``on_failure`` goes to the executor.
+    ``options`` are :class:`WorkerOptions` fields; ``on_failure`` and ``on_poison`` go to
+    the executor.
     """
     holder: list[Harness] = []
 
@@ -140,6 +142,7 @@ async def harness(
         options=WorkerOptions(workers=workers, **options),
         keys=keys,
         on_failure=failed,
+        on_poison=on_poison,
         on_event=lambda e: holder[0].on_event(e),
     )
     scheduler: Scheduler[JSON] = Scheduler(

@@ -115,11 +115,13 @@ async def test_a_poison_update_is_quarantined_after_three_deaths_while_other_cha
     poisoner.send("after")
     updates = await fetch_updates(tg, 3 + 72)
     poison_id = next(u["update_id"] for u in updates if u["message"]["text"] == text)
-    async with harness(tg) as h:
+    poisoned: list[int | None] = []
+    async with harness(tg, on_poison=poisoned.append) as h:
         await h.submit(updates)
         await h.drain()
         stats = h.executor.stats()
         deaths = [e for e in h.events if e.kind == "died"]
+    assert poisoned == [poison_id]
     [(update, exc)] = h.errors
     assert update["update_id"] == poison_id
     assert isinstance(exc, PoisonUpdate) and (exc.update_id, exc.deaths) == (poison_id, 3)

@@ -54,6 +54,7 @@ class Pool:
         *,
         on_failure: Callable[[BaseException], None] | None = None,
         on_event: Callable[[WorkerEvent], None] | None = None,
+        on_poison: Callable[[int | None], None] | None = None,
     ) -> None:
         self.options = options
         self.init = init
@@ -63,6 +64,7 @@ class Pool:
         self.poisoned = 0
         self._on_failure = on_failure
         self._on_event = on_event
+        self._on_poison = on_poison
 
     def send(self, worker: WorkerProcess, job: Job) -> None:
         job.worker = worker
@@ -215,6 +217,11 @@ class Pool:
             slot.index,
         )
         self._emit(WorkerEvent("poison", slot.index, 0, now(), "quarantined", job.update_id))
+        if self._on_poison is not None:
+            try:
+                self._on_poison(job.update_id)
+            except Exception:
+                log.exception("the on_poison hook failed on update %s", job.update_id)
         if not job.future.done():
             job.future.set_exception(PoisonUpdate(job.update_id, job.deaths))
 

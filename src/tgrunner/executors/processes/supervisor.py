@@ -80,6 +80,9 @@ class ProcessExecutor:
     - ``on_failure(exc)``: a slot's restart hit the crash limit after ``start()`` (a
       ConfigError); the runner should stop. Default: only logged.
     - ``on_event(event)``: every :class:`WorkerEvent`, default none.
+    - ``on_poison(update_id)``: called just before a poison update's awaitable fails with
+      PoisonUpdate (so before the scheduler reports it done), for the runner to quarantine
+      it instead of marking it finished. Default none.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class ProcessExecutor:
         frontend_options: Mapping[str, Any] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
         on_event: Callable[[WorkerEvent], None] | None = None,
+        on_poison: Callable[[int | None], None] | None = None,
     ) -> None:
         if not isinstance(target, str) or ":" not in target:
             raise ConfigError(
@@ -130,7 +134,9 @@ class ProcessExecutor:
                 f"dicts): {exc}"
             ) from None
         self._keys = keys
-        self._pool = Pool(options, self._init, on_failure=on_failure, on_event=on_event)
+        self._pool = Pool(
+            options, self._init, on_failure=on_failure, on_event=on_event, on_poison=on_poison
+        )
         self._slots = self._pool.slots
         self._tokens = itertools.count(1)
         self._state = "new"  # -> starting -> running -> closing -> closed
