@@ -4,7 +4,8 @@
 - ``exit``: ends its process at once (``os._exit(3)``), as a crashing extension would;
 - ``kill``: SIGKILLs its own process, every time (a poison update);
 - ``hang-once``: the first time (a marker file in ``$WORKER_BOT_DIR`` says), blocks the event
-  loop with ``time.sleep(30)``; the next time replies ``recovered``;
+  loop with ``time.sleep(30)``; the next time replies ``recovered``. ``hang-once stubborn``
+  ignores SIGTERM first, so only SIGKILL ends it;
 - ``raise``: raises ``ValueError("boom")``;
 - ``spin N``: spins the CPU for N ms, then replies ``spun``;
 - ``wait N``: waits N ms (on the event loop), then replies ``waited N``;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -41,11 +43,13 @@ async def kill(ctx: Context) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@router.message(text="hang-once")
+@router.message(text=re.compile(r"^hang-once( stubborn)?$"))
 async def hang_once(ctx: Context) -> None:
     marker = Path(os.environ["WORKER_BOT_DIR"]) / f"hung-{ctx.update['update_id']}"
     if not marker.exists():
         marker.touch()
+        if ctx.text == "hang-once stubborn":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         time.sleep(30)  # noqa: ASYNC251 - it blocks the event loop on purpose: no heartbeat
     await ctx.reply("recovered")
 

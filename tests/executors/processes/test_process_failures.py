@@ -61,14 +61,18 @@ async def test_a_killed_worker_is_seen_at_once_and_its_updates_redone_in_order(
     assert stats[0].restarts == 1 and stats[1].restarts == 0
 
 
+@pytest.mark.parametrize(
+    ("text", "death"),
+    [("hang-once", "was killed by SIGTERM"), ("hang-once stubborn", "was killed by SIGKILL")],
+)
 async def test_a_hung_worker_is_replaced_after_its_heartbeat_timeout_while_others_flow(
-    tg: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tg: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, death: str
 ) -> None:
     monkeypatch.setenv("WORKER_BOT_DIR", str(tmp_path))
     [stuck] = users_in_slot(tg, 0, 1)
     neighbours = users_in_slot(tg, 0, 2)[1:]  # behind the blocked loop, redone after
     others = users_in_slot(tg, 1, 4)
-    stuck.send("hang-once")
+    stuck.send(text)
     sent = {u.id: [f"{u.id}-{i}" for i in range(10)] for u in [*neighbours, *others]}
     for i in range(10):
         for u in [*neighbours, *others]:
@@ -77,7 +81,7 @@ async def test_a_hung_worker_is_replaced_after_its_heartbeat_timeout_while_other
     async with harness(tg, heartbeat_timeout=1.0, kill_grace=0.5) as h:
         started = time.monotonic()
         feeding = asyncio.ensure_future(h.submit(updates))
-        hung = await h.wait_event("hung")
+        hung = await h.wait_event("hung", lambda e: e.slot == 0)
         # The other worker went on while this one was blocked.
         assert all(len(tg.replies(u)) == 10 for u in others)
         died = await h.wait_event("died", lambda e: e.pid == hung.pid)
@@ -90,7 +94,7 @@ async def test_a_hung_worker_is_replaced_after_its_heartbeat_timeout_while_other
     )
     # The last heartbeat may come up to a fifth of the timeout before the hang began.
     assert 0.75 <= hung.at - started <= 5.0
-    assert died.detail == "was killed by SIGTERM"
+    assert died.detail == death
     assert [m["text"] for m in tg.replies(stuck)] == ["recovered"]
     for u in [*neighbours, *others]:
         check_replies(tg, u, sent[u.id])
@@ -157,6 +161,10 @@ async def test_a_bot_that_cannot_start_fails_start_with_the_workers_error(
         await executor.start()
     assert error in str(info.value) and "\n" not in str(info.value)
     fatal = [e for e in events if e.kind == "fatal"]
+    # Each failed start exits 2; the other slot's starting process is killed at the end.
+    ends = [e.detail for e in events if e.kind == "died"]
+    assert ends.count("exited with code 2") >= 3
+    assert set(ends) <= {"exited with code 2", "was killed by SIGKILL"}
     assert 3 <= len(fatal) <= 6 and all(error in e.detail for e in fatal)
     spawned = [e.pid for e in events if e.kind == "spawned"]
     assert len(spawned) <= 6

@@ -116,7 +116,7 @@ async def test_a_fast_close_kills_the_workers(tg: FakeTelegram) -> None:
     )
     await executor.start()
     running = asyncio.ensure_future(executor.execute(update))
-    await tg.wait_for(lambda: executor.stats()[0].in_flight == 1)
+    assert executor.stats()[0].in_flight == 1  # sent at once
     async with asyncio.timeout(5):
         await executor.close(fast=True)
     await asyncio.wait([running], timeout=5)

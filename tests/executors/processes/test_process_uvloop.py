@@ -25,12 +25,11 @@ async def _scenario() -> None:
         updates = await fetch_updates(tg, 2)
         async with harness(tg, workers=1) as h:
             assert isinstance(h.executor, Executor)
-            feeding = asyncio.ensure_future(h.submit(updates))
-            await tg.wait_for(lambda: h.executor.stats()[0].in_flight == 1)
+            await h.submit(updates)  # the first is sent at once; its reply is 2 s away
+            assert h.executor.stats()[0].in_flight == 1
             pid = h.kill(0)
             died = await h.wait_event("died", lambda e: e.pid == pid)
             assert died.detail == "was killed by SIGKILL"
-            await feeding
             await h.drain()
             assert h.errors == []
             assert h.pid(0) != pid

@@ -81,6 +81,7 @@ def test_routing_is_stable_and_spreads_chats() -> None:
     assert min(counts) > 400
 
 
+@pytest.mark.slow
 def test_the_worker_module_run_by_hand_says_so() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tgrunner.executors.processes.worker"],
