@@ -7,6 +7,8 @@ The hierarchy::
     │   └── UserCodeError            the user's module raised while tgrunner imported or called it
     ├── SchedulerFull                submit() past capacity(): wait with wait_capacity()
     │   └── LaneFull                 submit() past lane_room(keys): one key's lane is full
+    ├── HandlerError                 a handler raised in a worker process (its error line)
+    ├── PoisonUpdate                 an update was in flight at 3 deaths of its worker process
     ├── BadAnswer                    the Bot API answered with something that is not its answer
     ├── NetworkError                 the Bot API could not be reached or broke the connection
     │   ├── TimedOut                 no answer within the request timeout
@@ -36,9 +38,11 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "Forbidden",
+    "HandlerError",
     "LaneFull",
     "NetworkError",
     "NotFound",
+    "PoisonUpdate",
     "RetryAfter",
     "SchedulerFull",
     "ServerError",
@@ -86,6 +90,35 @@ class LaneFull(SchedulerFull):
     def __init__(self, message: str, key: Hashable) -> None:
         super().__init__(message)
         self.key = key
+
+
+class HandlerError(TgrunnerError):
+    """A handler raised in a worker process; the message is its error line (``"ValueError:
+    boom"``).
+
+    ``error_type`` is the name of the exception's class. The traceback, as the worker
+    formatted it, is this error's ``__cause__``, so a log line with ``exc_info`` shows it.
+    """
+
+    def __init__(self, message: str, error_type: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class PoisonUpdate(TgrunnerError):
+    """An update was being handled at ``deaths`` (3) deaths of its worker process.
+
+    It is not sent to a worker again: quarantine it (set it aside with a log line), as the
+    journal does with an update that kills the whole process 3 times.
+    """
+
+    def __init__(self, update_id: int | None, deaths: int) -> None:
+        super().__init__(
+            f"update {update_id} was being handled when its worker process died {deaths} "
+            "times; it is set aside (quarantined) and not handled again"
+        )
+        self.update_id = update_id
+        self.deaths = deaths
 
 
 class BadAnswer(TgrunnerError):
