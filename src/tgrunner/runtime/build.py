@@ -28,7 +28,7 @@ from tgrunner.runtime.targets import check_handler, refusal, shape_of
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
 
-__all__ = ["build_launcher", "build_runner", "frontend_for"]
+__all__ = ["build_launcher", "build_runner", "frontend_for", "load_frontend"]
 
 _NOT_RUNNABLE = (
     "Point it at a tgrunner Router or an 'async def handler(update, bot)', an aiogram "
@@ -86,6 +86,26 @@ def build_runner(
     if shape == "call":
         obj = _factory_result(RefusePolling(name).call(obj), name)
     return _runner(obj, name, token, api_url, settings, options, None, module)
+
+
+def load_frontend(
+    target: str,
+    *,
+    token: str | None = None,
+    api_url: str | None = None,
+    factory: bool = False,
+    **options: Any,
+) -> Frontend:
+    """The :class:`Frontend` of the bot an import string names, by the rules of
+    :func:`build_runner` (a function taking no arguments is called as a factory; one that
+    starts polling itself is refused). For a process that runs handlers only, such as a
+    worker process: no Runner is built."""
+    obj, name, module, shape = _resolve(target, factory)
+    if shape == "call":
+        obj = _factory_result(RefusePolling(name).call(obj), name)
+    elif module is not None and inspect.iscoroutinefunction(obj):
+        check_handler(obj, name, module)
+    return frontend_for(obj, token=token, api_url=api_url, name=name, **options)
 
 
 def build_launcher(

@@ -4,7 +4,7 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
 
 1. Read ``INIT`` (the configuration: the bot's import string, token, server, client options,
    its share of the concurrency, the supervisor's ``sys.path``) from ``IN_FD``.
-2. Load the bot as ``tgrunner run`` does (``load_target``, then ``frontend_for``), create its
+2. Load the bot as ``tgrunner run`` does (``runtime.build.load_frontend``), create its
    own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, and run the
    front-end's startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If any of
    it fails, send ``FATAL`` with the error line and exit 2.
@@ -58,8 +58,7 @@ from tgrunner.executors.processes.wire import (
     read_frames,
 )
 from tgrunner.frontends import Frontend
-from tgrunner.runtime.build import frontend_for
-from tgrunner.runtime.loader import load_target
+from tgrunner.runtime.build import load_frontend
 
 __all__ = ["Worker", "main"]
 
@@ -120,9 +119,12 @@ class Worker:
 
     async def _load(self) -> Frontend:
         init = self.init
-        obj = load_target(init["target"], **init["load_options"])
-        frontend = frontend_for(
-            obj, token=init["token"], api_url=init["api_url"], **init["frontend_options"]
+        frontend = load_frontend(
+            init["target"],
+            token=init["token"],
+            api_url=init["api_url"],
+            **init["load_options"],
+            **init["frontend_options"],
         )
         token = init["token"] or frontend.token
         if not token:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tgrunner.testing.fake.recording import RecordedRequest
+    from tgrunner.testing.fake.record import RecordedRequest
     from tgrunner.testing.fake.world import State
 
 __all__ = ["call_timeout", "chat_label", "polling_timeout", "predicate_timeout", "replies_timeout"]

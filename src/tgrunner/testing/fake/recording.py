@@ -13,32 +13,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tgrunner.testing.fake import explain
+from tgrunner.testing.fake.record import RecordedRequest
 from tgrunner.testing.fake.world import State
 
 __all__ = ["RecordedRequest", "Recording"]
-
-
-@dataclass(slots=True)
-class RecordedRequest:
-    """One call the fake answered: ``method`` is the canonical name (``sendMessage``),
-    ``params`` the validated parameters (raw ones when validation failed), ``time`` the Unix
-    time it arrived, ``status`` the HTTP status, ``response`` the result or the error envelope.
-    """
-
-    method: str
-    params: dict[str, Any]
-    token: str
-    time: float
-    status: int
-    response: Any
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200
 
 
 def _chat_id_of(chat: Any) -> int:
