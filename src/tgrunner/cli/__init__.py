@@ -4,6 +4,8 @@
   Dispatcher, a PTB Application, or a factory) — :mod:`.run`.
 - ``tgrunner journal list|retry|drop`` inspects and releases quarantined updates —
   :mod:`.journal`.
+- ``tgrunner chat module:attr`` talks to a bot in the terminal, offline, against an embedded
+  FakeTelegram — :mod:`.chat`.
 - ``tgrunner demo`` runs an example bot against an embedded FakeTelegram — :mod:`.demo`.
 - ``tgrunner fake-telegram`` serves FakeTelegram on loopback.
 
@@ -18,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from tgrunner.cli import chat as chat_cmd
 from tgrunner.cli import journal as journal_cmd
 from tgrunner.cli import run as run_cmd
 from tgrunner.errors import ConfigError, TgrunnerError
@@ -77,6 +80,7 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
     run_cmd.add_parser(sub)
     journal_cmd.add_parser(sub)
     _add_demo(sub)
+    chat_cmd.add_parser(sub)
     if command in _LEAN:
         # Listed for --help only; importing FakeTelegram costs a run ~0.3 s of start-up.
         sub.add_parser("fake-telegram", help="serve FakeTelegram, a fake Bot API server")

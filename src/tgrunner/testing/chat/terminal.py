@@ -1,0 +1,317 @@
+"""The terminal of ``tgrunner chat``: typed lines in, the bot's answers out, as they come.
+
+The main thread reads lines (with ``input()``, so readline editing and history work in a real
+terminal) and hands each to a :class:`~.app.ChatApp` running on an event loop in a second
+thread. Keeping the reader on the main thread means Ctrl-C arrives there as
+``KeyboardInterrupt`` in the middle of ``input()``, and readline restores the terminal itself.
+
+- Interactive (stdin and stdout are a terminal): a prompt (``You> ``, ``You @ Friends> ``);
+  the bot's lines appear as they come, above the line being typed, which is drawn again.
+- Piped (``printf 'hi\\n/quit\\n' | tgrunner chat bot:router``): no prompt; each line is
+  echoed after the prompt text, then the bot is given time to handle it (at most
+  ``reply_timeout`` seconds) before the next line is read, so the output is a transcript in
+  order and ``/press`` finds the keyboard the previous line asked for.
+
+``/quit``, end of input (Ctrl-D) and Ctrl-C (SIGINT) stop the bot cleanly; a second Ctrl-C
+during the stop makes it a fast one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any, TextIO
+
+from tgrunner.settings import Settings
+from tgrunner.testing.chat.app import ChatApp
+from tgrunner.testing.chat.commands import help_lines
+
+__all__ = ["Screen", "run_chat"]
+
+log = logging.getLogger(__name__)
+
+
+class Screen:
+    """Lines out, from any thread, without garbling the line being typed.
+
+    ``interactive``: a terminal with a prompt; while :attr:`reading` is true, the prompt and
+    what was typed so far (readline's buffer) are drawn again below each batch of lines.
+    """
+
+    def __init__(self, out: TextIO, err: TextIO, *, interactive: bool) -> None:
+        self.out = out
+        self.err = err
+        self.interactive = interactive
+        self.prompt = ""
+        self.reading = False
+        self._lock = threading.Lock()
+
+    def show(self, lines: list[str], *, err: bool = False) -> None:
+        """Write ``lines`` (to stderr with ``err``), above the prompt when one is shown."""
+        stream = self.err if err else self.out
+        with self._lock:
+            redraw = self.interactive and self.reading
+            if redraw:
+                self.out.write("\r\x1b[K")  # back to the line's start, and clear it
+                self.out.flush()
+            stream.write("".join(line + "\n" for line in lines))
+            stream.flush()
+            if redraw:
+                self.out.write(self.prompt + _typed())
+                self.out.flush()
+
+
+def _typed() -> str:
+    readline = sys.modules.get("readline")
+    if readline is None:
+        return ""
+    return str(readline.get_line_buffer())
+
+
+class _LogToScreen(logging.Handler):
+    """Log records to stderr through the :class:`Screen`, so they do not break the prompt."""
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.screen = screen
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.screen.show(self.format(record).split("\n"), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _logging_to(screen: Screen) -> Iterator[None]:
+    """Route the root logger's console output through ``screen`` for the block."""
+    root = logging.getLogger()
+    consoles = [
+        h
+        for h in root.handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+    ours = _LogToScreen(screen)
+    for handler in consoles:
+        root.removeHandler(handler)
+    root.addHandler(ours)
+    try:
+        yield
+    finally:
+        root.removeHandler(ours)
+        for handler in consoles:
+            root.addHandler(handler)
+
+
+class _Loop:
+    """The event loop thread that runs the :class:`ChatApp`.
+
+    The main thread and this one each raise a flag before they look at the other's, so that
+    when the bot stops on its own, either the main thread sees it before it blocks for a line,
+    or this thread sees the main thread blocked and wakes it.
+    """
+
+    def __init__(self, app: ChatApp) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.result: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self.quitting = False  # the main thread asked to quit
+        self.ended = False  # the bot stopped (on its own or asked to)
+        self.main_reading = False  # the main thread waits for a line (it may be woken)
+        self._quit: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="tgrunner-chat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result.set_result(asyncio.run(self._main()))
+        except BaseException as exc:
+            if not self.ready.done():
+                self.ready.set_exception(exc)
+            self.result.set_exception(exc)
+        if not self.ready.done():
+            self.ready.cancel()  # stopped during start-up
+
+    async def _main(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        quit_ = self._quit = asyncio.Event()
+        if self.quitting:
+            quit_.set()
+        app = self.app
+        quitting = asyncio.ensure_future(quit_.wait())
+        try:
+            starting = asyncio.ensure_future(app.start())
+            await asyncio.wait({starting, quitting}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                # Ctrl-C during start-up: start() stops whatever it started when cancelled.
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                return 0
+            await starting
+            self.ready.set_result(None)
+            serving = app.serving
+            assert serving is not None  # set by start()
+            await asyncio.wait({serving, quitting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            quitting.cancel()
+        self.ended = True
+        if not quit_.is_set() and self.main_reading:
+            # The bot stopped on its own while the main thread waits for a line: wake it,
+            # the way Ctrl-C would, so the chat ends with the bot's error.
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        return await app.stop()
+
+    def submit(self, coro: Coroutine[Any, Any, bool]) -> bool:
+        """Run ``coro`` on the loop and return its result; False once the loop has closed."""
+        assert self.loop is not None
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        except (RuntimeError, concurrent.futures.CancelledError):
+            coro.close()
+            return False
+
+    def request_quit(self) -> None:
+        """Ask for a clean stop (from the main thread)."""
+        self.quitting = True
+        loop, quit_ = self.loop, self._quit
+        if loop is not None and quit_ is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop has just closed: nothing to stop
+                loop.call_soon_threadsafe(quit_.set)
+
+    def request_fast_stop(self) -> None:
+        runner = self.app.runner
+        if runner is not None:
+            runner.stop(fast=True)
+
+
+def _banner(app: ChatApp) -> list[str]:
+    bot = app.bot_user
+    return [
+        f"tgrunner chat: @{bot.get('username')} ({bot.get('first_name')}), "
+        f"{app.frontend} front-end, against an embedded FakeTelegram at {app.tg.api_url}",
+        f'You are "{app.user_name}" in a private chat with the bot. Type a message and press '
+        "Enter; lines starting with / go to the bot as commands, except these chat commands:",
+        *help_lines(),
+        "Quit with /quit, Ctrl-D or Ctrl-C.",
+    ]
+
+
+def _read(screen: Screen, loop: _Loop, stdin: TextIO, prompt: str) -> str | None:
+    """One line without its newline; None at the end of input, or when the bot has stopped."""
+    loop.main_reading = True
+    try:
+        if loop.ended:
+            return None
+        if screen.interactive:
+            screen.prompt, screen.reading = prompt, True
+            try:
+                return input(prompt)
+            except EOFError:
+                screen.out.write("\n")
+                return None
+            finally:
+                screen.reading = False
+        line = stdin.readline()
+        return line.rstrip("\n") if line else None
+    finally:
+        loop.main_reading = False
+
+
+def _converse(
+    app: ChatApp, screen: Screen, loop: _Loop, stdin: TextIO, reply_timeout: float
+) -> None:
+    settle = None if screen.interactive else reply_timeout
+    while True:
+        session = app.session
+        assert session is not None  # the app has started
+        line = _read(screen, loop, stdin, session.prompt)
+        if line is None:
+            return
+        if not screen.interactive:
+            screen.show([session.prompt + line])
+        if loop.ended or not loop.submit(app.submit(line, settle=settle)):
+            return
+
+
+def run_chat(
+    target: str,
+    *,
+    settings: Settings | None = None,
+    options: dict[str, Any] | None = None,
+    user_name: str = "You",
+    reply_timeout: float = 10.0,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Chat with the bot at ``target`` until ``/quit``, end of input or Ctrl-C; return the
+    runner's exit code (0 after a clean stop).
+
+    ``settings`` (default ``Settings.from_env()``) and ``options`` (front-end options) go to
+    :func:`~tgrunner.runtime.build.build_runner`. ``user_name`` (default ``"You"``) is the
+    first user's name; ``reply_timeout`` (default 10 s) bounds the wait for the bot after each
+    piped line. Streams default to ``sys.stdin``/``sys.stdout``/``sys.stderr``; the chat is
+    interactive when stdin and stdout are terminals. Raises what stops the bot from starting
+    (:class:`~tgrunner.errors.ConfigError` for a target that cannot run).
+    """
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    interactive = stdin.isatty() and stdout.isatty()
+    if interactive:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (line editing and history for input())
+    screen = Screen(stdout, stderr, interactive=interactive)
+    app = ChatApp(target, emit=screen.show, settings=settings, options=options, user_name=user_name)
+    loop = _Loop(app)
+    with _logging_to(screen):
+        loop.start()
+        try:
+            loop.ready.result()
+        except KeyboardInterrupt:
+            loop.request_quit()
+            return _finish(loop, screen)
+        screen.show(_banner(app))
+        try:
+            _converse(app, screen, loop, stdin, reply_timeout)
+        except KeyboardInterrupt:
+            if interactive:
+                stdout.write("\n")
+        screen.show([_stopping(app)])
+        loop.request_quit()
+        return _finish(loop, screen)
+
+
+def _stopping(app: ChatApp) -> str:
+    runner = app.runner
+    running = runner.scheduler.running if runner is not None else 0
+    if not running:
+        return "-- stopping the bot"
+    assert runner is not None
+    return (
+        f"-- stopping the bot: {running} handler(s) still running get up to "
+        f"{runner.settings.grace:g} s to finish (Ctrl-C again stops them at once)"
+    )
+
+
+def _finish(loop: _Loop, screen: Screen) -> int:
+    """Wait for the clean stop; a further Ctrl-C makes it a fast one."""
+    while True:
+        try:
+            code: int = loop.result.result()
+        except KeyboardInterrupt:
+            screen.show(["-- stopping at once"])
+            loop.request_fast_stop()
+            continue
+        return code
