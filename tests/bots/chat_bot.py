@@ -6,6 +6,9 @@ which simulated user spoke and where.
 - ``/menu``: a one-time reply keyboard (Red, Blue); ``/hide`` removes it.
 - ``/draft``: sends "draft", then edits it into "final".
 - ``/gone``: sends "short-lived", then deletes it.
+- ``/dm`` (in a group): answers "psst" in the sender's private chat instead.
+- ``/fail``: sends to a chat that does not exist (the call fails).
+- ``/later``: answers "later" after a second (while the person types).
 - ``/slow``: answers "working" at once and "done" 30 s later (for the stop tests).
 - a photo: "NAME sent a photo: CAPTION"; an edit: "NAME edited: TEXT".
 - any other text: "NAME said: TEXT" (with " in TITLE" in a group).
@@ -14,8 +17,10 @@ which simulated user spoke and where.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 
+from tgrunner.errors import BadRequest
 from tgrunner.frontends.native.router import Context, Router
 
 router = Router()
@@ -71,6 +76,23 @@ async def draft(ctx: Context) -> None:
 async def gone(ctx: Context) -> None:
     sent = await ctx.answer("short-lived")
     await ctx.bot.delete_message(sent["chat"]["id"], sent["message_id"])
+
+
+@router.command("dm")
+async def dm(ctx: Context) -> None:
+    await ctx.bot.send_message((ctx.user or {})["id"], "psst")
+
+
+@router.command("fail")
+async def fail(ctx: Context) -> None:
+    with contextlib.suppress(BadRequest):
+        await ctx.bot.send_message(-1, "nowhere")
+
+
+@router.command("later")
+async def later(ctx: Context) -> None:
+    await asyncio.sleep(1.0)
+    await ctx.answer("later")
 
 
 @router.command("slow")

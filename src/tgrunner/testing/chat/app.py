@@ -45,6 +45,10 @@ def frontend_name(handler: Any) -> str:
     return "native"
 
 
+def _nowhere(lines: list[str]) -> None:
+    """An ``emit`` that drops the lines."""
+
+
 class _Reporting:
     """The runner's executor, telling ``done(update_id)`` when each update is handled (raised,
     timed out or cancelled included), so piped input can wait for the bot to settle."""
@@ -70,27 +74,28 @@ class _Reporting:
 
 
 class ChatApp:
-    """The bot at ``target`` (an import string, as for ``tgrunner run``) against an embedded
-    FakeTelegram, talked to through a :class:`ChatSession`.
+    """The bot at ``target`` (an import string, as for ``tgrunner run``, or the bot object
+    itself) against an embedded FakeTelegram, talked to through a :class:`ChatSession`.
 
     - ``settings``: the runner's settings (default ``Settings.from_env()``); the caller
       chooses strict offsets or a journal.
     - ``options``: front-end options for :func:`build_runner` (``session="aiogram"``…).
-    - ``emit(lines)``: where the chat's lines go; called on the event loop.
+    - ``emit(lines)``: where the chat's lines go, called on the event loop (default: nowhere;
+      it may be set later, until :meth:`start`).
     - ``user_name``: the first simulated user's first name (default ``"You"``).
     """
 
     def __init__(
         self,
-        target: str,
+        target: str | Any,
         *,
-        emit: Callable[[list[str]], None],
+        emit: Callable[[list[str]], None] | None = None,
         settings: Settings | None = None,
         options: dict[str, Any] | None = None,
         user_name: str = "You",
     ) -> None:
         self.target = target
-        self.emit = emit
+        self.emit: Callable[[list[str]], None] = emit or _nowhere
         self.settings = settings
         self.options = options or {}
         self.user_name = user_name

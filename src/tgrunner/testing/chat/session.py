@@ -20,6 +20,7 @@ Lines look like this (``[Friends]`` marks a chat other than the current one)::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from tgrunner.testing.fake.server import FakeTelegram, RecordedRequest
 from tgrunner.testing.fake.users import SimChat, SimUser
 
 __all__ = ["ChatSession"]
+
+log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
@@ -218,8 +221,13 @@ class ChatSession:
         while self._cursor < len(requests):
             record = requests[self._cursor]
             self._cursor += 1
-            if _visible(record.method):
+            if not _visible(record.method):
+                continue
+            try:
                 lines += self._lines_of(record)
+            except Exception as exc:  # a shape this chat does not know must not end it
+                log.debug("cannot show %s", record, exc_info=exc)
+                lines.append(f"-- cannot show the bot's {record.method} call: {exc!r}")
         if lines:
             self.emit(lines)
 

@@ -32,7 +32,7 @@ from tgrunner.settings import Settings
 from tgrunner.testing.chat.app import ChatApp
 from tgrunner.testing.chat.commands import help_lines
 
-__all__ = ["Screen", "run_chat"]
+__all__ = ["Screen", "Terminal", "run_chat"]
 
 log = logging.getLogger(__name__)
 
@@ -207,45 +207,141 @@ def _banner(app: ChatApp) -> list[str]:
     ]
 
 
-def _read(screen: Screen, loop: _Loop, stdin: TextIO, prompt: str) -> str | None:
-    """One line without its newline; None at the end of input, or when the bot has stopped."""
-    loop.main_reading = True
-    try:
-        if loop.ended:
-            return None
-        if screen.interactive:
-            screen.prompt, screen.reading = prompt, True
-            try:
-                return input(prompt)
-            except EOFError:
+class Terminal:
+    """The chat at a terminal: reads lines from ``stdin`` on the calling (main) thread and
+    hands them to ``app``, which runs in its own thread; the app's lines go to ``stdout``, log
+    records to ``stderr``.
+
+    It is interactive when ``stdin`` and ``stdout`` are terminals. ``reply_timeout`` (default
+    10 s) bounds the wait for the bot after each piped line. The terminal takes over the app's
+    ``emit``. SIGTERM stops the chat as Ctrl-C does, when run on the main thread.
+    """
+
+    def __init__(
+        self,
+        app: ChatApp,
+        *,
+        stdin: TextIO,
+        stdout: TextIO,
+        stderr: TextIO,
+        reply_timeout: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.stdin = stdin
+        self.interactive = stdin.isatty() and stdout.isatty()
+        self.screen = Screen(stdout, stderr, interactive=self.interactive)
+        self.reply_timeout = reply_timeout
+        app.emit = self.screen.show
+        self._loop = _Loop(app)
+
+    def run(self) -> int:
+        """Chat until ``/quit``, end of input, Ctrl-C or SIGTERM; return the runner's exit code
+        (0 after a clean stop). Raises what stopped the bot from starting or made it fail
+        (:class:`~tgrunner.errors.ConfigError` for a target that cannot run)."""
+        if self.interactive:
+            with contextlib.suppress(ImportError):
+                import readline  # noqa: F401  (line editing and history for input())
+        with _logging_to(self.screen), _sigterm_as_interrupt():
+            return self._run()
+
+    def _run(self) -> int:
+        loop, screen = self._loop, self.screen
+        loop.start()
+        try:
+            loop.ready.result()
+        except KeyboardInterrupt:
+            loop.request_quit()
+            return self._finish()
+        screen.show(_banner(self.app))
+        try:
+            self._converse()
+        except KeyboardInterrupt:
+            if self.interactive:
                 screen.out.write("\n")
+        screen.show([self._stopping()])
+        loop.request_quit()
+        return self._finish()
+
+    def _read(self, prompt: str) -> str | None:
+        """One line without its newline; None at the end of input, or once the bot stopped."""
+        loop, screen = self._loop, self.screen
+        loop.main_reading = True
+        try:
+            if loop.ended:
                 return None
-            finally:
-                screen.reading = False
-        line = stdin.readline()
-        return line.rstrip("\n") if line else None
+            if self.interactive:
+                screen.prompt, screen.reading = prompt, True
+                try:
+                    return input(prompt)
+                except EOFError:
+                    screen.out.write("\n")
+                    return None
+                finally:
+                    screen.reading = False
+            line = self.stdin.readline()
+            return line.rstrip("\n") if line else None
+        finally:
+            loop.main_reading = False
+
+    def _converse(self) -> None:
+        app, loop = self.app, self._loop
+        settle = None if self.interactive else self.reply_timeout
+        while True:
+            session = app.session
+            assert session is not None  # the app has started
+            line = self._read(session.prompt)
+            if line is None:
+                return
+            if not self.interactive:
+                self.screen.show([session.prompt + line])
+            if loop.ended or not loop.submit(app.submit(line, settle=settle)):
+                return
+
+    def _stopping(self) -> str:
+        if self._loop.ended and not self._loop.quitting:
+            return "-- the bot stopped"
+        runner = self.app.runner
+        running = runner.scheduler.running if runner is not None else 0
+        if runner is None or not running:
+            return "-- stopping the bot"
+        return (
+            f"-- stopping the bot: {running} handler(s) still running get up to "
+            f"{runner.settings.grace:g} s to finish (Ctrl-C again stops them at once)"
+        )
+
+    def _finish(self) -> int:
+        """Wait for the clean stop; a further Ctrl-C makes it a fast one."""
+        while True:
+            try:
+                code: int = self._loop.result.result()
+            except KeyboardInterrupt:
+                if self.interactive:
+                    self.screen.out.write("\n")  # below the ^C the terminal echoed
+                self.screen.show(["-- stopping at once"])
+                self._loop.request_fast_stop()
+                continue
+            return code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt on the main thread for the block (a clean stop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
     finally:
-        loop.main_reading = False
-
-
-def _converse(
-    app: ChatApp, screen: Screen, loop: _Loop, stdin: TextIO, reply_timeout: float
-) -> None:
-    settle = None if screen.interactive else reply_timeout
-    while True:
-        session = app.session
-        assert session is not None  # the app has started
-        line = _read(screen, loop, stdin, session.prompt)
-        if line is None:
-            return
-        if not screen.interactive:
-            screen.show([session.prompt + line])
-        if loop.ended or not loop.submit(app.submit(line, settle=settle)):
-            return
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_chat(
-    target: str,
+    target: str | Any,
     *,
     settings: Settings | None = None,
     options: dict[str, Any] | None = None,
@@ -255,63 +351,22 @@ def run_chat(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Chat with the bot at ``target`` until ``/quit``, end of input or Ctrl-C; return the
-    runner's exit code (0 after a clean stop).
+    """Chat with the bot at ``target`` (an import string, or the bot object) until ``/quit``,
+    end of input or Ctrl-C; return the runner's exit code (0 after a clean stop).
 
     ``settings`` (default ``Settings.from_env()``) and ``options`` (front-end options) go to
     :func:`~tgrunner.runtime.build.build_runner`. ``user_name`` (default ``"You"``) is the
     first user's name; ``reply_timeout`` (default 10 s) bounds the wait for the bot after each
     piped line. Streams default to ``sys.stdin``/``sys.stdout``/``sys.stderr``; the chat is
     interactive when stdin and stdout are terminals. Raises what stops the bot from starting
-    (:class:`~tgrunner.errors.ConfigError` for a target that cannot run).
+    (:class:`~tgrunner.errors.ConfigError` for a target that cannot run) or made it fail.
     """
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
-    interactive = stdin.isatty() and stdout.isatty()
-    if interactive:
-        with contextlib.suppress(ImportError):
-            import readline  # noqa: F401  (line editing and history for input())
-    screen = Screen(stdout, stderr, interactive=interactive)
-    app = ChatApp(target, emit=screen.show, settings=settings, options=options, user_name=user_name)
-    loop = _Loop(app)
-    with _logging_to(screen):
-        loop.start()
-        try:
-            loop.ready.result()
-        except KeyboardInterrupt:
-            loop.request_quit()
-            return _finish(loop, screen)
-        screen.show(_banner(app))
-        try:
-            _converse(app, screen, loop, stdin, reply_timeout)
-        except KeyboardInterrupt:
-            if interactive:
-                stdout.write("\n")
-        screen.show([_stopping(app)])
-        loop.request_quit()
-        return _finish(loop, screen)
-
-
-def _stopping(app: ChatApp) -> str:
-    runner = app.runner
-    running = runner.scheduler.running if runner is not None else 0
-    if not running:
-        return "-- stopping the bot"
-    assert runner is not None
-    return (
-        f"-- stopping the bot: {running} handler(s) still running get up to "
-        f"{runner.settings.grace:g} s to finish (Ctrl-C again stops them at once)"
+    app = ChatApp(target, settings=settings, options=options, user_name=user_name)
+    terminal = Terminal(
+        app,
+        stdin=stdin or sys.stdin,
+        stdout=stdout or sys.stdout,
+        stderr=stderr or sys.stderr,
+        reply_timeout=reply_timeout,
     )
-
-
-def _finish(loop: _Loop, screen: Screen) -> int:
-    """Wait for the clean stop; a further Ctrl-C makes it a fast one."""
-    while True:
-        try:
-            code: int = loop.result.result()
-        except KeyboardInterrupt:
-            screen.show(["-- stopping at once"])
-            loop.request_fast_stop()
-            continue
-        return code
+    return terminal.run()
