@@ -88,6 +88,24 @@ def test_end_of_input_stops_cleanly(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_busy_bot_is_waited_for_a_bounded_time(tmp_path: Path) -> None:
+    args = ("chat_bot:router", "--reply-timeout", "0.5", "--grace", "0.5")
+    done = chat(*args, stdin="/slow\n/quit\n", cwd=tmp_path)
+    assert _after_banner(done.stdout) == [
+        "You> /slow",
+        "bot: working",
+        "-- the bot is still busy after 0.5 s; going on",
+        "You> /quit",
+        "-- stopping the bot: 1 handler(s) still running get up to 0.5 s to finish (Ctrl-C "
+        "again stops them at once)",
+    ]
+    # The grace ran out and the handler was cancelled: not a clean stop, as for 'run'.
+    assert done.returncode == 1, done.stderr
+    assert "grace of 0.5 s ran out" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_while_waiting_for_a_line(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tgrunner", "chat", "chat_bot:router"],
@@ -203,7 +221,7 @@ def test_help_describes_commands_defaults_environment_and_examples() -> None:
     text = done.stdout
     for name in COMMANDS:
         assert f"  /{name}" in text, name
-    for part in ("//TEXT", "defaults:", "strict offsets", "environment:", "TGRUNNER_"):
+    for part in ("//TEXT", "defaults:", "strict offsets", "environment:", "exit codes:", "SIGTERM"):
         assert part in text, part
     assert "examples:" in text and "tgrunner chat mybot:router" in text
     assert "(default You)" in text and "(default 10)" in text

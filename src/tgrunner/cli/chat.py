@@ -48,8 +48,8 @@ Chat commands:
 
 When standard input is not a terminal (a pipe or a file), each line is echoed and the chat
 waits until the bot has handled it (at most --reply-timeout seconds) before reading the next,
-so a script gets a transcript in order. /quit, the end of input, and Ctrl-C stop the bot
-cleanly (exit code 0); a second Ctrl-C stops it at once."""
+so a script gets a transcript in order. /quit, the end of input (Ctrl-D), Ctrl-C and SIGTERM
+stop the bot cleanly; a second Ctrl-C stops it at once."""
 
 _EPILOG = """\
 defaults: strict offsets (as with 'tgrunner run --no-journal'): no journal and no data dir,
@@ -58,9 +58,12 @@ log lines do not crowd the chat; 'tgrunner -v chat ...' shows debug logs.
 
 environment: TGRUNNER_CONCURRENCY, TGRUNNER_HANDLER_TIMEOUT, TGRUNNER_GRACE,
 TGRUNNER_STOP_BUDGET, TGRUNNER_ALLOWED_UPDATES and the other TGRUNNER_* settings of
-'tgrunner run' apply (its options below win over them). The bot token and the API URL
+'tgrunner run' apply (the options above win over them). The bot token and the API URL
 (TGRUNNER_TOKEN, BOT_TOKEN, TGRUNNER_API_URL) are ignored: the chat always uses the embedded
 FakeTelegram's.
+
+exit codes: 0 after a clean stop; 1 after a fast stop (a second Ctrl-C) or when the bot
+failed; 2 for a target that cannot run or a bad option, with one line on stderr.
 
 examples:
   tgrunner chat mybot:router
@@ -96,10 +99,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="piped input: how long to wait for the bot to handle a line before reading the "
         "next (default 10)",
     )
-    p.add_argument("--concurrency", type=int, help="handlers running at once (default 500)")
-    p.add_argument("--handler-timeout", type=float, help="seconds per handler (default none)")
-    p.add_argument("--grace", type=float, help="seconds to finish in-flight work on stop (10)")
-    p.add_argument("--stop-budget", type=float, help="seconds the whole stop may take (default 30)")
+    p.add_argument(
+        "--concurrency", type=int, metavar="N", help="handlers running at once (default 500)"
+    )
+    p.add_argument(
+        "--handler-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds per handler (default none)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="seconds to finish in-flight work on stop (default 10)",
+    )
+    p.add_argument(
+        "--stop-budget",
+        type=float,
+        metavar="SECONDS",
+        help="seconds the whole stop may take (default 30)",
+    )
     p.add_argument(
         "--own-http",
         action="store_true",

@@ -91,12 +91,14 @@ class _LogToScreen(logging.Handler):
 
 @contextlib.contextmanager
 def _logging_to(screen: Screen) -> Iterator[None]:
-    """Route the root logger's console output through ``screen`` for the block."""
+    """Route the root logger's console output (its handlers writing to stdout or stderr)
+    through ``screen`` for the block."""
     root = logging.getLogger()
+    streams = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
     consoles = [
         h
         for h in root.handlers
-        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        if isinstance(h, logging.StreamHandler) and id(getattr(h, "stream", None)) in streams
     ]
     ours = _LogToScreen(screen)
     for handler in consoles:
