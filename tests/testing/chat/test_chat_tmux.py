@@ -2,8 +2,8 @@
 ``send-keys`` and reads the screen with ``capture-pane`` until the expected text shows (polled,
 within a deadline: the screen is the only output a terminal gives).
 
-Each test has its own tmux server (``-L``), killed at the end, so nothing is left running and
-other tmux users are not disturbed.
+Each test has its own tmux server on a socket in its own temporary folder (``-S``), killed and
+removed at the end, so nothing is left behind and other tmux users are not disturbed.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,7 +33,9 @@ class Pane:
     terminal's ``icanon``/``echo`` modes (a chat must leave the terminal as it found it)."""
 
     def __init__(self, command: list[str], cwd: Path) -> None:
-        self.socket = f"tgrunner-test-{uuid.uuid4().hex[:12]}"
+        # Short: a socket path is limited to about 100 characters.
+        self.folder = tempfile.mkdtemp(prefix="tgrunner-tmux-")
+        self.socket = os.path.join(self.folder, "socket")
         env = {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "TERM": "xterm"}
         line = " ".join(shlex.quote(part) for part in command)
         modes = "stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' '"
@@ -41,12 +43,16 @@ class Pane:
         # signal, is not inherited), and stays to show how the chat ended.
         shell = f"trap : INT; {line}; echo EXIT=$?; echo MODES=$({modes}); sleep 600"
         exported = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        self.tmux("new-session", "-d", "-x", "120", "-y", "40", "-c", str(cwd),
-                  f"env {exported} sh -c {shlex.quote(shell)}")  # fmt: skip
+        try:
+            self.tmux("new-session", "-d", "-x", "120", "-y", "40", "-c", str(cwd),
+                      f"env {exported} sh -c {shlex.quote(shell)}")  # fmt: skip
+        except BaseException:
+            self.close()
+            raise
 
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
-            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            ["tmux", "-S", self.socket, "-f", "/dev/null", *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -85,7 +91,8 @@ class Pane:
             time.sleep(0.05)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture
