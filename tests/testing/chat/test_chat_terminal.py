@@ -3,13 +3,17 @@ and a bot that stops on its own in the middle of a chat."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
+import signal
+from typing import Any
 
 import pytest
 
 from bots.chat_bot import router
+from tgrunner.client.bot import Bot
 from tgrunner.errors import ConfigError
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.settings import Settings
@@ -46,6 +50,26 @@ def test_piped_lines_give_a_transcript_and_logs_go_to_stderr(
     # Log records (the runtime's INFO line on stop) go to stderr, never among the chat's lines.
     assert "stopped in" not in out.getvalue()
     assert "INFO tgrunner.runtime.runner: stopped in" in err.getvalue()
+
+
+def test_ctrl_c_and_sigterm_reach_only_the_main_thread() -> None:
+    # The kernel gives a process's signal to any thread not blocking it; the main thread
+    # waits in input(), and only a signal it receives itself wakes it. So the bot's thread
+    # (and the threads it starts, for DNS say) block SIGINT and SIGTERM.
+    masks: list[set[signal.Signals]] = []
+
+    async def handler(update: dict[str, Any], bot: Bot) -> None:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+        masks.append(await asyncio.to_thread(signal.pthread_sigmask, signal.SIG_BLOCK, set()))
+        await bot.send_message(update["message"]["chat"]["id"], "ok")
+
+    out = io.StringIO()
+    assert run_chat(handler, settings=STRICT, stdin=io.StringIO("hi\n"), stdout=out) == 0
+    assert "bot: ok" in out.getvalue()
+    assert len(masks) == 2
+    for mask in masks:
+        assert {signal.SIGINT, signal.SIGTERM} <= mask
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
 
 
 def test_a_bot_that_stops_on_its_own_ends_the_chat_with_its_error() -> None:

@@ -9,6 +9,7 @@ removed at the end, so nothing is left behind and other tmux users are not distu
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -21,6 +22,9 @@ from pathlib import Path
 import pytest
 
 BOTS = Path(__file__).parent.parent.parent / "bots"
+
+# The chat's prompt, as the last line of the screen: "You>" or "Bob @ Friends>".
+_PROMPT = re.compile(r"^[A-Za-z][^<>\[\]]*>$")
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,7 +73,13 @@ class Pane:
                 self.tmux("send-keys", "-l", key)
 
     def type(self, line: str) -> None:
+        """Type ``line`` and Enter once the chat waits at its prompt: keys typed before
+        would be echoed by the terminal ahead of the prompt (type-ahead, as in any shell)."""
+        self.wait_for_prompt()
         self.send(line, "Enter")
+
+    def wait_for_prompt(self) -> None:
+        self.wait(lambda s: _PROMPT.match(s.rstrip().rsplit("\n", 1)[-1]) is not None)
 
     def screen(self) -> str:
         """The pane's text with its history, wrapped lines joined."""
@@ -119,10 +129,14 @@ def test_a_conversation_in_a_terminal(pane: Pane) -> None:
     pane.wait("bot (edited): You chose Yes")
     pane.type("/draft")
     pane.wait("bot (edited): final")
+    # Each line waits for the one before it: type-ahead would be echoed by the terminal
+    # before the prompt, as in any shell.
     pane.type("/as Bob")
+    pane.wait("-- now talking as Bob, in a private chat with the bot")
     pane.type("hello")
     pane.wait("bot: Bob said: hello")
     pane.type("/group Friends")
+    pane.wait("-- now talking as Bob, in the group Friends")
     pane.type("hey")
     pane.wait("bot: Bob said in Friends: hey")
     pane.type("/photo cap")
@@ -130,7 +144,7 @@ def test_a_conversation_in_a_terminal(pane: Pane) -> None:
     pane.type("/edit new caption")
     pane.wait("bot: Bob edited: new caption")
     pane.type("/quit")
-    pane.wait("EXIT=")
+    pane.wait("MODES=")
     assert _after(pane.lines(), "You> hi") == [
         "You> hi",
         "bot: You said: hi",
@@ -165,6 +179,7 @@ def test_a_conversation_in_a_terminal(pane: Pane) -> None:
 
 def test_a_reply_that_comes_while_typing_goes_above_the_line_being_typed(pane: Pane) -> None:
     pane.type("/later")  # the bot answers a second later
+    pane.wait_for_prompt()
     pane.send("half a li")
     pane.wait(lambda s: s.rstrip().endswith("You> half a li"))
     assert "bot: later" not in pane.screen()
@@ -178,7 +193,11 @@ def test_a_reply_that_comes_while_typing_goes_above_the_line_being_typed(pane: P
 def test_ctrl_c_stops_the_bot_cleanly(pane: Pane) -> None:
     pane.type("hi")
     pane.wait("bot: You said: hi")
+    pane.wait_for_prompt()
     pane.send("half typed")
+    # CPython's readline loop checks for signals only when its wait for a key is interrupted:
+    # a Ctrl-C that comes while it handles the previous key is seen at the next signal only.
+    pane.wait(lambda s: s.rstrip().endswith("You> half typed"))
     pane.send("C-c")
     pane.wait("MODES=")
     assert pane.lines()[-3:] == ["-- stopping the bot", "EXIT=0", "MODES=icanon echo"]
@@ -186,6 +205,7 @@ def test_ctrl_c_stops_the_bot_cleanly(pane: Pane) -> None:
 
 
 def test_ctrl_d_stops_the_bot_cleanly(pane: Pane) -> None:
+    pane.wait_for_prompt()
     pane.send("C-d")
     pane.wait("MODES=")
     assert pane.lines()[-3:] == ["-- stopping the bot", "EXIT=0", "MODES=icanon echo"]

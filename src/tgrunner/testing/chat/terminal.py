@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
 import logging
 import signal
 import sys
@@ -40,8 +41,13 @@ log = logging.getLogger(__name__)
 class Screen:
     """Lines out, from any thread, without garbling the line being typed.
 
-    ``interactive``: a terminal with a prompt; while :attr:`reading` is true, the prompt and
-    what was typed so far (readline's buffer) are drawn again below each batch of lines.
+    ``interactive``: a terminal with a prompt. While the person types (between
+    :meth:`prompt_shown` and :meth:`end_prompt`), each batch of lines clears the prompt's line,
+    is written, and draws the prompt and what was typed so far (readline's buffer) again.
+
+    Lines that come after :meth:`begin_prompt` and before readline has drawn the prompt (its
+    pre-input hook calls :meth:`prompt_shown`) are held back until then: written in between,
+    they would mix with the prompt. Without readline there is no such hook, and no waiting.
     """
 
     def __init__(self, out: TextIO, err: TextIO, *, interactive: bool) -> None:
@@ -51,27 +57,89 @@ class Screen:
         self.prompt = ""
         self.reading = False
         self._lock = threading.Lock()
+        self._awaiting = False  # begin_prompt() was called, the prompt is not drawn yet
+        self._held: list[tuple[list[str], bool]] = []
+        self._readline: Any = None
 
     def show(self, lines: list[str], *, err: bool = False) -> None:
         """Write ``lines`` (to stderr with ``err``), above the prompt when one is shown."""
-        stream = self.err if err else self.out
         with self._lock:
-            redraw = self.interactive and self.reading
-            if redraw:
-                self.out.write("\r\x1b[K")  # back to the line's start, and clear it
-                self.out.flush()
-            stream.write("".join(line + "\n" for line in lines))
-            stream.flush()
-            if redraw:
-                self.out.write(self.prompt + _typed())
-                self.out.flush()
+            if self._awaiting:
+                self._held.append((lines, err))
+            else:
+                self._write(lines, err)
+
+    def _write(self, lines: list[str], err: bool) -> None:
+        stream = self.err if err else self.out
+        redraw = self.interactive and self.reading
+        if redraw:
+            self.out.write("\r\x1b[K")  # back to the line's start, and clear it
+            self.out.flush()
+        stream.write("".join(line + "\n" for line in lines))
+        stream.flush()
+        if redraw:
+            typed = self._readline.get_line_buffer() if self._readline is not None else ""
+            self.out.write(self.prompt + typed)
+            self.out.flush()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for lines, err in held:
+            self._write(lines, err)
+
+    def use_readline(self, readline: Any) -> None:
+        """Redraw readline's buffer, and hook the prompt's display (None: stop)."""
+        if self._readline is not None:
+            self._readline.set_pre_input_hook(None)
+        self._readline = readline
+        if readline is not None:
+            readline.set_pre_input_hook(self.prompt_shown)
+
+    def begin_prompt(self, prompt: str) -> None:
+        """``input(prompt)`` comes next."""
+        with self._lock:
+            self.prompt = prompt
+            self._awaiting = self._readline is not None
+
+    def prompt_shown(self) -> None:
+        """The prompt is on the screen: from now on, lines go above it."""
+        try:
+            with self._lock:
+                self._awaiting = False
+                self.reading = True
+                self._release_held()
+        except KeyboardInterrupt:
+            # readline ignores what its hooks raise: Ctrl-C must come again, once readline
+            # waits for keys.
+            _interrupt_main_soon()
+
+    def end_prompt(self) -> None:
+        """``input()`` returned or raised."""
+        with self._lock:
+            self._awaiting = False
+            self.reading = False
+            self._release_held()
 
 
-def _typed() -> str:
-    readline = sys.modules.get("readline")
-    if readline is None:
-        return ""
-    return str(readline.get_line_buffer())
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _start_deaf(thread: threading.Thread) -> None:
+    """Start ``thread`` with SIGINT and SIGTERM blocked in it (and in the threads it starts).
+
+    The kernel gives a process's signal to any thread that does not block it. Only the main
+    thread wakes from ``input()`` on a signal, so it must be the one to get Ctrl-C.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _interrupt_main_soon() -> None:
+    ident = threading.main_thread().ident or 0
+    _start_deaf(threading.Timer(0.05, signal.pthread_kill, (ident, signal.SIGINT)))
 
 
 class _LogToScreen(logging.Handler):
@@ -132,7 +200,7 @@ class _Loop:
         self._thread = threading.Thread(target=self._run, name="tgrunner-chat", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        _start_deaf(self._thread)
 
     def _run(self) -> None:
         try:
@@ -240,11 +308,17 @@ class Terminal:
         """Chat until ``/quit``, end of input, Ctrl-C or SIGTERM; return the runner's exit code
         (0 after a clean stop). Raises what stopped the bot from starting or made it fail
         (:class:`~tgrunner.errors.ConfigError` for a target that cannot run)."""
+        readline: Any = None
         if self.interactive:
             with contextlib.suppress(ImportError):
-                import readline  # noqa: F401  (line editing and history for input())
-        with _logging_to(self.screen), _sigterm_as_interrupt():
-            return self._run()
+                # Line editing and history for input().
+                readline = importlib.import_module("readline")
+        self.screen.use_readline(readline)
+        try:
+            with _logging_to(self.screen), _sigterm_as_interrupt():
+                return self._run()
+        finally:
+            self.screen.use_readline(None)
 
     def _run(self) -> int:
         loop, screen = self._loop, self.screen
@@ -272,14 +346,14 @@ class Terminal:
             if loop.ended:
                 return None
             if self.interactive:
-                screen.prompt, screen.reading = prompt, True
+                screen.begin_prompt(prompt)
                 try:
                     return input(prompt)
                 except EOFError:
                     screen.out.write("\n")
                     return None
                 finally:
-                    screen.reading = False
+                    screen.end_prompt()
             line = self.stdin.readline()
             return line.rstrip("\n") if line else None
         finally:
