@@ -130,7 +130,9 @@ def test_sigterm_stops_cleanly_while_waiting_for_a_line(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert out.splitlines() == ["-- stopping the bot"]
+    # The reply may show while its handler is still returning: "stopping the bot[: 1 …]".
+    [line] = out.splitlines()
+    assert line.startswith("-- stopping the bot"), line
     assert "Traceback" not in err
 
 
