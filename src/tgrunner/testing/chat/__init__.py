@@ -4,6 +4,7 @@
 - :mod:`.render`: Bot API messages and keyboards become lines (pure).
 - :mod:`.session`: who talks where, the keyboards shown, and what the bot did, as lines.
 - :mod:`.app`: FakeTelegram, the bot's runner and the session on one event loop.
+- :mod:`.screen`: lines out from any thread, above the line being typed.
 - :mod:`.terminal`: the terminal itself; :func:`run_chat` is the entry point.
 """
 
