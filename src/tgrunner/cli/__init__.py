@@ -22,6 +22,7 @@ __all__ = ["main"]
 _COMMANDS: dict[str, str] = {
     "run": "tgrunner.cli.run",
     "journal": "tgrunner.cli.journal",
+    "chat": "tgrunner.cli.chat",
     "demo": "tgrunner.cli.demo",
     "fake-telegram": "tgrunner.testing.fake.cli",
 }
