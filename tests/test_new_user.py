@@ -6,7 +6,8 @@ aiogram and PTB quickstart layouts under the names their docs give them (`quick.
 `echobot.py`). Only commands the README shows are used: `tgrunner chat` in a real terminal
 (tmux), `tgrunner fake-telegram` driven over its control API by a script, `tgrunner run` on
 `quick:dp`, `quick:main` and `echobot:main`, and a handler given as the target, refused.
-The README's own tests (section "Test your bot") run in tests/testing/test_examples.py.
+The README's own tests (section "Test your bot") run in tests/testing/test_examples.py,
+and tests/cli and tests/testing/chat hold the finer tests of each command.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 from control_client import Control, Fake, fake_telegram
 from processes import BotProcess
+from terminal import Pane, needs_tmux
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -77,6 +79,24 @@ async def bot_run(fake: Fake, target: str, cwd: Path, *extra: str) -> AsyncItera
     assert code == 0, log
     assert "Traceback" not in log
     assert "stopped (clean)" in log, log
+
+
+@needs_tmux
+def test_the_readme_bot_answers_in_tgrunner_chat_in_a_real_terminal(project: Path) -> None:
+    pane = Pane([sys.executable, "-m", "tgrunner", "chat", "mybot:router"], cwd=project)
+    try:
+        pane.wait("Quit with /quit, Ctrl-D or Ctrl-C.")
+        pane.type("/start")
+        pane.wait("bot: Hello!")
+        pane.type("anyone there?")
+        pane.wait("bot: anyone there?")
+        pane.wait_for_prompt()
+        pane.send("C-c")
+        screen = pane.wait("EXIT=")
+    finally:
+        pane.close()
+    assert "EXIT=0" in screen, screen
+    assert "Traceback" not in screen
 
 
 async def say(control: Control, user: dict, text: str) -> list[dict]:
