@@ -5,9 +5,11 @@ worker, PTB's JobQueue in one, and a PicklePersistence is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,7 @@ async def test_forty_users_complete_their_forms_across_two_workers(
     pids = _check_forms(tg, users)
     assert len(pids) == 2, "both workers held forms"
     # The framework's hooks ran in each worker, and not in the supervisor.
-    names = {p.name for p in tmp_path.iterdir()}
+    names = set(os.listdir(tmp_path))
     pid = str(bot.proc.pid)
     hooks_run = (
         ("startup", "shutdown") if target.startswith("aiogram") else
@@ -117,9 +119,6 @@ async def test_a_pickle_persistence_is_refused_with_two_workers(
 
 
 async def _run(tg: FakeTelegram, args: list[str], env: dict[str, str]) -> Any:
-    import asyncio
-    import sys
-
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tgrunner", "run", *args,
         "--api-url", tg.api_url, "--token", tg.token,

@@ -339,6 +339,6 @@ async def test_job_queue_held_keeps_the_job_queue_stopped(tg: FakeTelegram) -> N
 
 
 def test_job_queue_held_fails_clearly_when_moved() -> None:
-    with pytest.raises(RuntimeError, match=r"Application\._job_queue"):
-        with compat.job_queue_held(object()):  # type: ignore[arg-type]
-            pass
+    held = compat.job_queue_held(object())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match=r"Application\._job_queue"), held:
+        pass

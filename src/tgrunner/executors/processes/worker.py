@@ -8,7 +8,8 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
    create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, and
    run the front-end's startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If
-   any of it fails, send ``FATAL`` with the error line and exit 2.
+   any of it fails, send ``FATAL`` with the error line (and, after a NUL, the traceback of
+   the user's code when that raised) and exit 2.
 3. Run each ``RUN`` update as a task, at most ``share`` at once (the rest wait in order), and
    answer ``DONE`` for each: success, the error (line and traceback), or cancelled. ``CANCEL``
    cancels the update's handler (the supervisor's time limit ran out).
@@ -41,7 +42,7 @@ from typing import Any
 import orjson
 
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
-from tgrunner.errors import ConfigError
+from tgrunner.errors import ConfigError, UserCodeError
 from tgrunner.executors.processes.wire import (
     CANCEL,
     CANCELLED,
@@ -97,6 +98,8 @@ class Worker:
             frontend = await self._load()
         except Exception as exc:
             text = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, UserCodeError):  # the user's own frames, for the supervisor
+                text += "\0" + exc.traceback
             log.debug("start-up failed", exc_info=exc)
             writer.send(FATAL, 0, text.encode("utf-8", "replace"))
             await self._close_bot()
