@@ -132,3 +132,37 @@ async def _run(tg: FakeTelegram, args: list[str], env: dict[str, str]) -> Any:
         return proc.returncode, err.decode()
 
     return ended()
+
+
+@pytest.mark.parametrize(
+    ("target", "replies"),
+    [
+        ("aiogram_quick:main", lambda i: [f"Hello, <b>E{i}</b>!", f"hi {i}"]),
+        ("aiogram_quick_main:main", lambda i: ["echo: /start", f"echo: hi {i}"]),
+        ("ptb_echobot:main", lambda i: [f'Hi <a href="tg://user?id=ID">E{i}</a>!', f"hi {i}"]),
+    ],
+)
+@pytest.mark.timeout(60)
+async def test_an_entry_point_runs_in_each_worker(
+    tg: FakeTelegram, target: str, replies: Any
+) -> None:
+    bot = await start_bot(tg, target, "--workers", "2", cwd=BOTS)
+    users = [tg.user(f"E{i}") for i in range(12)]
+    for i, user in enumerate(users):
+        user.command("start")
+        user.send(f"hi {i}")
+    await tg.wait_for(lambda: all(len(tg.replies(u)) >= 2 for u in users), timeout=30)
+    bot.send_signal(signal.SIGTERM)
+    code, err = await bot.finish()
+    assert code == 0, err
+    assert "Traceback" not in err
+    for i, user in enumerate(users):
+        texts = [m["text"] for m in tg.replies(user)]
+        want = [t.replace("ID", str(user.id)) for t in replies(i)]
+        assert texts == want, texts
+    assert "2 worker processes ready" in err
+    if target == "aiogram_quick_main:main":
+        # main's cleanup after start_polling ran in the supervisor and in each worker; in a
+        # worker, the handler saw the resource main opened around the call.
+        assert err.count("main: cleanup ran") == 3, err
+        assert "main: cleanup ran (resource open during polling: True)" in err
