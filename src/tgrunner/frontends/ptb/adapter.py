@@ -40,8 +40,9 @@ tgrunner replaces PTB's ``Updater``; everything else is PTB's own:
 runs its whole lifecycle (``post_init``, ``post_stop``, ``post_shutdown`` run in each). The
 jobs set up before the application starts (at import, in ``post_init``) run in worker 0 only
 (``worker_slot=0``), so a repeating job runs once, not N times; a job a handler adds runs in
-the worker that handled the update, where the chat's state is. A ``PicklePersistence`` (one file) with more than one worker is refused at start: N
-processes rewriting the same file would corrupt it.
+the worker that handled the update, where the chat's state is. A ``PicklePersistence`` (one
+file) with more than one worker is refused at start: N processes rewriting the same file would
+corrupt it.
 
 Limits: ``Application.stop_running()`` stops the event loop under PTB's runner and cannot stop
 tgrunner (send SIGTERM, or call ``Runner.stop()``); ``run_polling``'s ``bootstrap_retries``,
