@@ -68,7 +68,7 @@ def start_line(
     if proxy:
         parts = urlsplit(proxy)
         transport += f" via proxy {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-    parts = [
+    shown = [
         f"{name} (id {me.get('id')})",
         frontend,
         source,
@@ -77,8 +77,8 @@ def start_line(
         f"transport {transport}",
     ]
     if workers > 1:
-        parts.append(f"{workers} worker processes")
-    return " · ".join(parts)
+        shown.append(f"{workers} worker processes")
+    return " · ".join(shown)
 
 
 def stop_summary(
