@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_VALUE",
     "bot_requests",
     "conversation_states",
+    "drop_jobs",
     "fresh_persistence_event",
     "httpx_client_kwargs",
     "httpx_timeouts",
@@ -188,6 +190,33 @@ def fresh_persistence_event(app: Application[Any, Any, Any, Any, Any, Any]) -> b
         return False
     setattr(app, name, asyncio.Event())
     return True
+
+
+def drop_jobs(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
+    """Remove every job of ``app``'s JobQueue before the application starts (the jobs its
+    module and ``post_init`` set up), so that they run in one worker process only; return how
+    many were removed. Jobs the handlers add later run as usual.
+
+    Uses PTB's public ``JobQueue.jobs()`` and ``Job.schedule_removal()``, and relies on them
+    seeing jobs added while the scheduler has not started (APScheduler keeps them aside until
+    it starts). Should that change, RuntimeError says so instead of running the jobs in every
+    worker.
+    """
+    with warnings.catch_warnings():  # PTB warns when there is none (not installed)
+        warnings.simplefilter("ignore")
+        queue = app.job_queue
+    if queue is None:
+        return 0
+    jobs = queue.jobs()
+    for job in jobs:
+        job.schedule_removal()
+    if queue.jobs():
+        raise RuntimeError(
+            "This python-telegram-bot keeps jobs that Job.schedule_removal() removed before "
+            "the JobQueue started, so tgrunner cannot keep them to one worker process; run "
+            "with --workers 1, or start the jobs from a handler"
+        )
+    return len(jobs)
 
 
 # -- entry points ------------------------------------------------------------------------------
