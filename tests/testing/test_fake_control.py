@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from control_client import Control
 
 from bots.keyboard_bot import router
+from control_client import Control
 from tgrunner import Runner
 from tgrunner._http.server import Request
 from tgrunner.settings import PollingOptions, Settings

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from control_client import ENV, fake_telegram
 
+from control_client import ENV, fake_telegram
 from processes import BotProcess
 
 pytestmark = pytest.mark.slow

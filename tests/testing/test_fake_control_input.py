@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from control_client import Control
 
+from control_client import Control
 from tgrunner.testing import FakeTelegram
 from tgrunner.testing.fake.control import MAX_BODY
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from control_client import ENV, Control, fake_telegram
 
+from control_client import ENV, Control, fake_telegram
 from processes import BotProcess
 
 pytestmark = pytest.mark.slow
