@@ -11,6 +11,10 @@
         await ctx.reply(ctx.text or "")
 
     tgrunner.run(router, token="123:ABC...")
+
+or, with every core (worker processes load the bot from its import string)::
+
+    tgrunner.run("mybot:router", workers="auto")
 """
 
 from tgrunner import errors
@@ -32,7 +36,8 @@ from tgrunner.errors import (
 )
 from tgrunner.frontends.native.router import Context, Router
 from tgrunner.keys import chat_and_user_keys, default_keys
-from tgrunner.runtime.runner import Runner, RunnerStats, run
+from tgrunner.runtime.launch import run
+from tgrunner.runtime.runner import Runner, RunnerStats
 from tgrunner.scheduler import Scheduler, SchedulerOptions
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions

@@ -6,6 +6,9 @@
   finished, exit 1.
 - The third exits the process at once (``os._exit(1)``), for a stop that itself hangs.
 
+SIGHUP asks for the worker processes to be replaced (new bot code loaded): it sets
+``reload``, for the runtime to act on; it never stops anything.
+
 Signal handlers only record the signal; the runtime's ``serve()`` acts on it. ``request_stop``
 is safe to call from any thread, before or while the runtime serves.
 """
@@ -24,14 +27,17 @@ __all__ = ["StopControl"]
 log = logging.getLogger(__name__)
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_HANGUP = getattr(signal, "SIGHUP", None)  # not on Windows
 
 
 class StopControl:
-    """The stop requests of one runtime: ``requested`` and ``fast`` are set as they come."""
+    """The stop requests of one runtime: ``requested`` and ``fast`` are set as they come;
+    ``reload`` on SIGHUP (the runtime clears it when it acted)."""
 
     def __init__(self) -> None:
         self.requested = asyncio.Event()
         self.fast = asyncio.Event()
+        self.reload = asyncio.Event()
         self.signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -57,11 +63,16 @@ class StopControl:
             self.fast.set()
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Handle SIGINT and SIGTERM on ``loop`` (where the platform and thread allow it)."""
+        """Handle SIGINT, SIGTERM and SIGHUP on ``loop`` (where the platform and thread allow
+        it)."""
         for sig in _SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
                 self._installed.append(sig)
+        if _HANGUP is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(_HANGUP, self._on_hangup)
+                self._installed.append(_HANGUP)
 
     def uninstall(self) -> None:
         """Give the signals back. Safe to call twice."""
@@ -71,6 +82,10 @@ class StopControl:
             return
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+    def _on_hangup(self) -> None:
+        log.info("received SIGHUP")
+        self.reload.set()
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1

@@ -18,6 +18,7 @@ from typing import Any
 from tgrunner.client.options import ClientOptions
 from tgrunner.client.transports import TRANSPORTS
 from tgrunner.errors import ConfigError
+from tgrunner.executors.processes.options import WorkerOptions, resolve_workers, share_of
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
@@ -33,6 +34,7 @@ __all__ = [
     "PollingOptions",
     "SchedulerOptions",
     "Settings",
+    "WorkerOptions",
     "read_env",
 ]
 
@@ -48,7 +50,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 Field = tuple[str, str]
 """Where a value goes: (layer, field name); the layer is "scheduler", "polling", "intake",
-"client", or "" for a field of :class:`Settings` itself."""
+"client", "workers", or "" for a field of :class:`Settings` itself."""
 
 
 def _whole(low: int, meaning: str) -> Callable[[str], int]:
@@ -104,6 +106,13 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _workers(text: str) -> int:
+    try:
+        return resolve_workers(text)
+    except ConfigError:
+        raise ValueError("must be a whole number of at least 1, or auto (the CPUs)") from None
+
+
 def _kinds(text: str) -> tuple[str, ...]:
     return check_update_kinds(k.strip() for k in text.split(",") if k.strip())
 
@@ -155,6 +164,15 @@ ENV: Mapping[str, EnvSetting] = {
     "TGRUNNER_JOURNAL_SYNC": EnvSetting(("intake", "journal_sync"), _choice("normal", "full")),
     "TGRUNNER_TRANSPORT": EnvSetting(("client", "transport"), _choice(*TRANSPORTS)),
     "TGRUNNER_PROXY": EnvSetting(("client", "proxy"), _text),
+    "TGRUNNER_WORKERS": EnvSetting(("workers", "workers"), _workers),
+    "TGRUNNER_HEARTBEAT_TIMEOUT": EnvSetting(
+        ("workers", "heartbeat_timeout"),
+        _seconds("how long a worker process may send no heartbeat", zero=False),
+    ),
+    "TGRUNNER_STARTUP_GRACE": EnvSetting(
+        ("workers", "startup_grace"),
+        _seconds("how long a worker process may take to start", zero=False),
+    ),
 }
 """Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
 
@@ -212,6 +230,10 @@ class Settings:
       shutdown hook), default 30.
     - ``client``: the Bot API client's transport (default ``fast``), proxy (default: the
       environment's) and timeout (default 60 s); see ``tgrunner.client.options.ClientOptions``.
+    - ``workers``: worker processes (default ``workers=1``: none, every handler runs in this
+      process), their heartbeat timeout (10 s) and start-up grace (60 s); see
+      ``tgrunner.executors.processes.WorkerOptions``. More workers than the concurrency is a
+      ConfigError.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
@@ -221,6 +243,7 @@ class Settings:
     grace: float = 10.0
     stop_budget: float = 30.0
     client: ClientOptions = field(default_factory=ClientOptions)
+    workers: WorkerOptions = field(default_factory=lambda: WorkerOptions(workers=1))
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -229,6 +252,9 @@ class Settings:
             raise ConfigError(f"stop_budget must be more than 0 seconds, got {self.stop_budget}")
         if not callable(self.keys):
             raise ConfigError("keys must be a function of an update returning a list of keys")
+        if not isinstance(self.workers, WorkerOptions):
+            raise ConfigError(f"workers must be a WorkerOptions, got {self.workers!r}")
+        share_of(self.scheduler.concurrency, self.workers.workers)  # too many workers: raises
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -244,7 +270,9 @@ class Settings:
         ``TGRUNNER_JOURNAL`` (an explicit journal file), ``TGRUNNER_NO_JOURNAL`` (1: strict
         offsets), ``TGRUNNER_JOURNAL_SYNC`` (``normal`` or ``full``),
         ``TGRUNNER_TRANSPORT`` (``fast`` or ``aiohttp``), ``TGRUNNER_PROXY`` (an http(s) proxy
-        URL; empty: none set here, the standard proxy variables still apply).
+        URL; empty: none set here, the standard proxy variables still apply),
+        ``TGRUNNER_WORKERS`` (a count or ``auto``), ``TGRUNNER_HEARTBEAT_TIMEOUT`` and
+        ``TGRUNNER_STARTUP_GRACE`` (seconds).
         Booleans are 1/0, true/false, yes/no or on/off.
         """
         values = read_env(env)
@@ -269,6 +297,7 @@ class Settings:
             "polling": {},
             "intake": {},
             "client": {},
+            "workers": {"workers": 1},
             "": {},
         }
         for (layer, name), value in values.items():
@@ -286,6 +315,7 @@ class Settings:
                 polling=PollingOptions(**layers["polling"]),
                 intake=IntakeOptions(**intake),
                 client=ClientOptions(**layers["client"]),
+                workers=WorkerOptions(**layers["workers"]),
                 **layers[""],
             )
         except ConfigError as exc:

@@ -80,6 +80,16 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--proxy", "TGRUNNER_PROXY", "HTTP client",
          "send every Bot API call through this http(s) proxy (default: $HTTPS_PROXY or "
          "$ALL_PROXY, minus $NO_PROXY; none when unset)", "URL"),
+    Flag("--workers", "TGRUNNER_WORKERS", "workers",
+         "worker processes running the handlers, or auto (the CPUs this process may use); "
+         "each chat stays in one of them (default 1: no worker processes, everything in this "
+         "one)", "N|auto"),
+    Flag("--heartbeat-timeout", "TGRUNNER_HEARTBEAT_TIMEOUT", "workers",
+         "seconds a worker process may send no heartbeat (its event loop is blocked) before "
+         "it is replaced and its updates are redone (default 10)", "SECONDS"),
+    Flag("--startup-grace", "TGRUNNER_STARTUP_GRACE", "workers",
+         "seconds a worker process may take to load the bot and start (default 60)",
+         "SECONDS"),
 )  # fmt: skip
 """Every settings option of ``tgrunner run``, in --help order."""
 
@@ -89,6 +99,7 @@ _GROUPS = {
     "intake": "intake (the journal: no update lost)",
     "stopping": "stopping (SIGINT or SIGTERM: clean stop; a second one: fast)",
     "HTTP client": "HTTP client",
+    "workers": "worker processes (all cores; SIGHUP replaces them one at a time)",
 }
 
 

@@ -350,6 +350,22 @@ class Journal:
         self._db = None  # type: ignore[assignment]
         os.close(self._lock_fd)
 
+    def set_aside(self, update_id: int, *, attempts: int, reason: str) -> None:
+        """Quarantine one update now, as opening the journal does with a repeat offender: it
+        moves from the intake to the quarantine table (``tgrunner journal list`` shows it)
+        with ``attempts``, and an error line saying ``reason`` is logged. Used for an update
+        that killed its worker process 3 times. Written like a finish mark."""
+        log.error(
+            "update %d %s; quarantined, not handled again. See it with 'tgrunner journal "
+            "list', replay it with 'tgrunner journal retry %d', forget it with 'tgrunner "
+            "journal drop %d'",
+            update_id,
+            reason,
+            update_id,
+            update_id,
+        )
+        self._background(self._quarantine_one, update_id, attempts, time.time())
+
     # -- operator actions (tgrunner journal ...) -------------------------------------------
 
     def retry(self, update_ids: Iterable[int] | None = None) -> int:
@@ -417,6 +433,15 @@ class Journal:
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (highest,),
             )
+
+    def _quarantine_one(self, update_id: int, attempts: int, since: float) -> None:
+        with _transaction(self._db) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO quarantine (update_id, attempts, since, body) "
+                "SELECT update_id, ?, ?, body FROM intake WHERE update_id = ?",
+                (attempts, since, update_id),
+            )
+            db.execute("DELETE FROM intake WHERE update_id = ?", (update_id,))
 
     def _run_sql(self, sql: str, rows: list[tuple[int]]) -> None:
         with _transaction(self._db) as db:

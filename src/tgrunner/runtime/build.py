@@ -10,6 +10,13 @@ finds the front-end of framework objects.
 - :func:`build_launcher` is what ``tgrunner run`` runs: it follows every rule.
 - :func:`build_runner` returns a Runner, so it cannot run an entry point: a function taking
   no arguments is called as a factory there, and one that starts polling is refused.
+
+**Worker processes** (``settings.workers.workers`` above 1): the Runner gets a
+:class:`~tgrunner.executors.processes.ProcessExecutor` whose workers load the bot from the
+import string again, each on its own. This process loads it too, only to learn what the
+front-end needs (its keys, allowed updates, token and server): its handlers, startup and
+shutdown hooks never run here, and building a front-end opens no connection. A target given
+as an object (not an import string) cannot be loaded by a worker: ConfigError.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ import inspect
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError
+from tgrunner.executors.processes import ProcessExecutor, share_of
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
@@ -85,7 +95,8 @@ def build_runner(
     obj, name, module, shape = _resolve(target, factory)
     if shape == "call":
         obj = _factory_result(RefusePolling(name).call(obj), name)
-    return _runner(obj, name, token, api_url, settings, options, None, module)
+    spec = _Spec(target, factory)
+    return _runner(obj, name, token, api_url, settings, options, None, module, spec)
 
 
 def load_frontend(
@@ -127,20 +138,38 @@ def build_launcher(
     """
     settings = settings or Settings.from_env()
     obj, name, module, shape = _resolve(target, factory)
+    spec = _Spec(target, factory)
     if shape != "call" or factory:
         if shape == "call":
             obj = _factory_result(RefusePolling(name).call(obj), name)
-        return _runner(obj, name, token, api_url, settings, options, None, module)
+        return _runner(obj, name, token, api_url, settings, options, None, module, spec)
+    if settings.workers.workers > 1:
+        raise ConfigError(_ENTRY_WITH_WORKERS.format(name=name, module=name.partition(":")[0]))
 
     def build(found: Any, call: PollingCall | None) -> Runner:
         if call is None:
             found = _factory_result(found, name)
-        return _runner(found, name, token, api_url, settings, options, call, None)
+        return _runner(found, name, token, api_url, settings, options, call, None, spec)
 
     return EntryPoint(obj, name, build=build)
 
 
 # -- internals ---------------------------------------------------------------------------------
+
+_ENTRY_WITH_WORKERS = (
+    "--workers needs a target that names the bot object, which each worker process loads: "
+    "{name} is an entry point that starts the bot itself. Point at the Dispatcher or "
+    "Application it starts (e.g. {module}:dp or {module}:application), or at a factory "
+    "returning it"
+)
+
+
+class _Spec:
+    """How the target was given, for worker processes to load it again."""
+
+    def __init__(self, target: Any, factory: bool) -> None:
+        self.target = target if isinstance(target, str) else None
+        self.factory = factory
 
 
 def _name_of(obj: Any) -> str:
@@ -213,25 +242,68 @@ def _runner(
     options: dict[str, Any],
     call: PollingCall | None,
     module: Any,
+    spec: _Spec,
 ) -> Runner:
     if call is not None:
         settings = _with_call(settings, call)
         options = {**options, **call.options}
     elif module is not None and inspect.iscoroutinefunction(obj):
         check_handler(obj, name, module)  # a hint naming the module's own Router
-    fe = frontend_for(obj, token=token, api_url=api_url, name=name, **options)
+    workers = settings.workers.workers
+    fe = frontend_for(obj, token=token, api_url=api_url, name=name, workers=workers, **options)
     if fe.keys is not None and settings.keys is Settings().keys:
         settings = replace(settings, keys=fe.keys)
     if fe.allowed_updates is not None and settings.polling.allowed_updates is None:
         settings = replace(
             settings, polling=replace(settings.polling, allowed_updates=fe.allowed_updates)
         )
+    token = token or fe.token
+    api_url = api_url or fe.api_url or DEFAULT_API_URL
+    executor = None
+    if workers > 1:
+        executor = _process_executor(spec, token, api_url, settings, options)
     return Runner(
         fe.handler,
-        token=token or fe.token,
-        api_url=api_url or fe.api_url or DEFAULT_API_URL,
+        token=token,
+        api_url=api_url,
         settings=settings,
-        startup=fe.startup,
-        shutdown=fe.shutdown,
+        # With worker processes the front-end's hooks run in each worker, not here.
+        startup=None if executor else fe.startup,
+        shutdown=None if executor else fe.shutdown,
+        executor=executor,
         frontend=fe.name,
     )
+
+
+def _process_executor(
+    spec: _Spec, token: str | None, api_url: str, settings: Settings, options: dict[str, Any]
+) -> ProcessExecutor:
+    if spec.target is None:
+        raise ConfigError(
+            "Worker processes load the bot from its import string; pass 'module:attr' (for "
+            'example tgrunner.run("mybot:dp", workers=4)) instead of the object itself'
+        )
+    workers = settings.workers
+    return ProcessExecutor(
+        spec.target,
+        token=token or "",
+        api_url=api_url,
+        share=share_of(settings.scheduler.concurrency, workers.workers),
+        options=workers,
+        keys=settings.keys,
+        client=settings.client,
+        load_options={"factory": spec.factory},
+        frontend_options={"workers": workers.workers, **_json_only(options)},
+    )
+
+
+def _json_only(options: dict[str, Any]) -> dict[str, Any]:
+    """The front-end options a worker process can be given (objects stay here)."""
+    found = {}
+    for key, value in options.items():
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            continue
+        found[key] = value
+    return found

@@ -8,15 +8,46 @@ on …"::
 
     stopped (clean) after 12.3 s: 1200 handled (3 failed, 0 timed out), 5 replayed; 97.6
     updates/s
+
+With worker processes, a second summary line gives each worker slot's figures::
+
+    workers: #0 pid 4242 612 done, 1 restart; #1 pid 4250 588 done, 1 replaced; 1 poison
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["start_line", "stop_summary"]
+from tgrunner.executors.processes import WorkerStats
+
+__all__ = ["RunnerStats", "start_line", "stop_summary", "workers_line"]
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    """Counters since start.
+
+    ``received``, ``finished`` (failed and timed out ones included), ``errors``, ``timeouts``,
+    ``stuck``; ``replayed``: unfinished updates taken from the journal at start;
+    ``quarantined``: updates set aside after killing the process (or their worker process) 3
+    times. Updates parked or shed because their chat was at its per-key limit are counted by
+    ``Runner.admission`` (``parked``, ``shed``). ``stop``: how the last stop went, ``""`` until
+    one ended: ``"clean"``, ``"fast"`` (what ran was cancelled), ``"budget exceeded"`` (the
+    stop budget ran out, or handlers ignored cancellation), ``"failed"`` (a failure of the
+    runtime itself) or ``"cancelled"`` (``serve()`` was cancelled).
+    """
+
+    received: int = 0
+    finished: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    stuck: int = 0
+    replayed: int = 0
+    quarantined: int = 0
+    stop: str = ""
 
 
 def start_line(
@@ -69,3 +100,23 @@ def stop_summary(
         f"stopped ({how}) after {took} s: {handled} handled ({failed} failed, "
         f"{timed_out} timed out), {replayed} replayed{extra}; {rate:.1f} updates/s"
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def workers_line(stats: Iterable[WorkerStats], *, poisoned: int = 0) -> str:
+    """``workers: #0 pid 4242 612 done, 1 restart; #1 pid 4250 588 done; 1 poison``: per
+    worker slot its last process, the updates it finished, its restarts (after a death or a
+    hang) and replacements (SIGHUP); then the updates set aside as poison, if any."""
+    parts = []
+    for s in stats:
+        text = f"#{s.slot} pid {s.pid or '-'} {s.done} done"
+        if s.restarts:
+            text += f", {_plural(s.restarts, 'restart')}"
+        if s.replaced:
+            text += f", {s.replaced} replaced"
+        parts.append(text)
+    line = "workers: " + "; ".join(parts)
+    return line + (f"; {poisoned} poison" if poisoned else "")

@@ -33,18 +33,19 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
-from tgrunner.errors import ConfigError
+from tgrunner.errors import ConfigError, PoisonUpdate
 from tgrunner.executors.inline import InlineExecutor, UpdateHandler
+from tgrunner.executors.processes import ProcessExecutor
 from tgrunner.intake.journal import Journal
 from tgrunner.intake.options import journal_path
 from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
-from tgrunner.runtime.report import start_line, stop_summary
+from tgrunner.runtime.report import RunnerStats, start_line, stop_summary
+from tgrunner.runtime.workers import WorkerControl, serve_reloads
 from tgrunner.scheduler import Scheduler
 from tgrunner.scheduler.admission import Admission
 from tgrunner.settings import Settings
@@ -57,7 +58,6 @@ __all__ = [
     "TimeoutHook",
     "UpdateHandler",
     "loop_factory",
-    "run",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,30 +79,6 @@ _CANCEL_SHARE = 0.25
 SUSPECT_KEY = "tgrunner:suspect"
 
 
-@dataclass(slots=True)
-class RunnerStats:
-    """Counters since start.
-
-    ``received``, ``finished`` (failed and timed out ones included), ``errors``, ``timeouts``,
-    ``stuck``; ``replayed``: unfinished updates taken from the journal at start;
-    ``quarantined``: updates set aside at start after killing the process 3 times. Updates
-    parked or shed because their chat was at its per-key limit are counted by
-    ``Runner.admission`` (``parked``, ``shed``). ``stop``: how the last stop went, ``""`` until
-    one ended: ``"clean"``, ``"fast"`` (what ran was cancelled), ``"budget exceeded"`` (the
-    stop budget ran out, or handlers ignored cancellation), ``"failed"`` (a failure of the
-    runtime itself) or ``"cancelled"`` (``serve()`` was cancelled).
-    """
-
-    received: int = 0
-    finished: int = 0
-    errors: int = 0
-    timeouts: int = 0
-    stuck: int = 0
-    replayed: int = 0
-    quarantined: int = 0
-    stop: str = ""
-
-
 class Runner:
     """Run a bot handler over polling with per-chat order and no lost update.
 
@@ -115,7 +91,9 @@ class Runner:
     - ``startup()`` / ``shutdown()``: awaited before the first fetch / after the last update
       finished and the offset was confirmed (a front-end's lifecycle hooks).
     - ``source`` / ``executor``: other implementations of the Protocols (default: polling, and
-      the handler inline).
+      the handler inline). With a :class:`~tgrunner.executors.processes.ProcessExecutor`
+      the runner quarantines its poison updates, stops on its crash loops and replaces its
+      workers on SIGHUP (see :mod:`.workers`).
     - ``frontend``: the front-end's name in the start-up line, default ``"native"``.
     """
 
@@ -192,6 +170,9 @@ class Runner:
         )
         self.source: Source = source or PollingSource(bot, settings.polling)
         self.executor: Executor = executor or InlineExecutor(handler, bot)
+        self.workers: WorkerControl | None = None
+        if isinstance(executor, ProcessExecutor):
+            self.workers = WorkerControl(executor, failed=self._workers_failed)
 
     # -- hooks wired into the scheduler -------------------------------------------------------
 
@@ -213,8 +194,17 @@ class Runner:
         if self._skipped and uid in self._skipped:
             self._skipped.discard(uid)
             return
-        self.stats.finished += 1
         self._running.pop(uid, None)
+        workers = self.workers
+        if workers is not None and workers.poisoned and workers.take_poisoned(uid):
+            self.stats.quarantined += 1
+            self._suspects.discard(uid)
+            if workers.set_aside(self.intake, uid):
+                self.admission.finished()
+            else:
+                self._release(uid)  # strict offsets: confirmed, never handled again
+            return
+        self.stats.finished += 1
         self._release(uid)
 
     def _release(self, uid: int) -> None:
@@ -236,6 +226,8 @@ class Runner:
         self.admission.finished()
 
     async def _error(self, update: JSON, exc: BaseException) -> None:
+        if isinstance(exc, PoisonUpdate):
+            return  # quarantined (counted there), not a handler's error
         self.stats.errors += 1
         if self._on_error is None:
             log.error("handler failed on update %s", update.get("update_id"), exc_info=exc)
@@ -259,6 +251,9 @@ class Runner:
     def _journal_failed(self, exc: BaseException) -> None:
         # A finish mark that cannot be written is a failure of the runtime: stop cleanly.
         log.error("the intake journal cannot be written (%s); stopping", exc)
+        self._workers_failed(exc)
+
+    def _workers_failed(self, exc: BaseException) -> None:
         if self._failure is None:
             self._failure = exc
         self._control.request_stop()
@@ -366,6 +361,7 @@ class Runner:
         started = opened = False
         since = time.monotonic()  # from the start-up line, once it is logged
         fetch: asyncio.Task[None] | None = None
+        reloads: asyncio.Task[None] | None = None
         try:
             opening = loop.create_task(self._open(), name="tgrunner-start")
             if not await self._unless_stopped(opening, raise_error=True):
@@ -376,7 +372,9 @@ class Runner:
             since = time.monotonic()
             say.info(self._start_line())
             fetch = loop.create_task(self._fetch_loop(), name="tgrunner-fetch")
+            reloads = loop.create_task(serve_reloads(self.workers, control.reload))
             await self._unless_stopped(fetch)
+            reloads.cancel()
             failure: BaseException | None = None
             if fetch.done() and not fetch.cancelled():
                 failure = fetch.exception()
@@ -390,10 +388,11 @@ class Runner:
             self.stats.stop = "clean" if code == 0 else "fast"
             return code
         finally:
-            if fetch is not None and not fetch.done():
-                fetch.cancel()
-                with contextlib.suppress(BaseException):
-                    await fetch
+            for task in (fetch, reloads):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
             await self._close(started=started, opened=opened)
             if opened:
                 self._summarise(time.monotonic() - since)
@@ -430,6 +429,8 @@ class Runner:
                 quarantined=stats.quarantined,
             )
         )
+        if self.workers is not None:
+            say.info(self.workers.summary())
 
     async def _settle_startup(self) -> bool:
         """After a stop during start-up: did the front-end's start-up run (so it must be shut
@@ -553,7 +554,9 @@ class Runner:
                     log.error("the shutdown hook ran past the stop budget; leaving it")
         finally:
             try:
-                if opened:
+                if opened and isinstance(self.executor, ProcessExecutor):
+                    await self.executor.close(fast=self._control.fast.is_set())
+                elif opened:
                     await self.executor.close()
                 await self.intake.close()
             finally:
@@ -584,15 +587,3 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
-
-
-def run(handler: UpdateHandler, *, token: str | None = None, **kwargs: Any) -> int:
-    """Build a :class:`Runner` and run it until SIGINT/SIGTERM; return the exit code.
-
-    ``token`` defaults to ``TGRUNNER_TOKEN`` or ``BOT_TOKEN`` from the environment; other
-    keyword arguments go to :class:`Runner`.
-    """
-    token = token or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
-    if "settings" not in kwargs:
-        kwargs["settings"] = Settings.from_env()
-    return Runner(handler, token=token, **kwargs).run()

@@ -142,6 +142,20 @@ class ProcessExecutor:
         self._state = "new"  # -> starting -> running -> closing -> closed
         self._replacing = asyncio.Lock()
 
+    def bind(
+        self,
+        *,
+        on_failure: Callable[[BaseException], None] | None = None,
+        on_event: Callable[[WorkerEvent], None] | None = None,
+        on_poison: Callable[[int | None], None] | None = None,
+    ) -> None:
+        """Add hooks after construction (the runtime driving the executor does, before
+        ``start()``); each is called before the one given to the constructor, if any."""
+        pool = self._pool
+        pool._on_failure = _chain(on_failure, pool._on_failure)
+        pool._on_event = _chain(on_event, pool._on_event)
+        pool._on_poison = _chain(on_poison, pool._on_poison)
+
     @property
     def poisoned(self) -> int:
         """Updates set aside as poison since start."""
@@ -341,3 +355,16 @@ class ProcessExecutor:
 
 def _load(slot: Slot) -> int:
     return slot.in_flight
+
+
+def _chain(first: Callable[[Any], None] | None, then: Callable[[Any], None] | None) -> Any:
+    if first is None or then is None:
+        return first or then
+
+    def both(arg: Any) -> None:
+        try:
+            first(arg)
+        finally:
+            then(arg)
+
+    return both

@@ -4,10 +4,11 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
 
 1. Read ``INIT`` (the configuration: the bot's import string, token, server, client options,
    its share of the concurrency, the supervisor's ``sys.path``) from ``IN_FD``.
-2. Load the bot as ``tgrunner run`` does (``runtime.build.load_frontend``), create its
-   own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, and run the
-   front-end's startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If any of
-   it fails, send ``FATAL`` with the error line and exit 2.
+2. Load the bot as ``tgrunner run`` does (``runtime.build.load_frontend``, with the
+   front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
+   create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, and
+   run the front-end's startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If
+   any of it fails, send ``FATAL`` with the error line and exit 2.
 3. Run each ``RUN`` update as a task, at most ``share`` at once (the rest wait in order), and
    answer ``DONE`` for each: success, the error (line and traceback), or cancelled. ``CANCEL``
    cancels the update's handler (the supervisor's time limit ran out).
@@ -125,6 +126,7 @@ class Worker:
             api_url=init["api_url"],
             **init["load_options"],
             **init["frontend_options"],
+            worker_slot=init["slot"],
         )
         token = init["token"] or frontend.token
         if not token:

@@ -1,0 +1,93 @@
+"""``tgrunner run TARGET --workers 2`` in its own process against FakeTelegram: per-chat order
+with nothing lost, a clean stop, a second signal, and bad worker counts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from processes import MODES, end_started_bots, start_bot, unfinished
+from replies import send_load, tally
+from tgrunner.testing import FakeTelegram
+
+BOTS = Path(__file__).parents[1] / "bots"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+async def _end_our_bots() -> AsyncIterator[None]:
+    yield
+    await end_started_bots()
+
+
+async def in_subprocess(*argv: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """``python -m tgrunner ARGV`` from the test bots' folder: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", *argv,
+        cwd=BOTS, env={**os.environ, **(env or {})}, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.timeout(60)
+async def test_two_workers_keep_per_chat_order_and_stop_cleanly(
+    tg: FakeTelegram, mode: str
+) -> None:
+    sent = send_load(tg, chats=30, per_chat=20)
+    bot = await start_bot(tg, "echo_bot:router", "--workers", "2", *MODES[mode], cwd=BOTS)
+    await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=30)
+    log = await bot.wait_for_line("worker processes ready")
+    bot.send_signal(signal.SIGTERM)
+    code, err = await bot.finish()
+    assert code == 0, err
+    assert "Traceback" not in err
+    result = tally(sent, tg.requests)
+    assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
+    assert "2 worker processes ready (pids " in log
+    assert "workers: #0 pid " in err and "; #1 pid " in err
+    assert unfinished(tg, mode) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "argument --workers: '0' must be a whole number of at least 1"),
+        (["--workers", "-1"], "argument --workers: '-1' must be a whole number of at least 1"),
+        (["--workers", "abc"], "argument --workers: 'abc' must be a whole number of at least"),
+        (["--workers", "4", "--concurrency", "3"],
+         "4 workers are more than the --concurrency of 3"),
+        (["--workers", "2", "--heartbeat-timeout", "0"],
+         "argument --heartbeat-timeout: '0' must be a number of seconds, more than 0"),
+    ],
+)  # fmt: skip
+async def test_bad_worker_counts_fail_in_one_line(args: list[str], message: str) -> None:
+    code, _, err = await in_subprocess("run", "echo_bot:router", "--token", "1:x", *args)
+    assert code == 2, err
+    assert message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+async def test_bad_worker_count_from_the_environment() -> None:
+    code, _, err = await in_subprocess(
+        "run", "echo_bot:router", "--token", "1:x", env={"TGRUNNER_WORKERS": "none"}
+    )
+    assert code == 2, err
+    assert "TGRUNNER_WORKERS='none' (the variable of --workers) must be a whole number" in err
+    assert err.count("\n") == 1
