@@ -3,12 +3,13 @@
 Three parts, each row a bot in its own process polling FakeTelegram in this process:
 
 - **cpu**: a CPU-bound echo (every handler spins 1 ms of its thread's CPU, then replies),
-  ``--updates`` messages over ``--chats`` chats, queued at once: tgrunner native in one
-  process, ``--workers 1`` and ``--workers 2``, aiogram on tgrunner ``--workers 2``, and
+  ``--updates`` messages over ``--chats`` chats, queued at once: tgrunner native with
+  ``--workers 1`` (the default: one process, no worker processes) and ``--workers 2``,
+  aiogram on tgrunner with ``--workers 2``, and
   grammY runner ``run()`` + ``sequentialize`` (one thread), ``distribute`` over 2 worker
   threads, and ``distribute`` behind ``sequentialize``;
-- **plain**: the plain echo with ``--workers 2`` (and in one process, for reference): what the
-  supervisor costs per update, beside what its workers cost;
+- **plain**: the plain echo with ``--workers 2`` (and ``--workers 1``, for reference): what
+  the supervisor costs per update, beside what its workers cost;
 - **chaos**: the plain echo with ``--workers 2`` at ``--rate`` updates/s for ``--seconds``,
   one ready worker SIGKILLed every ``--kill-every`` seconds (see :mod:`bench.chaos`).
 
@@ -84,9 +85,8 @@ class WorkerRow:
 
 
 def _tg(target: str, workers: int) -> Callable[[str, str], list[str]]:
+    # --workers 1 (the default) is one process, as without the flag: no worker processes.
     base = _tgrunner(target)
-    if not workers:
-        return base
     return lambda url, token: [*base(url, token), "--workers", str(workers)]
 
 
@@ -99,8 +99,9 @@ _CPU = "bench.bots.cpu_echo:router"
 _PLAIN = "bench.bots.native_echo:router"
 _READY = "worker processes ready"
 WORKER_ROWS: tuple[WorkerRow, ...] = (
-    WorkerRow("tg-inline", "tgrunner native, one process", "cpu", "tgrunner", 0, _tg(_CPU, 0)),
-    WorkerRow("tg-w1", "tgrunner native --workers 1", "cpu", "tgrunner", 1, _tg(_CPU, 1), _READY),
+    WorkerRow(
+        "tg-w1", "tgrunner native --workers 1 (one process)", "cpu", "tgrunner", 0, _tg(_CPU, 1)
+    ),
     WorkerRow("tg-w2", "tgrunner native --workers 2", "cpu", "tgrunner", 2, _tg(_CPU, 2), _READY),
     WorkerRow(
         "tg-aiogram-w2",
@@ -129,7 +130,12 @@ WORKER_ROWS: tuple[WorkerRow, ...] = (
         _grammy("distribute-seq"),
     ),
     WorkerRow(
-        "plain-inline", "plain echo, tgrunner one process", "plain", "tgrunner", 0, _tg(_PLAIN, 0)
+        "plain-w1",
+        "plain echo, tgrunner --workers 1 (one process)",
+        "plain",
+        "tgrunner",
+        0,
+        _tg(_PLAIN, 1),
     ),
     WorkerRow(
         "plain-w2",
@@ -336,9 +342,10 @@ def describe(plan: LoadPlan) -> str:
 def _line(r: dict[str, Any]) -> str:
     if "skipped" in r:
         return f"  skipped: {r['skipped']}"
+    own = r.get("main_thread_us" if r["framework"] == "grammy" else "supervisor_us") or 0
     text = (
         f"  {r['throughput']:>8,.0f} updates/s  CPU {r.get('cpu_us') or 0:,.0f} µs/update "
-        f"(own {r.get('supervisor_us') or 0:,.1f}, workers {r.get('workers_us') or 0:,.0f})  "
+        f"(own {own:,.1f}, workers {r.get('workers_us') or 0:,.0f})  "
         f"cores {r.get('cores_busy') or 0:.2f}  violations {r['violations']}  lost {r['lost']}  "
         f"duplicates {r['duplicates']}"
     )

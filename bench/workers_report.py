@@ -35,10 +35,11 @@ METHOD = """\
   workers also want: its CPU per update is the *harness µs* figure below, and with
   `--workers 2` it comes out of the same two cores. A machine whose load generator (Telegram)
   is elsewhere gives `--workers 2` that share back.
-- **CPU.** From `/proc`, in clock ticks (10 ms), between the first reply of a warm-up (4
-  messages in a chat of their own, so that grammY's `distribute`, which starts its threads at
-  the first update, is warm like tgrunner's workers, which are ready before polling) and the
-  last reply: *CPU µs/update* is the whole process tree (the bot process, every live
+- **Warm-up.** Before the measure, 400 messages over 20 chats of their own, all answered:
+  grammY's `distribute` starts its threads at the first update (tgrunner's workers are ready
+  before it polls), and Node's JIT compiles a function after a few hundred calls.
+- **CPU.** From `/proc`, in clock ticks (10 ms), from the end of the warm-up to the last
+  reply: *CPU µs/update* is the whole process tree (the bot process, every live
   descendant, and the children it already reaped, from `cutime`/`cstime`: a killed worker's
   CPU ends there), over the replies. *own µs* is the bot process alone: for tgrunner with
   `--workers` the supervisor (source, journal, scheduler, routing, IPC, completions); for a
