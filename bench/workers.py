@@ -147,6 +147,15 @@ WORKER_ROWS: tuple[WorkerRow, ...] = (
         _READY,
     ),
     WorkerRow(
+        "plain-w2-strict",
+        "plain echo, tgrunner --workers 2 --no-journal",
+        "plain",
+        "tgrunner",
+        2,
+        lambda url, token: [*_tgrunner(_PLAIN, strict=True)(url, token), "--workers", "2"],
+        _READY,
+    ),
+    WorkerRow(
         "chaos-w2",
         "chaos: plain echo --workers 2, SIGKILL a worker",
         "chaos",

@@ -90,7 +90,7 @@ def _verdict(ok: bool) -> str:
 
 
 HEADER = (
-    "| bot | handler processes / threads | updates/s | × `--workers 1` | CPU µs/update "
+    "| bot | handler processes / threads | updates/s | × tgrunner `--workers 1` | CPU µs/update "
     "| own µs | workers µs | cores busy | peak RSS MB | p50 ms | p99 ms | violations | lost "
     "| duplicates | harness µs | notes |"
 )
@@ -250,6 +250,13 @@ def write_markdown(
                 f"≤ {TARGET_SUPERVISOR_US:g} µs: {_verdict(sup <= TARGET_SUPERVISOR_US)}); its "
                 f"workers: **{_fmt(fig['plain_workers_us'], 1)} µs** per update."
             )
+            strict = rows.get("plain-w2-strict")
+            if strict and strict.get("supervisor_us") is not None:
+                lines.append(
+                    f"- With strict offsets (`--no-journal`), the supervisor: "
+                    f"**{strict['supervisor_us']:.1f} µs** per update: the difference is the "
+                    "intake journal's share."
+                )
         if part == "chaos" and fig.get("chaos"):
             lines += ["", *_chaos_lines(fig["chaos"], rows["chaos-w2"])]
         lines.append("")
