@@ -170,11 +170,16 @@ async def test_updates_sharing_an_fsm_key_share_a_tgrunner_key(
 async def test_keys_keep_the_default_chat_key_names(tg: FakeTelegram) -> None:
     updates = await varied_updates(tg)
     for update in updates:
-        chat, _, thread = event_context(update)
+        chat, user, thread = event_context(update)
         default = default_keys(update)
         for strategy in FSMStrategy:
             found = fsm_keys(strategy)(update)
-            if chat is not None and thread is None:
+            if strategy is FSMStrategy.GLOBAL_USER and user is not None:
+                # The state follows the user, so the user routes (the first key picks the
+                # worker process): the chat's key comes second.
+                assert found[0] == f"u:{user}", update
+                assert chat is None or found[1] == f"c:{chat}" == default[0], update
+            elif chat is not None and thread is None:
                 assert found[0] == f"c:{chat}" == default[0], (strategy, update)
     forum_topic = next(u for u in updates if event_context(u)[2] is not None and "message" in u)
     chat, _, thread = event_context(forum_topic)

@@ -307,3 +307,38 @@ def test_polling_calls_take_run_polling_refuse_the_rest_and_put_them_back() -> N
     ]
     assert [Application.__dict__[m] for m in methods] == original
     assert [Updater.__dict__[m] for m in ("start_polling", "start_webhook")] == updater
+
+
+async def test_job_queue_held_keeps_the_job_queue_stopped(tg: FakeTelegram) -> None:
+    app = ApplicationBuilder().token(tg.token).base_url(f"{tg.api_url}/bot").build()
+    queue = app.job_queue
+    assert queue is not None
+    ran = asyncio.Event()
+
+    async def job(context: Any) -> None:
+        ran.set()
+
+    queue.run_repeating(job, interval=0.01, first=0)
+    async with app:
+        with compat.job_queue_held(app):
+            await app.start()
+        assert app.job_queue is queue
+        assert not queue.scheduler.running, (
+            "Application.start() started the JobQueue while Application._job_queue was None: "
+            "it no longer reads that slot, so every worker process would run the jobs"
+        )
+        with compat.job_queue_held(app):
+            await app.stop()  # PTB's JobQueue.stop fails on a queue that never started
+        # Not held, the same application runs the job.
+        await app.start()
+        try:
+            async with asyncio.timeout(5):
+                await ran.wait()
+        finally:
+            await app.stop()
+
+
+def test_job_queue_held_fails_clearly_when_moved() -> None:
+    with pytest.raises(RuntimeError, match=r"Application\._job_queue"):
+        with compat.job_queue_held(object()):  # type: ignore[arg-type]
+            pass

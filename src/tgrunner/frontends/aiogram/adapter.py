@@ -189,12 +189,12 @@ def _chat_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
     return default_keys(update) if chat is None else (f"c:{chat}",)
 
 
-def _chat_and_user_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
-    """GLOBAL_USER: the chat and the user."""
+def _user_and_chat_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
+    """GLOBAL_USER: the user, then the chat."""
     chat, user, _ = event_context(update)
     if user is None:
         return default_keys(update) if chat is None else (f"c:{chat}",)
-    return (f"u:{user}",) if chat is None else (f"c:{chat}", f"u:{user}")
+    return (f"u:{user}",) if chat is None else (f"u:{user}", f"c:{chat}")
 
 
 def _topic_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
@@ -210,7 +210,7 @@ def _topic_keys(update: Mapping[str, Any]) -> tuple[Hashable, ...]:
 _BY_STRATEGY: dict[FSMStrategy, KeyFunc] = {
     FSMStrategy.USER_IN_CHAT: _safe(_chat_keys),
     FSMStrategy.CHAT: _safe(_chat_keys),
-    FSMStrategy.GLOBAL_USER: _safe(_chat_and_user_keys),
+    FSMStrategy.GLOBAL_USER: _safe(_user_and_chat_keys),
     FSMStrategy.USER_IN_TOPIC: _safe(_topic_keys),
     FSMStrategy.CHAT_TOPIC: _safe(_topic_keys),
 }
@@ -223,8 +223,9 @@ def fsm_keys(strategy: FSMStrategy) -> KeyFunc:
     - USER_IN_CHAT, CHAT: ``"c:<chat id>"``. An update with a user and no chat (an inline
       query, a callback from an inline message) gets its user's private chat, ``"c:<user
       id>"``, because aiogram stores its state under that chat.
-    - GLOBAL_USER: ``"c:<chat id>"`` and ``"u:<user id>"``, as the state follows the user
-      across chats.
+    - GLOBAL_USER: ``"u:<user id>"`` and ``"c:<chat id>"``, as the state follows the user
+      across chats. The user comes first: the first key picks the worker process
+      (``--workers``), so a user's state stays in one process whatever the chat.
     - USER_IN_TOPIC, CHAT_TOPIC: ``"c:<chat id>:<thread id>"`` for a forum topic message, so
       topics run concurrently; otherwise as for CHAT.
 

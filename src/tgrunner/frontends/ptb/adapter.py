@@ -36,6 +36,13 @@ tgrunner replaces PTB's ``Updater``; everything else is PTB's own:
 - **allowed_updates**: ``Update.ALL_TYPES`` unless tgrunner's settings name some
   (``TGRUNNER_ALLOWED_UPDATES``, or ``run(allowed_updates=...)``).
 
+**Worker processes** (``tgrunner run --workers N``): every worker loads the Application and
+runs its whole lifecycle (``post_init``, ``post_stop``, ``post_shutdown`` run in each). The
+JobQueue runs in worker 0 only (``worker_slot=0``), so a repeating job runs once, not N times;
+in the other workers jobs may still be added (in ``post_init``, by handlers) but never run
+there. A ``PicklePersistence`` (one file) with more than one worker is refused at start: N
+processes rewriting the same file would corrupt it.
+
 Limits: ``Application.stop_running()`` stops the event loop under PTB's runner and cannot stop
 tgrunner (send SIGTERM, or call ``Runner.stop()``); ``run_polling``'s ``bootstrap_retries``,
 ``poll_interval`` and ``stop_signals`` have no counterpart (tgrunner retries with backoff and
@@ -45,13 +52,20 @@ handles SIGINT and SIGTERM).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 from telegram import Bot as PTBBot
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, ExtBot, SimpleUpdateProcessor
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ExtBot,
+    PicklePersistence,
+    SimpleUpdateProcessor,
+)
 from telegram.request import HTTPXRequest
 
 import tgrunner.frontends.ptb.compat as compat
@@ -113,7 +127,8 @@ class PTBDriver:
     """Drives one PTB ``Application`` for the runtime: its lifecycle hooks and the handler.
 
     Built by :func:`adapt`; ``token`` / ``api_url`` given here replace the bot's own (the bot
-    then calls ``<api_url>/bot<token>/…`` and ``<api_url>/file/bot<token>/…``).
+    then calls ``<api_url>/bot<token>/…`` and ``<api_url>/file/bot<token>/…``). ``run_jobs``
+    (default True): start the application's JobQueue (False in all worker processes but one).
     """
 
     def __init__(
@@ -123,6 +138,7 @@ class PTBDriver:
         token: str | None = None,
         api_url: str | None = None,
         request: str = "tgrunner",
+        run_jobs: bool = True,
     ) -> None:
         if request not in REQUEST_MODES:
             raise ConfigError(
@@ -132,6 +148,7 @@ class PTBDriver:
             )
         self.app = app
         self.request = request
+        self.run_jobs = run_jobs
         bot = app.bot
         own_api = _api_url_of(bot)
         self.token: str = token or bot.token
@@ -226,7 +243,8 @@ class PTBDriver:
             await app.initialize()
             if app.post_init is not None:
                 await app.post_init(app)
-            await app.start()
+            with self._jobs_here():
+                await app.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -239,7 +257,8 @@ class PTBDriver:
         app = self.app
         try:
             if app.running:
-                await app.stop()
+                with self._jobs_here():
+                    await app.stop()
                 if app.post_stop is not None:
                     await app.post_stop(app)
         finally:
@@ -251,6 +270,10 @@ class PTBDriver:
                 if self._fallback_installed:
                     app.remove_error_handler(self._fallback)
                     self._fallback_installed = False
+
+    def _jobs_here(self) -> contextlib.AbstractContextManager[None]:
+        """Around ``start()`` and ``stop()``: the JobQueue as it is, or held back."""
+        return contextlib.nullcontext() if self.run_jobs else compat.job_queue_held(self.app)
 
     async def _install_request(self) -> None:
         """Put a TgrunnerRequest where the bot has PTB's default HTTPXRequest."""
@@ -304,6 +327,8 @@ def adapt(
     api_url: str | None = None,
     request: str = "tgrunner",
     name: str | None = None,
+    workers: int = 1,
+    worker_slot: int | None = None,
     **_: Any,
 ) -> Frontend:
     """The :class:`~tgrunner.frontends.Frontend` for a PTB ``Application``.
@@ -313,11 +338,18 @@ def adapt(
     - ``request``: ``"tgrunner"`` (default) sends the bot's calls through tgrunner's HTTP
       client, ``"ptb"`` keeps PTB's ``HTTPXRequest``.
     - ``name``: the target as the user named it, for messages.
+    - ``workers``: how many worker processes run the bot (default 1); with more, a
+      single-file persistence (``PicklePersistence``) is refused with a ConfigError.
+    - ``worker_slot``: this worker process's slot (default None: no worker processes); the
+      JobQueue starts only in slot 0.
 
     Options meant for other front-ends are ignored.
     """
     app = _application(obj, name or "the target")
-    driver = PTBDriver(app, token=token, api_url=api_url, request=request)
+    if workers > 1:
+        _refuse_file_persistence(app, workers)
+    run_jobs = worker_slot is None or worker_slot == 0
+    driver = PTBDriver(app, token=token, api_url=api_url, request=request, run_jobs=run_jobs)
     return Frontend(
         handler=driver.handle,
         token=driver.token,
@@ -328,3 +360,14 @@ def adapt(
         shutdown=driver.shutdown,
         name="ptb",
     )
+
+
+def _refuse_file_persistence(app: _AnyApplication, workers: int) -> None:
+    persistence = app.persistence
+    path = getattr(persistence, "filepath", None)
+    if isinstance(persistence, PicklePersistence) or path is not None:
+        raise ConfigError(
+            f"The application's {type(persistence).__name__} keeps its data in one file "
+            f"({path}), which {workers} worker processes would each rewrite and corrupt: run "
+            "it with --workers 1, or drop the persistence"
+        )

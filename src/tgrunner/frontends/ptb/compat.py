@@ -34,6 +34,7 @@ __all__ = [
     "fresh_persistence_event",
     "httpx_client_kwargs",
     "httpx_timeouts",
+    "job_queue_held",
     "non_blocking_tasks",
     "polling_calls",
     "set_bot_endpoint",
@@ -188,6 +189,36 @@ def fresh_persistence_event(app: Application[Any, Any, Any, Any, Any, Any]) -> b
         return False
     setattr(app, name, asyncio.Event())
     return True
+
+
+@contextlib.contextmanager
+def job_queue_held(app: Application[Any, Any, Any, Any, Any, Any]) -> Iterator[None]:
+    """For the block (around ``app.start()``, and ``app.stop()``), the application has no
+    JobQueue, so ``start()`` does not start it and ``stop()`` does not stop it (PTB's
+    ``JobQueue.stop`` fails on a queue never started): jobs added before or after stay queued
+    in a scheduler that never runs. For worker processes but one, so that repeating jobs do
+    not run once per worker. ``context.job_queue`` and ``app.job_queue`` still work outside
+    the block.
+
+    Relies on ``Application._job_queue``, the attribute behind the ``job_queue`` property that
+    ``start()`` reads. Should it move, RuntimeError says so instead of running the jobs in
+    every worker.
+    """
+    if not any("_job_queue" in getattr(cls, "__slots__", ()) for cls in type(app).__mro__):
+        raise RuntimeError(
+            "This python-telegram-bot keeps the JobQueue elsewhere than "
+            "Application._job_queue, so tgrunner cannot keep it to one worker process; run "
+            "with --workers 1, or without jobs"
+        )
+    queue = app._job_queue
+    if queue is None:
+        yield
+        return
+    app._job_queue = None
+    try:
+        yield
+    finally:
+        app._job_queue = queue
 
 
 # -- entry points ------------------------------------------------------------------------------
