@@ -88,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
-        default="asyncio",
-        help="event loop of FakeTelegram and the load driver (default asyncio)",
+        help="event loop of FakeTelegram and the load driver (default asyncio; uvloop for "
+        "--scenario workers, where the harness shares the bot's cores)",
     )
     return p
 
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     plans = _plans(args)
     pinned = pin_harness()
     info = report.machine(pinned=pinned)
+    args.loop = args.loop or "asyncio"
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         args.loop = "asyncio"
     info["harness event loop"] = args.loop
@@ -224,9 +225,16 @@ def _workers(args: argparse.Namespace, argv: list[str]) -> int:
         _install_grammy()
     pinned = pin_harness() if args.pin == "harness" else False
     info = report.machine(pinned=pinned)
+    # The harness shares the workers' cores here: the lighter loop leaves them more.
+    args.loop = args.loop or "uvloop"
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        args.loop = "asyncio"
+    info["harness event loop"] = args.loop
     if args.quick:
         info["run"] = "**quick development run**: small counts, not the reference figures"
-    return workers.run(args, argv, info, pinned=pinned)
+    return workers.run(
+        args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,6 +266,7 @@ async def run_row(
             rss = tree_rss_mb(proc.pid)
             alive = proc.returncode is None
             replies = chaos.reply_times(tg, unix0)
+            polls = sum(1 for r in tg.requests if r.method == "getUpdates" and r.time >= unix0)
         finally:
             code, killed = await _stop(proc)
     handled = max(report.replied, 1)
@@ -280,6 +281,8 @@ async def run_row(
         own_part = "main_thread_us" if row.framework == "grammy" else "supervisor_us"
         result["workers_us"] = round(result["cpu_us"] - result[own_part], 1) if row.workers else 0
     result.update(
+        rate=plan.rate,
+        get_updates=polls,
         rss_mb=rss,
         harness_us=_per_update(0.0, own, handled),
         harness_cpu_share=round(own / wall, 2),
@@ -381,9 +384,16 @@ async def _run_all(
     return results
 
 
-def run(args: argparse.Namespace, argv: list[str], info: dict[str, str], *, pinned: bool) -> int:
+def run(
+    args: argparse.Namespace,
+    argv: list[str],
+    info: dict[str, str],
+    *,
+    pinned: bool,
+    run_on: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run,
+) -> int:
     """The workers scenario, from the parsed ``python -m bench`` arguments; ``pinned``: the
-    harness is on core 0."""
+    harness is on core 0; ``run_on`` runs the harness's coroutine (on asyncio or uvloop)."""
     known = {row.key: row for row in WORKER_ROWS}
     unknown = [key for key in args.rows or () if key not in known]
     if unknown:
@@ -400,7 +410,8 @@ def run(args: argparse.Namespace, argv: list[str], info: dict[str, str], *, pinn
     print("\n".join(f"{k}: {v}" for k, v in info.items()), flush=True)
     for part in dict.fromkeys(row.part for row in rows):
         print(f"{part}: {describe(parts[part])}", flush=True)
-    results = asyncio.run(_run_all(rows, parts, args.kill_every))
+    results = run_on(_run_all(rows, parts, args.kill_every))
+    info["load average at end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench " + shlex.join(argv)
     described = {p: describe(parts[p]) for p in parts}
