@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -63,15 +64,21 @@ class BotProcess:
     def kill(self) -> None:
         self.proc.kill()
 
-    async def wait_for_line(self, text: str, timeout: float = 10) -> str:
-        """Wait until a stderr line contains ``text``; return the log up to it."""
+    async def wait_for_line(
+        self, text: str | re.Pattern[str], timeout: float = 10, *, after: int = 0
+    ) -> str:
+        """Wait until a stderr line (the ``after``-th or a later one) contains ``text`` (or
+        matches it, a compiled pattern); return the log up to it."""
+
+        def has(line: str) -> bool:
+            return text in line if isinstance(text, str) else text.search(line) is not None
 
         def seen() -> bool:
-            return any(text in line for line in self.lines) or self._reader.done()
+            return any(has(line) for line in self.lines[after:]) or self._reader.done()
 
         async with asyncio.timeout(timeout), self._more:
             await self._more.wait_for(seen)
-        assert any(text in line for line in self.lines), (
+        assert any(has(line) for line in self.lines[after:]), (
             f"the process ended without saying {text!r}: {self.log}"
         )
         return self.log

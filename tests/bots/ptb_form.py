@@ -8,6 +8,9 @@ CITY in PID``). Its token and server are placeholders that the command line repl
 - ``$PTB_JOB_CHAT``: ``post_init`` adds a job repeating every 0.1 s that sends ``job PID`` to
   that chat.
 - ``$PTB_PICKLE``: the application keeps its data in a ``PicklePersistence`` at that path.
+
+``/remind`` (outside the form) schedules a job from the handler, which answers ``reminder
+from PID`` 0.05 s later.
 """
 
 from __future__ import annotations
@@ -65,6 +68,16 @@ async def job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await context.bot.send_message(int(os.environ["PTB_JOB_CHAT"]), f"job {os.getpid()}")
 
 
+async def remind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert context.job_queue is not None
+    context.job_queue.run_once(reminder, 0.05, chat_id=update.effective_chat.id)
+
+
+async def reminder(context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert context.job is not None and context.job.chat_id is not None
+    await context.bot.send_message(context.job.chat_id, f"reminder from {os.getpid()}")
+
+
 async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     _mark("post_init")
     if os.environ.get("PTB_JOB_CHAT") and app.job_queue is not None:
@@ -101,3 +114,4 @@ application.add_handler(
         fallbacks=[],
     )
 )
+application.add_handler(CommandHandler("remind", remind))

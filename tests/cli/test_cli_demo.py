@@ -72,3 +72,20 @@ async def test_a_small_demo_passes() -> None:
     code, out, err = await in_subprocess("demo", "--chats", "5", "--updates", "50", timeout=60)
     assert code == 0, err
     assert re.search(r"^  lost +0$", out, re.MULTILINE) and "order violations  0" in out, out
+
+
+async def test_a_small_demo_with_two_workers_passes() -> None:
+    code, out, err = await in_subprocess(
+        "demo", "--chats", "20", "--updates", "400", "--workers", "2", timeout=60
+    )
+    assert code == 0, err
+    assert "pid " in out and ", 2 worker processes)" in out, out
+    assert re.search(r"^  lost +0$", out, re.MULTILINE) and "order violations  0" in out, out
+    assert re.search(r"^  duplicates +0$", out, re.MULTILINE), out
+
+
+async def test_a_bad_worker_count_fails_in_one_line() -> None:
+    code, _, err = await in_subprocess("demo", "--workers", "0")
+    assert code == 2, err
+    assert "argument --workers: '0' must be a whole number of at least 1" in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from processes import MODES, end_started_bots, start_bot, unfinished
+from processes import MODES, end_started_bots, start_bot, start_python, unfinished
 from replies import send_load, tally
+from tgrunner.errors import ConfigError
 from tgrunner.testing import FakeTelegram
 
 BOTS = Path(__file__).parents[1] / "bots"
@@ -91,3 +92,43 @@ async def test_bad_worker_count_from_the_environment() -> None:
     assert code == 2, err
     assert "TGRUNNER_WORKERS='none' (the variable of --workers) must be a whole number" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.timeout(60)
+async def test_tgrunner_run_from_python_with_an_import_string_and_workers(
+    tg: FakeTelegram,
+) -> None:
+    code = (
+        "import logging, tgrunner\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        f"tgrunner.run('echo_bot:router', token={tg.token!r}, api_url={tg.api_url!r}, "
+        "workers=2)\n"
+    )
+    bot = await start_python(code, cwd=BOTS)
+    await tg.wait_until_polling(timeout=30)
+    sent = send_load(tg, chats=10, per_chat=5)
+    await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=30)
+    bot.send_signal(signal.SIGTERM)
+    code_, err = await bot.finish()
+    assert code_ == 0, err
+    assert "2 worker processes ready" in err and "Traceback" not in err
+
+
+def test_tgrunner_run_refuses_an_object_with_workers() -> None:
+    import tgrunner
+
+    with pytest.raises(ConfigError, match="load the bot from its import string"):
+        tgrunner.run(tgrunner.Router(), token="1:x", workers=2)
+
+
+@pytest.mark.timeout(60)
+async def test_sighup_without_workers_is_logged_and_ignored(tg: FakeTelegram) -> None:
+    bot = await start_bot(tg, "echo_bot:router", cwd=BOTS)
+    bot.send_signal(signal.SIGHUP)
+    await bot.wait_for_line("SIGHUP: no worker processes to replace (--workers 1); ignored")
+    alice = tg.user("Alice")
+    alice.send("still here")
+    await tg.wait_for_replies(alice, 1, timeout=20)
+    bot.send_signal(signal.SIGTERM)
+    code, err = await bot.finish()
+    assert code == 0, err

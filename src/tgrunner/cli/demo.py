@@ -18,7 +18,9 @@ import tempfile
 from collections.abc import Awaitable
 from typing import Any, TextIO
 
-from tgrunner.cli.common import number
+from tgrunner.cli.common import checked, number
+from tgrunner.errors import ConfigError
+from tgrunner.executors.processes import resolve_workers
 from tgrunner.testing.fake.server import FakeTelegram
 from tgrunner.testing.load import LoadPlan, LoadReport, run_load, send_methods_latency
 
@@ -44,6 +46,7 @@ examples:
   tgrunner demo
   tgrunner demo --chats 100 --updates 5000 --latency 20
   tgrunner demo --rate 2000 --no-journal
+  tgrunner demo --workers 2          (the bot in 2 worker processes)
 """
 
 
@@ -86,8 +89,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="run the bot with strict offsets instead of the intake journal (default: the journal)",
     )
+    p.add_argument(
+        "--workers",
+        type=checked(_workers),
+        default=1,
+        metavar="N|auto",
+        help="run the bot's handlers in N worker processes, as 'tgrunner run --workers' does "
+        "(default 1: none)",
+    )
     p.set_defaults(func=_cmd_demo)
     return p
+
+
+def _workers(text: str) -> int:
+    try:
+        return resolve_workers(text)
+    except ConfigError:
+        raise ValueError("must be a whole number of at least 1, or auto (the CPUs)") from None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -97,6 +115,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         latency_ms=args.latency,
         rate=args.rate,
         journal=not args.no_journal,
+        workers=args.workers,
     )
 
 
@@ -181,10 +200,12 @@ class _Bot:
             return await self.ended
 
 
-async def _demo(plan: LoadPlan, out: TextIO, journal: bool) -> LoadReport:
+async def _demo(plan: LoadPlan, out: TextIO, journal: bool, workers: int) -> LoadReport:
     # A fresh data dir per run: the fake's bot and its update ids are the same every run.
     with tempfile.TemporaryDirectory(prefix="tgrunner-demo-") as scratch:
         extra = ["--data-dir", scratch] if journal else ["--no-journal"]
+        if workers > 1:
+            extra += ["--workers", str(workers)]
         async with FakeTelegram(faults=send_methods_latency(plan.latency_ms)) as tg:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "tgrunner", "run", "tgrunner.cli.demo_bot:router",
@@ -194,9 +215,10 @@ async def _demo(plan: LoadPlan, out: TextIO, journal: bool) -> LoadReport:
                 stderr=subprocess.PIPE,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "TGRUNNER_TOKEN": tg.token},
             )  # fmt: skip
+            where = f", {workers} worker processes" if workers > 1 else ""
             out.write(
                 f"FakeTelegram at {tg.api_url}; starting the demo bot (tgrunner.cli.demo_bot, "
-                f"pid {proc.pid})\n"
+                f"pid {proc.pid}{where})\n"
             )
             out.flush()
             bot = _Bot(proc)
@@ -225,18 +247,20 @@ def run_demo(
     latency_ms: float = 0.0,
     rate: float = 0.0,
     journal: bool = True,
+    workers: int = 1,
     out: TextIO | None = None,
 ) -> int:
     """Run the demo; return 0 when every message got exactly one reply, in order, else 1.
 
     Defaults: 1000 chats, 20,000 messages all at once, no API latency, the intake journal in
-    a temporary data dir (``journal=False``: strict offsets). When the bot's process ends
+    a temporary data dir (``journal=False``: strict offsets), no worker processes
+    (``workers``: how many the bot runs its handlers in). When the bot's process ends
     early (or not cleanly), the end of its stderr goes to stderr and 1 is returned.
     """
     out = out or sys.stdout
     plan = LoadPlan(chats=chats, updates=updates, latency_ms=latency_ms, rate=rate)
     try:
-        report = asyncio.run(_demo(plan, out, journal))
+        report = asyncio.run(_demo(plan, out, journal, workers))
     except BotDied as exc:
         out.flush()
         tail = exc.stderr.rstrip()

@@ -16,7 +16,10 @@ finds the front-end of framework objects.
 import string again, each on its own. This process loads it too, only to learn what the
 front-end needs (its keys, allowed updates, token and server): its handlers, startup and
 shutdown hooks never run here, and building a front-end opens no connection. A target given
-as an object (not an import string) cannot be loaded by a worker: ConfigError.
+as an object (not an import string) cannot be loaded by a worker: ConfigError. An entry point
+(``main``) is called here and in each worker: here its polling call gives the polling options,
+and in each worker the Dispatcher or Application it starts is that worker's bot (see
+:mod:`tgrunner.executors.processes.worker`); its code around the call runs in every process.
 """
 
 from __future__ import annotations
@@ -143,8 +146,7 @@ def build_launcher(
         if shape == "call":
             obj = _factory_result(RefusePolling(name).call(obj), name)
         return _runner(obj, name, token, api_url, settings, options, None, module, spec)
-    if settings.workers.workers > 1:
-        raise ConfigError(_ENTRY_WITH_WORKERS.format(name=name, module=name.partition(":")[0]))
+    spec.entry = True
 
     def build(found: Any, call: PollingCall | None) -> Runner:
         if call is None:
@@ -156,13 +158,6 @@ def build_launcher(
 
 # -- internals ---------------------------------------------------------------------------------
 
-_ENTRY_WITH_WORKERS = (
-    "--workers needs a target that names the bot object, which each worker process loads: "
-    "{name} is an entry point that starts the bot itself. Point at the Dispatcher or "
-    "Application it starts (e.g. {module}:dp or {module}:application), or at a factory "
-    "returning it"
-)
-
 
 class _Spec:
     """How the target was given, for worker processes to load it again."""
@@ -170,6 +165,7 @@ class _Spec:
     def __init__(self, target: Any, factory: bool) -> None:
         self.target = target if isinstance(target, str) else None
         self.factory = factory
+        self.entry = False  # an entry point: each worker calls it, and serves what it starts
 
 
 def _name_of(obj: Any) -> str:
@@ -292,7 +288,7 @@ def _process_executor(
         options=workers,
         keys=settings.keys,
         client=settings.client,
-        load_options={"factory": spec.factory},
+        load_options={"entry": True} if spec.entry else {"factory": spec.factory},
         frontend_options={"workers": workers.workers, **_json_only(options)},
     )
 

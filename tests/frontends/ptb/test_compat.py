@@ -309,36 +309,30 @@ def test_polling_calls_take_run_polling_refuse_the_rest_and_put_them_back() -> N
     assert [Updater.__dict__[m] for m in ("start_polling", "start_webhook")] == updater
 
 
-async def test_job_queue_held_keeps_the_job_queue_stopped(tg: FakeTelegram) -> None:
+async def test_drop_jobs_removes_the_jobs_set_up_before_start(tg: FakeTelegram) -> None:
     app = ApplicationBuilder().token(tg.token).base_url(f"{tg.api_url}/bot").build()
     queue = app.job_queue
     assert queue is not None
-    ran = asyncio.Event()
+    early, late = asyncio.Event(), asyncio.Event()
 
-    async def job(context: Any) -> None:
-        ran.set()
+    async def set_up_early(context: Any) -> None:
+        early.set()
 
-    queue.run_repeating(job, interval=0.01, first=0)
-    async with app:
-        with compat.job_queue_held(app):
-            await app.start()
-        assert app.job_queue is queue
-        assert not queue.scheduler.running, (
-            "Application.start() started the JobQueue while Application._job_queue was None: "
-            "it no longer reads that slot, so every worker process would run the jobs"
-        )
-        with compat.job_queue_held(app):
-            await app.stop()  # PTB's JobQueue.stop fails on a queue that never started
-        # Not held, the same application runs the job.
-        await app.start()
-        try:
-            async with asyncio.timeout(5):
-                await ran.wait()
-        finally:
-            await app.stop()
+    async def added_later(context: Any) -> None:
+        late.set()
+
+    queue.run_repeating(set_up_early, interval=0.01, first=0)
+    queue.run_once(set_up_early, when=0)
+    assert compat.drop_jobs(app) == 2
+    assert queue.jobs() == ()
+    async with started(app):
+        queue.run_once(added_later, when=0)  # as a handler would: it runs
+        async with asyncio.timeout(5):
+            await late.wait()
+    # The dropped ones were due before the late one, so they would have run first.
+    assert not early.is_set(), "a job removed by drop_jobs() ran when the JobQueue started"
 
 
-def test_job_queue_held_fails_clearly_when_moved() -> None:
-    with pytest.raises(RuntimeError, match=r"Application\._job_queue"):
-        with compat.job_queue_held(object()):  # type: ignore[arg-type]
-            pass
+def test_drop_jobs_without_a_job_queue() -> None:
+    app = ApplicationBuilder().token("1:a").job_queue(None).build()
+    assert compat.drop_jobs(app) == 0

@@ -14,7 +14,8 @@ waits for them; the pool keeps each slot's process running and its jobs moving:
   beside a poison one is never quarantined with it. The slot gets a new process at once
   (after a back-off when processes keep dying with nothing in flight).
 - A process that fails to get ready :data:`CRASH_LIMIT` times in a row ends its slot with a
-  ConfigError carrying the worker's error: ``start()`` raises it, or ``on_failure`` gets it.
+  ConfigError carrying the worker's error (a UserCodeError with the trimmed traceback when
+  the user's code raised): ``start()`` raises it, or ``on_failure`` gets it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from tgrunner.errors import ConfigError, HandlerError, PoisonUpdate
+from tgrunner.errors import ConfigError, HandlerError, PoisonUpdate, UserCodeError
 from tgrunner.executors.processes.options import CRASH_LIMIT, POISON_DEATHS, WorkerOptions
 from tgrunner.executors.processes.process import State, WorkerProcess, describe_exit
 from tgrunner.executors.processes.slots import Job, Slot, WorkerEvent, WorkerStats, now
@@ -93,8 +94,9 @@ class Pool:
             elif kind == READY:
                 self._ready(worker)
             elif kind == FATAL:
-                worker.fatal = payload.decode("utf-8", "replace")
-                self._event("fatal", worker, worker.fatal)
+                line, _, trace = payload.decode("utf-8", "replace").partition("\0")
+                worker.fatal, worker.fatal_traceback = line, trace
+                self._event("fatal", worker, line)
             # HEARTBEAT: the read itself renewed the worker's deadline.
 
     def _done(self, worker: WorkerProcess, token: int, payload: bytes) -> None:
@@ -243,7 +245,8 @@ class Pool:
         if failures < CRASH_LIMIT:
             self.spawn(slot)
             return
-        error = ConfigError(text)
+        trace = worker.fatal_traceback
+        error = UserCodeError(text, trace) if trace else ConfigError(text)
         slot.failure = error
         log.error(
             "worker %d failed to start %d times in a row; it is not started again: %s",

@@ -109,6 +109,7 @@ class WorkerProcess:
         self.sent: dict[int, Any] = {}  # token -> the supervisor's job, in send order
         self.done = 0
         self.fatal: str | None = None  # the FATAL frame's text
+        self.fatal_traceback = ""  # the user's traceback the FATAL frame carried, if any
         self.hung = False  # killed for a missing heartbeat
         self.retiring = False  # told to stop (replace, close): its end restarts nothing
         self.expected_end = False  # killed on purpose, not for a fault of its updates

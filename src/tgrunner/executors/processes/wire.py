@@ -13,7 +13,8 @@ Supervisor to worker: ``INIT`` (the worker's JSON configuration, first and once)
 (token, update JSON), ``CANCEL`` (token), ``STOP`` (drain, run the shutdown hook, exit 0).
 
 Worker to supervisor: ``READY`` (the bot is loaded and started; JSON with the worker's pid),
-``FATAL`` (start-up failed; the error line, then the worker exits 2), ``DONE`` (token; the
+``FATAL`` (start-up failed; the error line, then, after a NUL byte, the trimmed
+traceback when the user's code raised; the worker then exits 2), ``DONE`` (token; the
 payload is empty for success, :data:`FAILED` + JSON ``{"error", "traceback"}`` when the handler
 raised, :data:`CANCELLED` when it was cancelled), ``HEARTBEAT`` (the worker's event loop runs).
 

@@ -8,7 +8,8 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
    create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, and
    run the front-end's startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If
-   any of it fails, send ``FATAL`` with the error line and exit 2.
+   any of it fails, send ``FATAL`` with the error line (and, after a NUL, the traceback of
+   the user's code when that raised) and exit 2.
 3. Run each ``RUN`` update as a task, at most ``share`` at once (the rest wait in order), and
    answer ``DONE`` for each: success, the error (line and traceback), or cancelled. ``CANCEL``
    cancels the update's handler (the supervisor's time limit ran out).
@@ -16,6 +17,12 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    seen as a hang.
 5. On ``STOP``: take nothing new, let what runs finish, run the shutdown hook, exit 0. If the
    supervisor is gone (EOF on ``IN_FD``), cancel everything and exit 1 at once.
+
+An entry point (``quick:main``, which starts its bot itself) is called as ``tgrunner run``
+calls it (:class:`~tgrunner.runtime.entry.EntryPoint`): when it reaches its polling call, the
+Dispatcher or Application it starts, with the Bot and workflow data it passes, is this
+worker's bot, served inside that call (steps 2 to 5); then the entry point goes on, and its
+cleanup runs, as under the framework.
 
 SIGINT is ignored: Ctrl+C reaches the whole process group, and stopping is the supervisor's
 decision (it sends ``STOP``). SIGTERM keeps its default action (exit at once), which is how the
@@ -41,7 +48,7 @@ from typing import Any
 import orjson
 
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
-from tgrunner.errors import ConfigError
+from tgrunner.errors import ConfigError, UserCodeError
 from tgrunner.executors.processes.wire import (
     CANCEL,
     CANCELLED,
@@ -56,10 +63,12 @@ from tgrunner.executors.processes.wire import (
     STOP,
     FrameReader,
     FrameWriter,
+    encode,
     read_frames,
 )
-from tgrunner.frontends import Frontend
-from tgrunner.runtime.build import load_frontend
+from tgrunner.frontends import Frontend, PollingCall
+from tgrunner.runtime.build import frontend_for, load_frontend
+from tgrunner.runtime.entry import EntryPoint, import_guarded
 
 __all__ = ["Worker", "main"]
 
@@ -71,8 +80,16 @@ _EXIT_FLUSH = 5.0  # seconds the last frames may take to reach the supervisor at
 class Worker:
     """The event-loop side of a worker process; ``serve()`` returns its exit code."""
 
-    def __init__(self, init: dict[str, Any], in_fd: int, out_fd: int) -> None:
+    def __init__(
+        self,
+        init: dict[str, Any],
+        in_fd: int,
+        out_fd: int,
+        *,
+        load: Callable[[], Frontend] | None = None,
+    ) -> None:
         self.init = init
+        self._load_frontend = load or self._from_target
         self.share: int = init["share"]
         self._in_fd = in_fd
         self._out_fd = out_fd
@@ -96,9 +113,8 @@ class Worker:
         try:
             frontend = await self._load()
         except Exception as exc:
-            text = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
             log.debug("start-up failed", exc_info=exc)
-            writer.send(FATAL, 0, text.encode("utf-8", "replace"))
+            writer.send(FATAL, 0, _fatal(exc))
             await self._close_bot()
             writer.flush_blocking(_EXIT_FLUSH)
             return 2
@@ -118,9 +134,9 @@ class Worker:
         writer.flush_blocking(_EXIT_FLUSH)
         return code
 
-    async def _load(self) -> Frontend:
+    def _from_target(self) -> Frontend:
         init = self.init
-        frontend = load_frontend(
+        return load_frontend(
             init["target"],
             token=init["token"],
             api_url=init["api_url"],
@@ -128,6 +144,10 @@ class Worker:
             **init["frontend_options"],
             worker_slot=init["slot"],
         )
+
+    async def _load(self) -> Frontend:
+        init = self.init
+        frontend = self._load_frontend()
         token = init["token"] or frontend.token
         if not token:
             raise ConfigError("No bot token: the supervisor gave none and the bot has none.")
@@ -239,6 +259,62 @@ class Worker:
         )
 
 
+def _fatal(exc: BaseException) -> bytes:
+    """The FATAL payload for a start-up that raised ``exc``: its line, and after a NUL the
+    trimmed traceback when the user's code raised."""
+    text = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, UserCodeError):
+        text += "\0" + exc.traceback
+    return text.encode("utf-8", "replace")
+
+
+# -- an entry point (``tgrunner run quick:main --workers N``) -----------------------------------
+
+
+class _Served:
+    """What :class:`~tgrunner.runtime.entry.EntryPoint` runs inside the entry point's polling
+    call in a worker: this worker, on the Dispatcher or Application the call started. Stopping
+    is the supervisor's (STOP), so ``stop()`` does nothing."""
+
+    hard_exit = False
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def serve(self, *, install_signals: bool = True) -> int:
+        return await self.worker.serve()
+
+    def stop(self, fast: bool = False) -> None:
+        pass
+
+
+def _serve_entry(init: dict[str, Any], in_fd: int, out_fd: int) -> int:
+    """Call the entry point as ``tgrunner run`` does (its code before and after the polling
+    call runs here too), and serve the bot its polling call starts as this worker's. A
+    failure before the worker served goes to the supervisor as FATAL."""
+    target: str = init["target"]
+    options = {**init["frontend_options"], "worker_slot": init["slot"]}
+
+    def frontend(found: Any, call: PollingCall | None) -> Frontend:
+        given = {**options, **(call.options if call is not None else {})}
+        return frontend_for(
+            found, token=init["token"] or None, api_url=init["api_url"], name=target, **given
+        )
+
+    def build(found: Any, call: PollingCall | None) -> _Served:
+        return _Served(Worker(init, in_fd, out_fd, load=partial(frontend, found, call)))
+
+    try:
+        fn = import_guarded(target).obj
+        return EntryPoint(fn, target, build=build).run()  # type: ignore[arg-type]
+    except Exception as exc:
+        log.debug("the entry point failed", exc_info=exc)
+        os.set_blocking(out_fd, True)
+        with contextlib.suppress(OSError):
+            os.write(out_fd, encode(FATAL, 0, _fatal(exc)))
+        return 2
+
+
 def _read_init(fd: int) -> dict[str, Any]:
     """The INIT frame, read before there is an event loop (blocking)."""
     data = b""
@@ -284,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:
         factory = None
+    if init["load_options"].pop("entry", False):
+        return _serve_entry(init, in_fd, out_fd)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(Worker(init, in_fd, out_fd).serve())
 

@@ -38,10 +38,11 @@ tgrunner replaces PTB's ``Updater``; everything else is PTB's own:
 
 **Worker processes** (``tgrunner run --workers N``): every worker loads the Application and
 runs its whole lifecycle (``post_init``, ``post_stop``, ``post_shutdown`` run in each). The
-JobQueue runs in worker 0 only (``worker_slot=0``), so a repeating job runs once, not N times;
-in the other workers jobs may still be added (in ``post_init``, by handlers) but never run
-there. A ``PicklePersistence`` (one file) with more than one worker is refused at start: N
-processes rewriting the same file would corrupt it.
+jobs set up before the application starts (at import, in ``post_init``) run in worker 0 only
+(``worker_slot=0``), so a repeating job runs once, not N times; a job a handler adds runs in
+the worker that handled the update, where the chat's state is. A ``PicklePersistence`` (one
+file) with more than one worker is refused at start: N processes rewriting the same file would
+corrupt it.
 
 Limits: ``Application.stop_running()`` stops the event loop under PTB's runner and cannot stop
 tgrunner (send SIGTERM, or call ``Runner.stop()``); ``run_polling``'s ``bootstrap_retries``,
@@ -52,7 +53,6 @@ handles SIGINT and SIGTERM).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -128,7 +128,8 @@ class PTBDriver:
 
     Built by :func:`adapt`; ``token`` / ``api_url`` given here replace the bot's own (the bot
     then calls ``<api_url>/bot<token>/…`` and ``<api_url>/file/bot<token>/…``). ``run_jobs``
-    (default True): start the application's JobQueue (False in all worker processes but one).
+    (default True): keep the jobs set up before start (False in all worker processes but one:
+    they are removed there, see :func:`.compat.drop_jobs`).
     """
 
     def __init__(
@@ -243,8 +244,9 @@ class PTBDriver:
             await app.initialize()
             if app.post_init is not None:
                 await app.post_init(app)
-            with self._jobs_here():
-                await app.start()
+            if not self.run_jobs and (dropped := compat.drop_jobs(app)):
+                log.info("%d job(s) set up at start run in worker process 0, not here", dropped)
+            await app.start()
         except BaseException:
             await self.shutdown()
             raise
@@ -257,8 +259,7 @@ class PTBDriver:
         app = self.app
         try:
             if app.running:
-                with self._jobs_here():
-                    await app.stop()
+                await app.stop()
                 if app.post_stop is not None:
                     await app.post_stop(app)
         finally:
@@ -270,10 +271,6 @@ class PTBDriver:
                 if self._fallback_installed:
                     app.remove_error_handler(self._fallback)
                     self._fallback_installed = False
-
-    def _jobs_here(self) -> contextlib.AbstractContextManager[None]:
-        """Around ``start()`` and ``stop()``: the JobQueue as it is, or held back."""
-        return contextlib.nullcontext() if self.run_jobs else compat.job_queue_held(self.app)
 
     async def _install_request(self) -> None:
         """Put a TgrunnerRequest where the bot has PTB's default HTTPXRequest."""
@@ -341,7 +338,7 @@ def adapt(
     - ``workers``: how many worker processes run the bot (default 1); with more, a
       single-file persistence (``PicklePersistence``) is refused with a ConfigError.
     - ``worker_slot``: this worker process's slot (default None: no worker processes); the
-      JobQueue starts only in slot 0.
+      jobs set up before start run only in slot 0.
 
     Options meant for other front-ends are ignored.
     """

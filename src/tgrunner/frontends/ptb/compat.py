@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +32,10 @@ __all__ = [
     "DEFAULT_VALUE",
     "bot_requests",
     "conversation_states",
+    "drop_jobs",
     "fresh_persistence_event",
     "httpx_client_kwargs",
     "httpx_timeouts",
-    "job_queue_held",
     "non_blocking_tasks",
     "polling_calls",
     "set_bot_endpoint",
@@ -191,34 +192,31 @@ def fresh_persistence_event(app: Application[Any, Any, Any, Any, Any, Any]) -> b
     return True
 
 
-@contextlib.contextmanager
-def job_queue_held(app: Application[Any, Any, Any, Any, Any, Any]) -> Iterator[None]:
-    """For the block (around ``app.start()``, and ``app.stop()``), the application has no
-    JobQueue, so ``start()`` does not start it and ``stop()`` does not stop it (PTB's
-    ``JobQueue.stop`` fails on a queue never started): jobs added before or after stay queued
-    in a scheduler that never runs. For worker processes but one, so that repeating jobs do
-    not run once per worker. ``context.job_queue`` and ``app.job_queue`` still work outside
-    the block.
+def drop_jobs(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
+    """Remove every job of ``app``'s JobQueue before the application starts (the jobs its
+    module and ``post_init`` set up), so that they run in one worker process only; return how
+    many were removed. Jobs the handlers add later run as usual.
 
-    Relies on ``Application._job_queue``, the attribute behind the ``job_queue`` property that
-    ``start()`` reads. Should it move, RuntimeError says so instead of running the jobs in
-    every worker.
+    Uses PTB's public ``JobQueue.jobs()`` and ``Job.schedule_removal()``, and relies on them
+    seeing jobs added while the scheduler has not started (APScheduler keeps them aside until
+    it starts). Should that change, RuntimeError says so instead of running the jobs in every
+    worker.
     """
-    if not any("_job_queue" in getattr(cls, "__slots__", ()) for cls in type(app).__mro__):
-        raise RuntimeError(
-            "This python-telegram-bot keeps the JobQueue elsewhere than "
-            "Application._job_queue, so tgrunner cannot keep it to one worker process; run "
-            "with --workers 1, or without jobs"
-        )
-    queue = app._job_queue
+    with warnings.catch_warnings():  # PTB warns when there is none (not installed)
+        warnings.simplefilter("ignore")
+        queue = app.job_queue
     if queue is None:
-        yield
-        return
-    app._job_queue = None
-    try:
-        yield
-    finally:
-        app._job_queue = queue
+        return 0
+    jobs = queue.jobs()
+    for job in jobs:
+        job.schedule_removal()
+    if queue.jobs():
+        raise RuntimeError(
+            "This python-telegram-bot keeps jobs that Job.schedule_removal() removed before "
+            "the JobQueue started, so tgrunner cannot keep them to one worker process; run "
+            "with --workers 1, or start the jobs from a handler"
+        )
+    return len(jobs)
 
 
 # -- entry points ------------------------------------------------------------------------------
