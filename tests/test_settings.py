@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tgrunner.errors import ConfigError
+from tgrunner.executors.processes import WorkerOptions, available_cpus
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.settings import Settings
@@ -124,3 +125,23 @@ def test_option_checks() -> None:
         PollingOptions(allowed_updates="message")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         SchedulerOptions(concurrency=10, max_pending=5)
+
+
+def test_worker_processes_are_off_by_default_and_read_from_the_environment() -> None:
+    assert Settings().workers.workers == 1
+    s = Settings.from_env(
+        {
+            "TGRUNNER_WORKERS": "3",
+            "TGRUNNER_HEARTBEAT_TIMEOUT": "2.5",
+            "TGRUNNER_STARTUP_GRACE": "20",
+        }
+    )
+    assert (s.workers.workers, s.workers.heartbeat_timeout, s.workers.startup_grace) == (3, 2.5, 20)
+    assert Settings.from_env({"TGRUNNER_WORKERS": "auto"}).workers.workers == available_cpus()
+
+
+def test_more_workers_than_the_concurrency_is_refused() -> None:
+    with pytest.raises(ConfigError, match="3 workers are more than the TGRUNNER_CONCURRENCY of 2"):
+        Settings.from_env({"TGRUNNER_WORKERS": "3", "TGRUNNER_CONCURRENCY": "2"})
+    with pytest.raises(ConfigError, match="5 workers are more than the concurrency of 4"):
+        Settings(scheduler=SchedulerOptions(concurrency=4), workers=WorkerOptions(workers=5))

@@ -138,6 +138,28 @@ async def test_an_update_started_three_times_is_quarantined(tmp_path: Path) -> N
     j.close_now()
 
 
+@pytest.mark.parametrize("sync", ["normal", "full"])
+async def test_set_aside_quarantines_one_update_now(
+    tmp_path: Path, sync: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path, bot_id=1, sync=sync)
+    await j.put(updates(1, 2))
+    j.started(1)
+    j.set_aside(1, attempts=3, reason="was being handled at 3 deaths of its worker process")
+    await j.flush()
+    assert ids(j.unfinished()) == [2]
+    [q] = j.quarantine()
+    assert (q.update_id, q.attempts, q.update) == (1, 3, updates(1)[0])
+    await j.close()
+    assert "update 1 was being handled at 3 deaths of its worker process; quarantined" in (
+        caplog.text
+    )
+    j = Journal(path, bot_id=1)  # it stays set aside, and is not replayed
+    assert ids(j.unfinished()) == [2] and [q.update_id for q in j.quarantine()] == [1]
+    j.close_now()
+
+
 async def test_drop_forgets_and_uncount_gives_back_attempts(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     j = Journal(path, bot_id=1)

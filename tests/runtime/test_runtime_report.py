@@ -12,10 +12,11 @@ from typing import Any
 from runtime_support import FAST, LogWatch, echo, make_runner, serving, until
 
 from tgrunner.client.bot import Bot
+from tgrunner.executors.processes import WorkerStats
 from tgrunner.intake.journal import Journal
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.runtime.build import frontend_for
-from tgrunner.runtime.report import start_line
+from tgrunner.runtime.report import start_line, workers_line
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.settings import Settings
 from tgrunner.testing import FakeTelegram, Faults
@@ -210,3 +211,15 @@ def test_the_start_line_names_a_proxy_without_its_password() -> None:
         "Echo (id 5) · ptb · polling https://api.telegram.org · strict offsets · concurrency 3 "
         "· transport aiohttp via proxy http://127.0.0.1:3128"
     )
+
+
+def test_the_workers_line_gives_each_slot_its_figures() -> None:
+    stats = [
+        WorkerStats(slot=0, pid=4242, state="ready", in_flight=0, done=612, restarts=1,
+                    replaced=0),
+        WorkerStats(slot=1, pid=0, state="gone", in_flight=3, done=588, restarts=2, replaced=1),
+    ]  # fmt: skip
+    assert workers_line(stats) == (
+        "workers: #0 pid 4242 612 done, 1 restart; #1 pid - 588 done, 2 restarts, 1 replaced"
+    )
+    assert workers_line(stats[:1], poisoned=1).endswith("; 1 poison")

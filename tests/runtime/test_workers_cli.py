@@ -62,6 +62,7 @@ async def test_two_workers_keep_per_chat_order_and_stop_cleanly(
     result = tally(sent, tg.requests)
     assert (result.lost, result.duplicates, result.violations) == (0, 0, 0)
     assert "2 worker processes ready (pids " in log
+    assert "· concurrency 500 · transport fast · 2 worker processes" in log
     assert "workers: #0 pid " in err and "; #1 pid " in err
     assert unfinished(tg, mode) == 0
 

@@ -267,3 +267,33 @@ async def _wait_line(bot: BotProcess, pattern: str, after: int) -> str:
     found = re.compile(pattern)
     await bot.wait_for_line(found, timeout=15, after=after)
     return next(line for line in bot.lines[after:] if found.search(line))
+
+
+@pytest.mark.timeout(60)
+async def test_new_code_that_cannot_start_keeps_the_old_workers_then_a_crash_loop_stops(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    env = {"WORKER_BOT_DIR": str(tmp_path)}
+    bot = await start_bot(tg, "flaky_start_bot:router", "--workers", "2", cwd=BOTS, env=env)
+    alice = tg.user("Alice")
+    alice.send("one")
+    await tg.wait_for_replies(alice, 1, timeout=20)
+    (tmp_path / "broken").touch()  # the next import of the bot fails
+    mark = len(bot.lines)
+    bot.send_signal(signal.SIGHUP)
+    await bot.wait_for_line("SIGHUP: a new worker process cannot start", timeout=30, after=mark)
+    alice.send("two")  # the old workers still serve
+    await tg.wait_for_replies(alice, 2, timeout=20)
+    # A worker that dies now cannot be restarted: after 3 tries, tgrunner stops with exit 2.
+    os.kill(next(iter(_pids(bot).values())), signal.SIGKILL)
+    code, err = await bot.finish()
+    assert code == 2, err
+    assert (
+        err.rstrip()
+        .splitlines()[-1]
+        .startswith(
+            "tgrunner: importing 'flaky_start_bot' raised RuntimeError: the new code is broken"
+        )
+    )
+    assert err.count("Traceback (most recent") == 1, err  # the user's frames, once
+    assert [m["text"].partition(" from ")[0] for m in tg.replies(alice)] == ["one", "two"]

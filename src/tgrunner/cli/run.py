@@ -52,6 +52,7 @@ examples:
   tgrunner run mybot:dp --concurrency 100 --handler-timeout 30
   tgrunner run mybot:application --no-journal --allowed-updates message,callback_query
   tgrunner run mybot:router -v          (debug logs: each fetch, backoff and replay)
+  tgrunner run mybot:dp --workers auto  (every core; kill -HUP reloads the bot's code)
 
   Offline, against FakeTelegram (it prints its URL and a token):
   tgrunner fake-telegram --port 8081 &

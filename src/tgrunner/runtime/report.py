@@ -59,23 +59,26 @@ def start_line(
     concurrency: int,
     transport: str,
     proxy: str | None = None,
+    workers: int = 1,
 ) -> str:
     """``@username (id N) · front-end · source · intake · concurrency N · transport NAME``,
-    with `` via proxy http://host:port`` (never its password) when there is one."""
+    with `` via proxy http://host:port`` (never its password) when there is one, and
+    `` · N worker processes`` when there are (``workers`` above 1)."""
     name = f"@{me['username']}" if me.get("username") else str(me.get("first_name") or "bot")
     if proxy:
         parts = urlsplit(proxy)
         transport += f" via proxy {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-    return " · ".join(
-        (
-            f"{name} (id {me.get('id')})",
-            frontend,
-            source,
-            intake,
-            f"concurrency {concurrency}",
-            f"transport {transport}",
-        )
-    )
+    shown = [
+        f"{name} (id {me.get('id')})",
+        frontend,
+        source,
+        intake,
+        f"concurrency {concurrency}",
+        f"transport {transport}",
+    ]
+    if workers > 1:
+        shown.append(f"{workers} worker processes")
+    return " · ".join(shown)
 
 
 def stop_summary(

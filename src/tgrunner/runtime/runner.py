@@ -172,7 +172,7 @@ class Runner:
         self.executor: Executor = executor or InlineExecutor(handler, bot)
         self.workers: WorkerControl | None = None
         if isinstance(executor, ProcessExecutor):
-            self.workers = WorkerControl(executor, failed=self._workers_failed)
+            self.workers = WorkerControl(executor, failed=self._stop_failed)
 
     # -- hooks wired into the scheduler -------------------------------------------------------
 
@@ -251,9 +251,9 @@ class Runner:
     def _journal_failed(self, exc: BaseException) -> None:
         # A finish mark that cannot be written is a failure of the runtime: stop cleanly.
         log.error("the intake journal cannot be written (%s); stopping", exc)
-        self._workers_failed(exc)
+        self._stop_failed(exc)
 
-    def _workers_failed(self, exc: BaseException) -> None:
+    def _stop_failed(self, exc: BaseException) -> None:
         if self._failure is None:
             self._failure = exc
         self._control.request_stop()
@@ -408,6 +408,7 @@ class Runner:
             intake=f"journal {path}" if intake.durable and path else "strict offsets",
             concurrency=self.settings.scheduler.concurrency,
             transport=self.bot.transport_name,
+            workers=self.workers.executor.options.workers if self.workers else 1,
             proxy=self.bot.proxy,
         )
 

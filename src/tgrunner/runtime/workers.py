@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from tgrunner.errors import ConfigError
-from tgrunner.executors.processes import POISON_DEATHS, ProcessExecutor, WorkerEvent
+from tgrunner.executors.processes import POISON_DEATHS, ProcessExecutor
 from tgrunner.intake.journal import Journal
 from tgrunner.intake.strict import StrictIntake
 from tgrunner.runtime.report import workers_line
@@ -46,21 +46,11 @@ class WorkerControl:
     def __init__(self, executor: ProcessExecutor, *, failed: Callable[[BaseException], None]):
         self.executor = executor
         self.poisoned: set[int] = set()  # named by on_poison, not yet reported done
-        self.deaths = 0
-        self.hangs = 0
-        self.reloads = 0
-        self._failed = failed
-        executor.bind(on_failure=failed, on_event=self._event, on_poison=self._poison)
+        executor.bind(on_failure=failed, on_poison=self._poison)
 
     def _poison(self, update_id: int | None) -> None:
         if update_id is not None:
             self.poisoned.add(update_id)
-
-    def _event(self, event: WorkerEvent) -> None:
-        if event.kind == "died":
-            self.deaths += 1
-        elif event.kind == "hung":
-            self.hangs += 1
 
     def take_poisoned(self, update_id: int) -> bool:
         """Whether ``update_id`` is a poison update (asked once, when it is reported done)."""
@@ -111,7 +101,6 @@ async def serve_reloads(control: WorkerControl | None, requested: asyncio.Event)
             continue
         except RuntimeError:  # closed by a stop meanwhile
             return
-        control.reloads += 1
         log.info("SIGHUP: %d worker processes replaced in %.2f s (pids %s)",
                  executor.options.workers, time.monotonic() - started,
                  ", ".join(str(s.pid) for s in executor.stats()))  # fmt: skip
