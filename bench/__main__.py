@@ -8,6 +8,8 @@ Every row is an echo bot in its own process, polling FakeTelegram in this proces
   offered (default 2,000) for ``--seconds`` (default 10).
 
 Writes ``peers.md``, ``peers.png`` and ``peers.json`` into ``--out`` (default bench/results).
+``--scenario workers`` is the worker-process benchmark instead (:mod:`bench.workers`): it
+writes ``workers.md``, ``workers.png`` and ``workers.json``.
 ``--quick`` is a small run for development (2,000 updates over 200 chats; 2 s in (b)).
 """
 
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, workers
 from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
 from tgrunner.testing.load import LoadPlan
 
@@ -33,6 +35,7 @@ LATENCY_MS = 50.0
 
 def _parser() -> argparse.ArgumentParser:
     keys = ", ".join(row.key for row in ROWS)
+    worker_keys = ", ".join(row.key for row in workers.WORKER_ROWS)
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="tgrunner against aiogram, python-telegram-bot and grammY, in one run.",
@@ -41,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chats", type=int, help="simulated chats (default 1000)")
     p.add_argument("--rate", type=float, default=2000.0, help="(b): updates/s offered (2000)")
     p.add_argument("--seconds", type=float, help="(b): seconds of offered load (default 10)")
-    p.add_argument("--scenario", choices=("a", "b", "all"), default="all")
+    p.add_argument(
+        "--scenario",
+        choices=("a", "b", "all", "workers"),
+        default="all",
+        help="a, b, or all (both; the default): the peers; workers: worker processes",
+    )
     p.add_argument(
         "--spread",
         choices=("random", "even"),
@@ -49,7 +57,25 @@ def _parser() -> argparse.ArgumentParser:
         help="how messages pick their chat: at random (default; two may meet in one chat, "
         "and order makes the second wait) or evenly, in turn",
     )
-    p.add_argument("--rows", nargs="+", metavar="ROW", help=f"rows to run (default all): {keys}")
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="ROW",
+        help=f"rows to run (default all): {keys}; with --scenario workers: {worker_keys}",
+    )
+    p.add_argument(
+        "--kill-every",
+        type=float,
+        default=2.0,
+        help="workers: seconds between SIGKILLs of a worker in the chaos row (default 2)",
+    )
+    p.add_argument(
+        "--pin",
+        choices=("harness", "none"),
+        default="harness",
+        help="workers: pin the harness to core 0 (default; the bot is never pinned there) "
+        "or nothing",
+    )
     p.add_argument(
         "--timeout",
         type=float,
@@ -62,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
-        default="asyncio",
-        help="event loop of FakeTelegram and the load driver (default asyncio)",
+        help="event loop of FakeTelegram and the load driver (default asyncio; uvloop for "
+        "--scenario workers, where the harness shares the bot's cores)",
     )
     return p
 
@@ -154,6 +180,8 @@ def _run_on(loop: str, main: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.scenario == "workers":
+        return _workers(args, argv if argv is not None else sys.argv[1:])
     known = {row.key: row for row in ROWS}
     unknown = [key for key in args.rows or () if key not in known]
     if unknown:
@@ -165,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     plans = _plans(args)
     pinned = pin_harness()
     info = report.machine(pinned=pinned)
+    args.loop = args.loop or "asyncio"
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         args.loop = "asyncio"
     info["harness event loop"] = args.loop
@@ -187,6 +216,25 @@ def main(argv: list[str] | None = None) -> int:
     report.write_png(args.out / "peers.png", results, info, targets)
     print(f"\nwrote {args.out / 'peers.md'}, peers.png and peers.json", flush=True)
     return 0
+
+
+def _workers(args: argparse.Namespace, argv: list[str]) -> int:
+    wanted = [r for r in workers.WORKER_ROWS if not args.rows or r.key in args.rows]
+    grammy = any(r.row.node and missing(r.row) for r in wanted)
+    if grammy and not args.no_install and shutil.which("node"):
+        _install_grammy()
+    pinned = pin_harness() if args.pin == "harness" else False
+    info = report.machine(pinned=pinned)
+    # The harness shares the workers' cores here: the lighter loop leaves them more.
+    args.loop = args.loop or "uvloop"
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        args.loop = "asyncio"
+    info["harness event loop"] = args.loop
+    if args.quick:
+        info["run"] = "**quick development run**: small counts, not the reference figures"
+    return workers.run(
+        args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
+    )
 
 
 if __name__ == "__main__":

@@ -161,7 +161,10 @@ def _bar_label(r: dict[str, Any], key: str) -> str:
 
 
 def write_png(
-    path: Path, results: list[dict[str, Any]], info: dict[str, str], targets: dict[str, Any]
+    path: Path,
+    results: list[dict[str, Any]],
+    info: dict[str, str],
+    targets: dict[tuple[str, str], Any],
 ) -> None:
     """Bars per row: updates/s, CPU µs per update and p99 for each scenario. ``targets`` maps
     ``(scenario, measure)`` to a value drawn as a dashed line (a target, or the offered rate)."""
