@@ -3,15 +3,13 @@ with nothing lost, a clean stop, a second signal, and bad worker counts."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from cli_support import in_subprocess
 from processes import MODES, end_started_bots, start_bot, start_python, unfinished
 from replies import send_load, tally
 from tgrunner.errors import ConfigError
@@ -26,24 +24,6 @@ pytestmark = pytest.mark.slow
 async def _end_our_bots() -> AsyncIterator[None]:
     yield
     await end_started_bots()
-
-
-async def in_subprocess(*argv: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
-    """``python -m tgrunner ARGV`` from the test bots' folder: exit code, stdout, stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tgrunner", *argv,
-        cwd=BOTS, env={**os.environ, **(env or {})}, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(30):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize("mode", MODES)

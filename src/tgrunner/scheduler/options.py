@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from tgrunner.checks import check_seconds
 from tgrunner.errors import ConfigError
 
 __all__ = ["SchedulerOptions"]
@@ -15,16 +15,6 @@ def _whole(value: object, name: str, low: int, meaning: str) -> None:
         raise ConfigError(
             f"{name} must be a whole number of at least {low} ({meaning}), got {value!r}"
         )
-
-
-def _seconds(value: object, name: str, meaning: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a positive number of seconds ({meaning}), got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +56,12 @@ class SchedulerOptions:
                 "it counts running handlers too. Raise max_pending or lower concurrency."
             )
         if self.handler_timeout is not None:
-            _seconds(
+            check_seconds(
                 self.handler_timeout, "handler_timeout", "a handler's time limit; None for no limit"
             )
-        _seconds(self.cancel_grace, "cancel_grace", "how long a cancelled handler may take to stop")
-        _seconds(
+        check_seconds(
+            self.cancel_grace, "cancel_grace", "how long a cancelled handler may take to stop"
+        )
+        check_seconds(
             self.hook_timeout, "hook_timeout", "how long an on_error or on_timeout hook may run"
         )

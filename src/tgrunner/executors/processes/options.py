@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
+from tgrunner.checks import check_seconds
 from tgrunner.errors import ConfigError
 
 __all__ = [
@@ -23,16 +23,6 @@ POISON_DEATHS = 3
 CRASH_LIMIT = 3
 """A worker slot whose process fails to get ready this many times in a row stops the
 executor with the worker's error (an import error in the bot, say)."""
-
-
-def _seconds(value: object, name: str, meaning: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a positive number of seconds ({meaning}), got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +53,14 @@ class WorkerOptions:
             raise ConfigError(
                 f"workers must be a whole number of at least 1 (worker processes), got {workers!r}"
             )
-        _seconds(self.heartbeat_timeout, "heartbeat_timeout", "how long a worker may be silent")
-        _seconds(self.startup_grace, "startup_grace", "how long a worker may take to start")
-        _seconds(self.kill_grace, "kill_grace", "how long after SIGTERM a hung worker is killed")
-        _seconds(self.stop_timeout, "stop_timeout", "how long a stopping worker may drain")
+        check_seconds(
+            self.heartbeat_timeout, "heartbeat_timeout", "how long a worker may be silent"
+        )
+        check_seconds(self.startup_grace, "startup_grace", "how long a worker may take to start")
+        check_seconds(
+            self.kill_grace, "kill_grace", "how long after SIGTERM a hung worker is killed"
+        )
+        check_seconds(self.stop_timeout, "stop_timeout", "how long a stopping worker may drain")
 
     @property
     def heartbeat_interval(self) -> float:

@@ -15,7 +15,7 @@ from tgrunner.cli import main
 
 __all__ = ["BOTS", "in_process", "in_subprocess"]
 
-BOTS = Path(__file__).parents[1] / "bots"
+BOTS = Path(__file__).parent / "bots"
 
 
 def in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
