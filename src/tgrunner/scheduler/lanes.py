@@ -63,8 +63,8 @@ the lanes where it is not at the head; at zero it is ready. A finished item leav
 each of its lanes, and only the new heads are counted down. That is O(k) for k keys, with no
 scan, and so are ``submit()`` and ``lane_room()``, which read the length of k lanes. A lane is
 deleted when it empties. There is no deadlock: the earliest-submitted unfinished item is at
-the head of all of its lanes. Each running handler is one ``asyncio.Task`` with a done
-callback and no wrapper coroutine. There is no thread hop.
+the head of all of its lanes. Each running handler is one ``asyncio.Task`` (or the future the
+handler returned, as is) with a done callback and no wrapper coroutine. There is no thread hop.
 """
 
 from __future__ import annotations
@@ -396,10 +396,13 @@ class Scheduler(Generic[T]):
         else:
             aw = _raise(entry.error)
         task: asyncio.Future[Any]
-        try:
-            task = loop.create_task(aw)
-        except TypeError:  # not a coroutine: a Future, another awaitable, or a mistake
-            task = self._wrap(loop, aw)
+        if isinstance(aw, asyncio.Future):  # a future (the worker-process executor's): as is
+            task = aw
+        else:
+            try:
+                task = loop.create_task(aw)
+            except TypeError:  # not a coroutine: another awaitable, or a mistake
+                task = self._wrap(loop, aw)
         task.add_done_callback(self._task_done)
         self._tasks[task] = entry
         entry.task = task

@@ -31,7 +31,7 @@ sharing one of its keys has finished, so per-key order holds across processes.
   given to ``on_failure`` and the slot's updates wait.
 - **A handler that raises** fails its awaitable with :class:`~tgrunner.errors.HandlerError`
   (the worker's traceback is its ``__cause__``). A cancelled awaitable (the scheduler's time
-  limit) sends CANCEL: the worker cancels the handler, and the awaitable ends when it has.
+  limit) sends CANCEL: the worker cancels the handler, and the future ends when it has.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -52,7 +52,7 @@ from tgrunner.executors.processes.pool import Pool
 from tgrunner.executors.processes.process import State
 from tgrunner.executors.processes.routing import stable_hash
 from tgrunner.executors.processes.slots import Job, Slot, WorkerEvent, WorkerStats
-from tgrunner.executors.processes.wire import CANCEL, RUN
+from tgrunner.executors.processes.wire import RUN
 from tgrunner.keys import default_keys, normalise_keys
 from tgrunner.protocols import Update
 
@@ -300,8 +300,8 @@ class ProcessExecutor:
 
     # -- the hot path ---------------------------------------------------------------------------
 
-    def execute(self, update: Update) -> Awaitable[None]:
-        """Send ``update`` to its worker; the coroutine returned ends when it is finished.
+    def execute(self, update: Update) -> asyncio.Future[None]:
+        """Send ``update`` to its worker; the future returned ends when it is finished.
 
         It raises :class:`~tgrunner.errors.HandlerError` when the handler raised,
         :class:`~tgrunner.errors.PoisonUpdate` when the update was in flight at 3 deaths of
@@ -318,10 +318,11 @@ class ProcessExecutor:
             keys = ()
         slot = slots[stable_hash(keys[0]) % len(slots)] if keys else min(slots, key=_load)
         job = Job(
+            asyncio.get_running_loop(),
             next(self._tokens),
             update.get("update_id"),
             orjson.dumps(update),
-            asyncio.get_running_loop().create_future(),
+            slot.unsent_cancelled,
         )
         slot.in_flight += 1
         current = slot.current
@@ -331,26 +332,7 @@ class ProcessExecutor:
             current.send(RUN, job.token, job.data)
         else:
             slot.queue.append(job)
-        return self._wait(job, slot)
-
-    async def _wait(self, job: Job, slot: Slot) -> None:
-        try:
-            await job.future
-        except asyncio.CancelledError:
-            if job.finished:
-                raise
-            worker = job.worker
-            if worker is None:  # not sent: it never runs
-                if slot.unsent(job):
-                    job.finished = True
-                    slot.in_flight -= 1
-                raise
-            # Its handler runs in the worker: cancel it there, and end when it has ended.
-            job.cancelling = True
-            job.future = asyncio.get_running_loop().create_future()
-            worker.send(CANCEL, job.token)
-            await job.future
-            raise
+        return job
 
 
 def _load(slot: Slot) -> int:
