@@ -176,6 +176,7 @@ class Scheduler(Generic[T]):
         self._running = 0
         self._capacity_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._idle_waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the last submit()
 
     # -- what sources and the runtime see -------------------------------------------------
 
@@ -247,7 +248,11 @@ class Scheduler(Generic[T]):
         first), and :class:`LaneFull` when a lane of the item's keys is full (keep the item
         and submit it once ``lane_room(keys)`` is above 0). Neither leaves a trace.
         """
-        asyncio.get_running_loop()  # fail before touching any state, not halfway through
+        # Fail before touching any state, not halfway through. The loop is kept: asking for
+        # it costs a getpid() system call on every submit and start (CPython 3.11).
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            self._loop = asyncio.get_running_loop()
         if self._queued + self._running >= self._max_pending:
             raise SchedulerFull(
                 f"the scheduler is full: {self._queued} queued and {self._running} running "
@@ -387,7 +392,8 @@ class Scheduler(Generic[T]):
         self._running += 1
         entry.state = _RUNNING
         entry.refs = 1
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # set by submit(), which comes first
         if entry.error is None:
             try:
                 aw: Any = self._handler(entry.item)

@@ -141,6 +141,7 @@ class ProcessExecutor:
         self._tokens = itertools.count(1)
         self._state = "new"  # -> starting -> running -> closing -> closed
         self._replacing = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
 
     def bind(
         self,
@@ -177,7 +178,7 @@ class ProcessExecutor:
         if self._state != "new":
             raise RuntimeError("ProcessExecutor.start() was already called")
         self._state = "starting"
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         waiters = []
         for slot in self._slots:
             slot.first_ready = loop.create_future()
@@ -309,6 +310,8 @@ class ProcessExecutor:
         """
         if self._state != "running":
             raise RuntimeError(f"the ProcessExecutor is {self._state}, not running")
+        loop = self._loop  # kept: asking for it costs a getpid() system call (CPython 3.11)
+        assert loop is not None  # set by start()
         slots = self._slots
         try:
             keys = self._keys(update)
@@ -318,7 +321,7 @@ class ProcessExecutor:
             keys = ()
         slot = slots[stable_hash(keys[0]) % len(slots)] if keys else min(slots, key=_load)
         job = Job(
-            asyncio.get_running_loop(),
+            loop,
             next(self._tokens),
             update.get("update_id"),
             orjson.dumps(update),
