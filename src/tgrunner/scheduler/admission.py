@@ -67,7 +67,9 @@ class Admission:
     def admit(self, update: Update, keys: tuple[Hashable, ...]) -> None:
         """Submit, park or shed ``update`` (the scheduler must have global room)."""
         sched = self.scheduler
-        if not self.overflow.blocks(keys) and sched.lane_room(keys) > 0:
+        overflow = self.overflow
+        # Nothing parked (the usual case): no lane of the overflow to look at.
+        if (not overflow.count or not overflow.blocks(keys)) and sched.lane_room(keys) > 0:
             sched.submit(update, keys=keys)
         elif self._durable():
             self.parked += 1

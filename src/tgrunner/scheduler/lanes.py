@@ -63,8 +63,8 @@ the lanes where it is not at the head; at zero it is ready. A finished item leav
 each of its lanes, and only the new heads are counted down. That is O(k) for k keys, with no
 scan, and so are ``submit()`` and ``lane_room()``, which read the length of k lanes. A lane is
 deleted when it empties. There is no deadlock: the earliest-submitted unfinished item is at
-the head of all of its lanes. Each running handler is one ``asyncio.Task`` with a done
-callback and no wrapper coroutine. There is no thread hop.
+the head of all of its lanes. Each running handler is one ``asyncio.Task`` (or the future the
+handler returned, as is) with a done callback and no wrapper coroutine. There is no thread hop.
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ class Scheduler(Generic[T]):
         self._running = 0
         self._capacity_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._idle_waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the last submit()
 
     # -- what sources and the runtime see -------------------------------------------------
 
@@ -247,7 +248,11 @@ class Scheduler(Generic[T]):
         first), and :class:`LaneFull` when a lane of the item's keys is full (keep the item
         and submit it once ``lane_room(keys)`` is above 0). Neither leaves a trace.
         """
-        asyncio.get_running_loop()  # fail before touching any state, not halfway through
+        # Fail before touching any state, not halfway through. The loop is kept: asking for
+        # it costs a getpid() system call on every submit and start (CPython 3.11).
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            self._loop = asyncio.get_running_loop()
         if self._queued + self._running >= self._max_pending:
             raise SchedulerFull(
                 f"the scheduler is full: {self._queued} queued and {self._running} running "
@@ -387,7 +392,8 @@ class Scheduler(Generic[T]):
         self._running += 1
         entry.state = _RUNNING
         entry.refs = 1
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # set by submit(), which comes first
         if entry.error is None:
             try:
                 aw: Any = self._handler(entry.item)
@@ -396,10 +402,13 @@ class Scheduler(Generic[T]):
         else:
             aw = _raise(entry.error)
         task: asyncio.Future[Any]
-        try:
-            task = loop.create_task(aw)
-        except TypeError:  # not a coroutine: a Future, another awaitable, or a mistake
-            task = self._wrap(loop, aw)
+        if isinstance(aw, asyncio.Future):  # a future (the worker-process executor's): as is
+            task = aw
+        else:
+            try:
+                task = loop.create_task(aw)
+            except TypeError:  # not a coroutine: another awaitable, or a mistake
+                task = self._wrap(loop, aw)
         task.add_done_callback(self._task_done)
         self._tasks[task] = entry
         entry.task = task

@@ -3,7 +3,7 @@
 The supervisor's :class:`~.supervisor.ProcessExecutor` routes updates to the pool's slots and
 waits for them; the pool keeps each slot's process running and its jobs moving:
 
-- ``DONE`` resolves a job's future: success, :class:`~tgrunner.errors.HandlerError` (the
+- ``DONE`` resolves a job (a future): success, :class:`~tgrunner.errors.HandlerError` (the
   worker's traceback as its ``__cause__``), or the end of a cancelled handler.
 - A death puts the dead process's jobs back in its slot, blamed once more each (unless the
   supervisor ended the process on purpose), to be sent to the replacement in the order they
@@ -109,16 +109,15 @@ class Pool:
         slot.in_flight -= 1
         job.finished = True
         job.worker = None
-        fut = job.future
-        if not fut.done():
+        if not job.done():
             if not payload:
-                fut.set_result(None)
+                job.succeed()
             elif payload[:1] == FAILED:
-                fut.set_exception(_handler_error(payload[1:], worker))
+                job.set_exception(_handler_error(payload[1:], worker))
             elif payload == CANCELLED and job.cancelling:
-                fut.set_result(None)
+                job.succeed()
             else:
-                fut.set_exception(
+                job.set_exception(
                     HandlerError(f"the handler was cancelled inside {worker!r}", "CancelledError")
                 )
         if slot.suspects or slot.queue:
@@ -195,8 +194,7 @@ class Pool:
             if job.cancelling:  # cancelled by its time limit: it ends here, not sent again
                 job.finished = True
                 slot.in_flight -= 1
-                if not job.future.done():
-                    job.future.set_result(None)
+                job.succeed()  # cancelled
                 continue
             if blame:
                 job.deaths += 1
@@ -224,8 +222,8 @@ class Pool:
                 self._on_poison(job.update_id)
             except Exception:
                 log.exception("the on_poison hook failed on update %s", job.update_id)
-        if not job.future.done():
-            job.future.set_exception(PoisonUpdate(job.update_id, job.deaths))
+        if not job.done():
+            job.set_exception(PoisonUpdate(job.update_id, job.deaths))
 
     def _start_failed(self, slot: Slot, worker: WorkerProcess, *, replacing: bool) -> None:
         when = "right after" if worker.ready_at else "before"
@@ -371,7 +369,7 @@ def _drop(slot: Slot, job: Job) -> None:
     job.finished = True
     job.worker = None
     slot.in_flight -= 1
-    job.future.cancel()
+    job.drop()
 
 
 class _RemoteTraceback(Exception):

@@ -1,8 +1,8 @@
 """The supervisor's bookkeeping: one job per update in flight, one slot per worker process.
 
 A **job** is an update the scheduler handed to the executor and that is not finished: its
-JSON bytes (kept, to send it again after a death), the future its awaitable waits on, and how
-many deaths of its worker it was in flight for.
+JSON bytes (kept, to send it again after a death) and how many deaths of its worker it was in
+flight for. It is itself the future the scheduler waits on.
 
 A **slot** is one place in the pool (``0 .. workers - 1``); sticky routing picks the slot, and
 the slot's current process handles what it is sent. A slot outlives its processes: when one
@@ -21,38 +21,85 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tgrunner.executors.processes.process import State, WorkerProcess
+from tgrunner.executors.processes.wire import CANCEL
 
 __all__ = ["Job", "Slot", "WorkerEvent", "WorkerStats"]
 
 
-class Job:
-    """One update in flight through the executor."""
+class Job(asyncio.Future[None]):
+    """One update in flight through the executor, and the awaitable ``execute()`` returns.
+
+    It is a future (no task or coroutine wraps it): it ends when the update is finished.
+    Cancelling it (the scheduler's time limit) ends a job that was not sent at once; one that
+    runs in a worker is sent ``CANCEL`` there, and the job ends, cancelled, when the worker
+    says the handler ended (:meth:`succeed`), or with the handler's error if it raised first.
+    ``on_unsent(job)`` takes a cancelled job that was not sent out of its slot.
+    """
 
     __slots__ = (
+        "_cancel_msg",
         "cancelling",
         "data",
         "deaths",
         "finished",
-        "future",
+        "on_unsent",
         "token",
         "update_id",
         "worker",
     )
 
     def __init__(
-        self, token: int, update_id: int | None, data: bytes, future: asyncio.Future[None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        token: int,
+        update_id: int | None,
+        data: bytes,
+        on_unsent: Callable[[Job], None],
     ) -> None:
+        super().__init__(loop=loop)
         self.token = token
         self.update_id = update_id
         self.data = data
-        self.future = future
+        self.on_unsent = on_unsent
         self.deaths = 0  # deaths of its worker while it was in flight there
         self.worker: WorkerProcess | None = None  # where it was sent (None: not sent)
         self.cancelling = False  # CANCEL sent; waiting for the worker's DONE
         self.finished = False
+        self._cancel_msg: Any = None
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the update: at once if it was not sent, else once its handler has ended."""
+        if self.done():
+            return False
+        worker = self.worker
+        if self.finished or worker is None:  # not sent: it never runs
+            if not self.finished:
+                self.on_unsent(self)
+            return super().cancel(msg)
+        if not self.cancelling:  # its handler runs in the worker: cancel it there
+            self.cancelling = True
+            self._cancel_msg = msg
+            worker.send(CANCEL, self.token)
+        return True
+
+    def succeed(self) -> None:
+        """The handler ended without an error: the job ends (cancelled, if that was asked)."""
+        if self.done():
+            return
+        if self.cancelling:
+            super().cancel(self._cancel_msg)
+        else:
+            self.set_result(None)
+
+    def drop(self) -> None:
+        """End the job, cancelled, without telling any worker (at close)."""
+        if not self.done():
+            super().cancel()
 
 
 class Slot:
@@ -104,6 +151,12 @@ class Slot:
                 continue
             return True
         return False
+
+    def unsent_cancelled(self, job: Job) -> None:
+        """A job that was not sent was cancelled: it ends here and never runs."""
+        if self.unsent(job):
+            job.finished = True
+            self.in_flight -= 1
 
 
 def _token(job: Job) -> int:

@@ -31,7 +31,7 @@ sharing one of its keys has finished, so per-key order holds across processes.
   given to ``on_failure`` and the slot's updates wait.
 - **A handler that raises** fails its awaitable with :class:`~tgrunner.errors.HandlerError`
   (the worker's traceback is its ``__cause__``). A cancelled awaitable (the scheduler's time
-  limit) sends CANCEL: the worker cancels the handler, and the awaitable ends when it has.
+  limit) sends CANCEL: the worker cancels the handler, and the future ends when it has.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
+from zlib import crc32
 
 import orjson
 
@@ -52,7 +53,7 @@ from tgrunner.executors.processes.pool import Pool
 from tgrunner.executors.processes.process import State
 from tgrunner.executors.processes.routing import stable_hash
 from tgrunner.executors.processes.slots import Job, Slot, WorkerEvent, WorkerStats
-from tgrunner.executors.processes.wire import CANCEL, RUN
+from tgrunner.executors.processes.wire import RUN
 from tgrunner.keys import default_keys, normalise_keys
 from tgrunner.protocols import Update
 
@@ -141,6 +142,7 @@ class ProcessExecutor:
         self._tokens = itertools.count(1)
         self._state = "new"  # -> starting -> running -> closing -> closed
         self._replacing = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
 
     def bind(
         self,
@@ -177,7 +179,7 @@ class ProcessExecutor:
         if self._state != "new":
             raise RuntimeError("ProcessExecutor.start() was already called")
         self._state = "starting"
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         waiters = []
         for slot in self._slots:
             slot.first_ready = loop.create_future()
@@ -300,8 +302,8 @@ class ProcessExecutor:
 
     # -- the hot path ---------------------------------------------------------------------------
 
-    def execute(self, update: Update) -> Awaitable[None]:
-        """Send ``update`` to its worker; the coroutine returned ends when it is finished.
+    def execute(self, update: Update) -> asyncio.Future[None]:
+        """Send ``update`` to its worker; the future returned ends when it is finished.
 
         It raises :class:`~tgrunner.errors.HandlerError` when the handler raised,
         :class:`~tgrunner.errors.PoisonUpdate` when the update was in flight at 3 deaths of
@@ -309,6 +311,8 @@ class ProcessExecutor:
         """
         if self._state != "running":
             raise RuntimeError(f"the ProcessExecutor is {self._state}, not running")
+        loop = self._loop  # kept: asking for it costs a getpid() system call (CPython 3.11)
+        assert loop is not None  # set by start()
         slots = self._slots
         try:
             keys = self._keys(update)
@@ -316,12 +320,23 @@ class ProcessExecutor:
                 keys = normalise_keys(keys)
         except Exception:  # the scheduler reports a failing key function; route it anyway
             keys = ()
-        slot = slots[stable_hash(keys[0]) % len(slots)] if keys else min(slots, key=_load)
+        if keys:
+            key = keys[0]
+            # stable_hash() inlined for the usual str key (one call less per update).
+            h = (
+                crc32(key.encode("utf-8", "surrogatepass"))
+                if type(key) is str
+                else stable_hash(key)
+            )
+            slot = slots[h % len(slots)]
+        else:
+            slot = min(slots, key=_load)
         job = Job(
+            loop,
             next(self._tokens),
             update.get("update_id"),
             orjson.dumps(update),
-            asyncio.get_running_loop().create_future(),
+            slot.unsent_cancelled,
         )
         slot.in_flight += 1
         current = slot.current
@@ -331,26 +346,7 @@ class ProcessExecutor:
             current.send(RUN, job.token, job.data)
         else:
             slot.queue.append(job)
-        return self._wait(job, slot)
-
-    async def _wait(self, job: Job, slot: Slot) -> None:
-        try:
-            await job.future
-        except asyncio.CancelledError:
-            if job.finished:
-                raise
-            worker = job.worker
-            if worker is None:  # not sent: it never runs
-                if slot.unsent(job):
-                    job.finished = True
-                    slot.in_flight -= 1
-                raise
-            # Its handler runs in the worker: cancel it there, and end when it has ended.
-            job.cancelling = True
-            job.future = asyncio.get_running_loop().create_future()
-            worker.send(CANCEL, job.token)
-            await job.future
-            raise
+        return job
 
 
 def _load(slot: Slot) -> int:
