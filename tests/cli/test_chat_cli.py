@@ -228,3 +228,34 @@ def test_help_describes_commands_defaults_environment_and_examples() -> None:
     assert "examples:" in text and "tgrunner chat mybot:router" in text
     assert "(default You)" in text and "(default 10)" in text
     assert "``" not in text and "::" not in text  # no reStructuredText markup
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("target", "front_end", "hello"),
+    [
+        ("aiogram_quick:main", "aiogram", "bot: Hello, <b>You</b>!"),
+        ("ptb_echobot:main", "python-telegram-bot", 'bot: Hi <a href="tg://user?id='),
+    ],
+)
+def test_an_entry_point_runs_in_the_chat(
+    tmp_path: Path, target: str, front_end: str, hello: str
+) -> None:
+    # main() as the frameworks' quickstarts write it, reading BOT_TOKEN at import: the chat
+    # gives it the fake's token and runs what main() starts at its polling call.
+    env = {k: v for k, v in _env(BOTS).items() if k not in ("BOT_TOKEN", "TGRUNNER_TOKEN")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tgrunner", "chat", target],
+        input="/start\nping\n/quit\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{front_end} front-end" in done.stdout
+    lines = _after_banner(done.stdout)
+    assert lines[0] == "You> /start" and lines[1].startswith(hello), lines
+    assert lines[2:4] == ["You> ping", "bot: ping"], lines
+    assert "Traceback" not in done.stderr

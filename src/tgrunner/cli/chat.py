@@ -84,7 +84,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "target",
-        help="the bot, as for 'tgrunner run': 'module:attr' or 'module:factory'",
+        help="the bot, as for 'tgrunner run': 'module:attr' naming a bot object, an entry point "
+        "such as main, or a factory",
     )
     p.add_argument(
         "--user",

@@ -6,7 +6,7 @@ import argparse
 import gc
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tgrunner.cli.common import checked
 from tgrunner.cli.options import add_setting_options, settings_from
@@ -130,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tgrunner.errors import UserCodeError
     from tgrunner.runtime.build import build_launcher
 
-    own = {"session": "aiogram", "request": "ptb"} if args.own_http else {}
+    own: dict[str, Any] = {"session": "aiogram", "request": "ptb"} if args.own_http else {}
     try:
         runner = build_launcher(
             args.target,

@@ -25,6 +25,7 @@ and in each worker the Dispatcher or Application it starts is that worker's bot 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -129,6 +130,7 @@ def build_launcher(
     api_url: str | None = None,
     settings: Settings | None = None,
     factory: bool = False,
+    prepare: Callable[[Runner], None] | None = None,
     **options: Any,
 ) -> Runner | EntryPoint:
     """What ``tgrunner run TARGET`` runs: a Runner, or an :class:`EntryPoint` for a function
@@ -137,26 +139,36 @@ def build_launcher(
     Arguments as for :func:`build_runner`. The entry point is called only by ``serve()`` or
     ``run()``; the Dispatcher or Application it starts is run with ``token``, ``api_url`` and
     ``settings`` from here, plus the polling options of its call where ``settings`` leave
-    them at their defaults.
+    them at their defaults. ``prepare(runner)`` (default: nothing) is called on each Runner
+    once it is built, before it serves: for an entry point, when its polling call is reached.
     """
     settings = settings or Settings.from_env()
     obj, name, module, shape = _resolve(target, factory)
     spec = _Spec(target, factory)
+    ready = prepare or _as_is
     if shape != "call" or factory:
         if shape == "call":
             obj = _factory_result(RefusePolling(name).call(obj), name)
-        return _runner(obj, name, token, api_url, settings, options, None, module, spec)
+        runner = _runner(obj, name, token, api_url, settings, options, None, module, spec)
+        ready(runner)
+        return runner
     spec.entry = True
 
     def build(found: Any, call: PollingCall | None) -> Runner:
         if call is None:
             found = _factory_result(found, name)
-        return _runner(found, name, token, api_url, settings, options, call, None, spec)
+        runner = _runner(found, name, token, api_url, settings, options, call, None, spec)
+        ready(runner)
+        return runner
 
     return EntryPoint(obj, name, build=build)
 
 
 # -- internals ---------------------------------------------------------------------------------
+
+
+def _as_is(runner: Runner) -> None:
+    """The default ``prepare``: nothing to add."""
 
 
 class _Spec:

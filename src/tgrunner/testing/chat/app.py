@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tgrunner.errors import TgrunnerError
 from tgrunner.protocols import Executor
-from tgrunner.runtime.build import build_runner
+from tgrunner.runtime.build import build_launcher
+from tgrunner.runtime.entry import EntryPoint
 from tgrunner.runtime.runner import Runner
 from tgrunner.settings import Settings
 from tgrunner.testing.chat.commands import CommandError, parse
@@ -68,7 +70,7 @@ class ChatApp:
 
     - ``settings``: the runner's settings (default ``Settings.from_env()``); the caller
       chooses strict offsets or a journal.
-    - ``options``: front-end options for :func:`build_runner` (``session="aiogram"``…).
+    - ``options``: front-end options for :func:`build_launcher` (``session="aiogram"``…).
     - ``emit(lines)``: where the chat's lines go, called on the event loop (default: nowhere;
       it may be set later, until :meth:`start`).
     - ``user_name``: the first simulated user's first name (default ``"You"``).
@@ -90,6 +92,7 @@ class ChatApp:
         self.user_name = user_name
         self.tg = FakeTelegram()
         self.runner: Runner | None = None
+        self._launcher: Runner | EntryPoint | None = None
         self.session: ChatSession | None = None
         self._serve: asyncio.Task[int] | None = None
         self._feed: asyncio.Task[None] | None = None
@@ -113,7 +116,9 @@ class ChatApp:
         return self._serve
 
     async def start(self, timeout: float = 30.0) -> None:
-        """Start FakeTelegram and the bot; return once the bot polls.
+        """Start FakeTelegram and the bot; return once the bot polls. ``BOT_TOKEN`` is set to
+        the fake's token when it is not set, so a module-level ``Bot(getenv("BOT_TOKEN"))``
+        works.
 
         Raises :class:`~tgrunner.errors.ConfigError` when the target cannot be run, the bot's
         own start-up failure, or :class:`~tgrunner.errors.TgrunnerError` when the bot stops or
@@ -121,18 +126,27 @@ class ChatApp:
         """
         tg = self.tg
         await tg.start()
+        # As 'tgrunner run --token' does: a module that reads BOT_TOKEN at import (aiogram's
+        # quickstart) gets the fake's token, unless BOT_TOKEN is set already.
+        os.environ.setdefault("BOT_TOKEN", tg.token)
         try:
-            runner = build_runner(
+            session = self.session = ChatSession(tg, self.emit, user_name=self.user_name)
+
+            def adopt(runner: Runner) -> None:
+                # Called as soon as the Runner exists: at once for a bot object, at its
+                # polling call for an entry point (main), which then runs in the chat too.
+                self.runner = runner
+                runner.executor = _Reporting(runner.executor, session.handled)
+
+            launcher = self._launcher = build_launcher(
                 self.target,
                 token=tg.token,
                 api_url=tg.api_url,
                 settings=self.settings,
+                prepare=adopt,
                 **self.options,
             )
-            self.runner = runner
-            session = self.session = ChatSession(tg, self.emit, user_name=self.user_name)
-            runner.executor = _Reporting(runner.executor, session.handled)
-            serve = self._serve = asyncio.create_task(runner.serve(install_signals=False))
+            serve = self._serve = asyncio.create_task(launcher.serve(install_signals=False))
             # A stopped bot must wake whoever waits for it to settle.
             serve.add_done_callback(lambda _: tg.state.changed())
             polling = asyncio.ensure_future(tg.wait_until_polling(timeout))
@@ -200,8 +214,8 @@ class ChatApp:
         """
         code = 0
         try:
-            if self._serve is not None and self.runner is not None:
-                self.runner.stop(fast)
+            if self._serve is not None and self._launcher is not None:
+                self._launcher.stop(fast)
                 code = await asyncio.shield(self._serve)
         finally:
             if self.session is not None:
