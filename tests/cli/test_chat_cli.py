@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import tgrunner
 from tgrunner.testing.chat.commands import COMMANDS
 
 TESTS = Path(__file__).parent.parent
@@ -259,3 +260,15 @@ def test_an_entry_point_runs_in_the_chat(
     assert lines[0] == "You> /start" and lines[1].startswith(hello), lines
     assert lines[2:4] == ["You> ping", "bot: ping"], lines
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_an_error_in_the_bots_module_shows_its_own_frames(tmp_path: Path) -> None:
+    done = chat("broken_import:router", stdin="/quit\n", cwd=tmp_path)
+    assert done.returncode == 2, done
+    err = done.stderr
+    assert err.count("Traceback (most recent call last)") == 1, err
+    assert 'broken_import.py", line 7, in compute' in err
+    frames = err.partition("Traceback")[2].partition("ZeroDivisionError")[0]
+    assert str(Path(tgrunner.__file__).parent) not in frames, frames  # none of tgrunner's
+    assert err.rstrip().splitlines()[-1].startswith("tgrunner: importing 'broken_import' raised")

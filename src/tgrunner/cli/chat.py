@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from tgrunner.cli import run as run_cmd
 from tgrunner.cli.options import settings_from
+from tgrunner.errors import UserCodeError
 from tgrunner.settings import Settings
 
 __all__ = ["add_parser"]
@@ -164,10 +166,14 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     from tgrunner.testing.chat.terminal import run_chat
 
     own = {"session": "aiogram", "request": "ptb"} if args.own_http else {}
-    return run_chat(
-        args.target,
-        settings=settings,
-        options=own,
-        user_name=args.user.strip(),
-        reply_timeout=args.reply_timeout,
-    )
+    try:
+        return run_chat(
+            args.target,
+            settings=settings,
+            options=own,
+            user_name=args.user.strip(),
+            reply_timeout=args.reply_timeout,
+        )
+    except UserCodeError as exc:
+        sys.stderr.write(exc.traceback)  # the user's own frames, as 'tgrunner run' shows them
+        raise
