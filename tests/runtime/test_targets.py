@@ -117,6 +117,9 @@ def test_other_frameworks_handlers_are_refused_with_a_hint(handler: Any, hint: s
         ("ptb_wrong:builder", "is a python-telegram-bot ApplicationBuilder: call .build()"),
         ("ptb_wrong:bot", "is a python-telegram-bot Bot: point tgrunner at the Application"),
         ("ptb_wrong:echo", "e.g. ptb_wrong:application"),
+        # PTB's echobot builds its Application inside main(): the hint names main alone.
+        ("ptb_echobot:echo", "point at the Application it is added to, or, since ptb_echobot "
+         "builds it inside a function, at that function: ptb_echobot:main"),
         ("wrong_targets", "expected 'module:attribute'"),
         ("wrong_targets:", "expected 'module:attribute'"),
     ],

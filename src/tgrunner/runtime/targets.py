@@ -170,16 +170,16 @@ def _function_problem(
             f"Router it is registered on, e.g. {where}:{router}"
         )
     if kind == "ptb":
-        app = _find(module, _is_application) or "application"
+        hint = _found_or_main(module, where, _is_application, "application")
         return (
             f"{spec} looks like a python-telegram-bot handler (update, context): point at the "
-            f"Application it is added to, e.g. {where}:{app}{_or_main(module, where)}"
+            f"Application it is added to, {hint}"
         )
     if kind == "aiogram":
-        dp = _find(module, _is_dispatcher) or "dp"
+        hint = _found_or_main(module, where, _is_dispatcher, "dp")
         return (
             f"{spec} looks like an aiogram handler (it takes {_listed(params)}): point at the "
-            f"Dispatcher, e.g. {where}:{dp}{_or_main(module, where)}"
+            f"Dispatcher, {hint}"
         )
     positional = [p for p in required if p.kind in _POSITIONAL]
     if len(positional) == 2 and len(required) == 2:
@@ -270,6 +270,19 @@ def _find(module: ModuleType | None, test: Callable[[Any], bool]) -> str | None:
         if not name.startswith("_") and test(value):
             return name
     return None
+
+
+def _found_or_main(
+    module: ModuleType | None, where: str, test: Callable[[Any], bool], usual: str
+) -> str:
+    """``e.g. mod:app`` for the module's own object (and its main, if any); only its main when
+    it has no such object at module level (it builds it in main); else the usual name."""
+    found, main = _find(module, test), _find(module, _is_main)
+    if found:
+        return f"e.g. {where}:{found}{_or_main(module, where)}"
+    if main:
+        return f"or, since {where} builds it inside a function, at that function: {where}:{main}"
+    return f"e.g. {where}:{usual}"
 
 
 def _or_main(module: ModuleType | None, where: str) -> str:
