@@ -173,6 +173,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             options=own,
             user_name=args.user.strip(),
             reply_timeout=args.reply_timeout,
+            export_token=True,  # this process is the chat's: BOT_TOKEN is ours to set
         )
     except UserCodeError as exc:
         sys.stderr.write(exc.traceback)  # the user's own frames, as 'tgrunner run' shows them

@@ -3,6 +3,7 @@ embedded FakeTelegram over HTTP, and each typed line gives the lines the chat sh
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -161,3 +162,20 @@ async def test_a_target_that_cannot_run_is_a_config_error_and_closes_everything(
     with pytest.raises(ConfigError, match="nosuch_module_here"):
         await app.start()
     assert app.tg._server is None  # closed
+
+
+async def test_only_the_chat_command_exports_the_fakes_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # setenv first, so the test's end restores BOT_TOKEN as it was, however the chat set it.
+    monkeypatch.setenv("BOT_TOKEN", "")
+    monkeypatch.delenv("BOT_TOKEN")
+    app, _ = await _started()
+    assert await app.stop() == 0
+    assert "BOT_TOKEN" not in os.environ  # a library user's environment is left alone
+    app = ChatApp(router, settings=STRICT, export_token=True)
+    await app.start()
+    try:
+        assert os.environ["BOT_TOKEN"] == app.tg.token
+    finally:
+        assert await app.stop() == 0

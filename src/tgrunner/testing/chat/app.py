@@ -74,6 +74,9 @@ class ChatApp:
     - ``emit(lines)``: where the chat's lines go, called on the event loop (default: nowhere;
       it may be set later, until :meth:`start`).
     - ``user_name``: the first simulated user's first name (default ``"You"``).
+    - ``export_token``: set ``BOT_TOKEN`` in this process's environment to the fake's token
+      at start when it is unset (default False; ``tgrunner chat``, which owns its process,
+      sets it).
     """
 
     def __init__(
@@ -84,8 +87,10 @@ class ChatApp:
         settings: Settings | None = None,
         options: dict[str, Any] | None = None,
         user_name: str = "You",
+        export_token: bool = False,
     ) -> None:
         self.target = target
+        self.export_token = export_token
         self.emit: Callable[[list[str]], None] = emit or _nowhere
         self.settings = settings
         self.options = options or {}
@@ -116,9 +121,9 @@ class ChatApp:
         return self._serve
 
     async def start(self, timeout: float = 30.0) -> None:
-        """Start FakeTelegram and the bot; return once the bot polls. ``BOT_TOKEN`` is set to
-        the fake's token when it is not set, so a module-level ``Bot(getenv("BOT_TOKEN"))``
-        works.
+        """Start FakeTelegram and the bot; return once the bot polls. With ``export_token``,
+        ``BOT_TOKEN`` is set to the fake's token when it is not set, so a module-level
+        ``Bot(getenv("BOT_TOKEN"))`` works.
 
         Raises :class:`~tgrunner.errors.ConfigError` when the target cannot be run, the bot's
         own start-up failure, or :class:`~tgrunner.errors.TgrunnerError` when the bot stops or
@@ -126,9 +131,10 @@ class ChatApp:
         """
         tg = self.tg
         await tg.start()
-        # As 'tgrunner run --token' does: a module that reads BOT_TOKEN at import (aiogram's
-        # quickstart) gets the fake's token, unless BOT_TOKEN is set already.
-        os.environ.setdefault("BOT_TOKEN", tg.token)
+        if self.export_token:
+            # As 'tgrunner run --token' does: a module that reads BOT_TOKEN at import
+            # (aiogram's quickstart) gets the fake's token, unless BOT_TOKEN is set already.
+            os.environ.setdefault("BOT_TOKEN", tg.token)
         try:
             session = self.session = ChatSession(tg, self.emit, user_name=self.user_name)
 

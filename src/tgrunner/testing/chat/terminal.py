@@ -282,18 +282,26 @@ def run_chat(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    export_token: bool = False,
 ) -> int:
     """Chat with the bot at ``target`` (an import string, or the bot object) until ``/quit``,
     end of input or Ctrl-C; return the runner's exit code (0 after a clean stop).
 
     ``settings`` (default ``Settings.from_env()``) and ``options`` (front-end options) go to
-    :func:`~tgrunner.runtime.build.build_runner`. ``user_name`` (default ``"You"``) is the
-    first user's name; ``reply_timeout`` (default 10 s) bounds the wait for the bot after each
-    piped line. Streams default to ``sys.stdin``/``sys.stdout``/``sys.stderr``; the chat is
-    interactive when stdin and stdout are terminals. Raises what stops the bot from starting
+    :func:`~tgrunner.runtime.build.build_launcher`; ``export_token`` is :class:`ChatApp`'s.
+    ``user_name`` (default ``"You"``) is the first user's name; ``reply_timeout`` (default
+    10 s) bounds the wait for the bot after each piped line. Streams default to
+    ``sys.stdin``/``sys.stdout``/``sys.stderr``; the chat is interactive when stdin and stdout
+    are terminals. Raises what stops the bot from starting
     (:class:`~tgrunner.errors.ConfigError` for a target that cannot run) or made it fail.
     """
-    app = ChatApp(target, settings=settings, options=options, user_name=user_name)
+    app = ChatApp(
+        target,
+        settings=settings,
+        options=options,
+        user_name=user_name,
+        export_token=export_token,
+    )
     terminal = Terminal(
         app,
         stdin=stdin or sys.stdin,
