@@ -42,6 +42,26 @@ def tally(sent: dict[int, list[str]], requests: list[Any]) -> Tally:
     return Tally(lost, duplicates, violations)
 
 
+def missing(sent: dict[int, list[str]], requests: list[Any]) -> list[tuple[int, str]]:
+    """The (chat, text) of each sent message that got no sendMessage reply."""
+    got = {(int(r.params["chat_id"]), str(r.params["text"])) for r in requests
+           if r.method == "sendMessage"}  # fmt: skip
+    return [(chat, t) for chat, texts in sent.items() for t in texts if (chat, t) not in got]
+
+
+def frontier(sent: dict[int, list[str]], requests: list[Any]) -> dict[int, int]:
+    """Per chat, how many of its first sent messages all got a reply."""
+    got = {(int(r.params["chat_id"]), str(r.params["text"])) for r in requests
+           if r.method == "sendMessage"}  # fmt: skip
+    done: dict[int, int] = {}
+    for chat, texts in sent.items():
+        n = 0
+        while n < len(texts) and (chat, texts[n]) in got:
+            n += 1
+        done[chat] = n
+    return done
+
+
 def send_round(users: list[Any], sent: dict[int, list[str]], start: int) -> int:
     """Each user sends the next number once; record it under its chat. Returns the last."""
     n = start
