@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import tgrunner
-from processes import MODES, BotProcess, end_started_bots, start_bot, unfinished
+from processes import MODES, BotProcess, end_started_bots, journaled, start_bot, unfinished
 from replies import frontier, missing, replied, send_load, send_round, tally
 from tgrunner.executors.processes import slot_for
 from tgrunner.testing import FakeTelegram
@@ -318,3 +318,21 @@ async def test_new_code_that_cannot_start_keeps_the_old_workers_then_a_crash_loo
     assert err.count("Traceback (most recent") == 1, err  # the user's frames, once
     assert [m["text"].partition(" from ")[0] for m in tg.replies(alice)] == ["one", "two"]
 
+
+@pytest.mark.timeout(90)
+async def test_supervisor_crashes_are_not_blamed_on_the_update_a_worker_runs(
+    tg: FakeTelegram,
+) -> None:
+    """With workers a handler cannot crash the supervisor: three SIGKILLs of it while an
+    update runs in a worker do not quarantine the update, and the next start handles it."""
+    alice = tg.user("Alice")
+    alice.send("work")
+    for run in range(1, 5):
+        bot = await start_bot(tg, "slow_bot:router", "--workers", "2", cwd=BOTS)
+        await tg.wait_for_replies(alice, run, timeout=20)  # "started": it runs in a worker
+        bot.kill()
+        code, err = await bot.finish()  # once the workers, holding its stderr, are gone too
+        assert code == -signal.SIGKILL, err
+        assert "quarantined" not in err, err
+    assert [m["text"] for m in tg.replies(alice)] == ["started"] * 4
+    assert journaled(tg) == 1

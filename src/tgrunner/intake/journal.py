@@ -20,7 +20,8 @@ they came.
   merely ran beside the culprit is not blamed, the runtime replays *suspects* (updates started
   before) one at a time, each finish mark written at once (:meth:`suspects`,
   ``finished(now=True)``). With worker processes, an update that kills its *worker* 3 times
-  is quarantined at once by the runtime (:meth:`set_aside`), the supervisor living on.
+  is quarantined at once by the runtime (:meth:`set_aside`), the supervisor living on; no
+  start marks are written then, since a handler cannot crash the supervisor.
 - **One process.** An exclusive ``flock`` on ``<path>.lock``, taken before anything is read,
   refuses a second process on the same journal.
 - **Sync.** ``synchronous=NORMAL`` (default) survives a process crash, not a power loss.

@@ -173,6 +173,10 @@ class Runner:
         self.workers: WorkerControl | None = None
         if isinstance(executor, ProcessExecutor):
             self.workers = WorkerControl(executor, failed=self._stop_failed)
+        # Attempts are counted (a start mark per update) only where handlers run in this
+        # process: a handler in a worker process cannot crash this one, and its worker's
+        # deaths are counted by the pool, which quarantines a poison update itself.
+        self._counts_attempts = self.workers is None
 
     # -- hooks wired into the scheduler -------------------------------------------------------
 
@@ -185,8 +189,9 @@ class Runner:
             done = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        self._running[uid] = None
-        self.intake.started(uid)
+        if self._counts_attempts:
+            self._running[uid] = None
+            self.intake.started(uid)
         return self.executor.execute(update)
 
     def _done(self, update: JSON) -> None:
@@ -194,7 +199,8 @@ class Runner:
         if self._skipped and uid in self._skipped:
             self._skipped.discard(uid)
             return
-        self._running.pop(uid, None)
+        if self._running:
+            self._running.pop(uid, None)
         workers = self.workers
         if workers is not None and workers.poisoned and workers.take_poisoned(uid):
             self.stats.quarantined += 1
