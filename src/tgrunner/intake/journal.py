@@ -7,7 +7,8 @@ finish marks of the last ``FLUSH_DELAY`` seconds, is handled again.
 
 The file is SQLite in WAL mode, one row per unfinished update, in arrival order (``seq``), so
 update ids that restart lower (Telegram does so after a quiet week) still replay in the order
-they came.
+they came. ``seq`` is a plain rowid, not AUTOINCREMENT: a new row gets one above every row left,
+which is all the order needs, and each insert skips a write to ``sqlite_sequence``.
 
 - **Finish marks** are gathered and written in one small transaction at most ``FLUSH_DELAY``
   (50 ms) after the first of them, so they reach disk within 100 ms even when the bot is idle.
@@ -67,7 +68,7 @@ _CHECKPOINT_EVERY = 200
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intake (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     update_id INTEGER NOT NULL UNIQUE,
     attempts INTEGER NOT NULL DEFAULT 0,
     body BLOB NOT NULL
