@@ -8,6 +8,7 @@ import asyncio
 import re
 
 import pytest
+
 from cli_support import in_process, in_subprocess
 
 # A target that cannot be imported: an option checked before the bot is imported fails with

@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+
 from cli_support import in_subprocess
 
 pytestmark = pytest.mark.slow

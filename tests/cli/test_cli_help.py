@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_support import in_process, in_subprocess
 
+from cli_support import in_process, in_subprocess
 from tgrunner import __version__
 from tgrunner.cli import _COMMANDS, _parser
 from tgrunner.cli.common import subcommands

@@ -13,8 +13,8 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
-from cli_support import BOTS
 
+from cli_support import BOTS
 from processes import BotProcess, end_started_bots, start_bot
 from tgrunner.cli import _command, _parser
 from tgrunner.cli.common import log_level
