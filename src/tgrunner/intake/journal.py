@@ -43,6 +43,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ import orjson
 
 from tgrunner.errors import ConfigError
 
-__all__ = ["FLUSH_DELAY", "MAX_ATTEMPTS", "Journal", "Quarantined"]
+__all__ = ["FLUSH_DELAY", "MAX_ATTEMPTS", "SEEN_WINDOW", "Journal", "Quarantined"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ FLUSH_DELAY = 0.05
 """Seconds between the first finish mark of a group and its write: half the 100 ms bound."""
 MAX_ATTEMPTS = 3
 """Starts after which an unfinished update is quarantined instead of replayed."""
+SEEN_WINDOW = 100_000
+"""Finished update ids remembered (in memory) to drop an unordered source's resends."""
 # Journal batches between WAL checkpoints.
 _CHECKPOINT_EVERY = 200
 
@@ -217,6 +220,10 @@ class Journal:
         self._last_write: asyncio.Future[Any] | None = None
         self._checkpoint: asyncio.Future[None] | None = None
         self._writes_since_checkpoint = 0
+        # Unordered puts only (a webhook): the ids held here, and the last finished ones.
+        self._live: set[int] | None = None
+        self._recent: deque[int] = deque()
+        self._recent_ids: set[int] = set()
         self.quarantined_now: list[int] = self._quarantine_repeat_offenders()
 
     # -- reading ------------------------------------------------------------------------------
@@ -263,16 +270,29 @@ class Journal:
 
     # -- writing ------------------------------------------------------------------------------
 
-    async def put(self, updates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def put(
+        self, updates: Sequence[dict[str, Any]], *, ordered: bool = True
+    ) -> list[dict[str, Any]]:
         """Write new updates durably in one transaction; return those not journaled before.
 
-        Updates at or below :attr:`highest` are skipped (already journaled); call
-        :meth:`restart_ids` first when the ids restarted lower.
+        - ``ordered`` (default, polling): ids only grow, so updates at or below
+          :attr:`highest` are skipped (already journaled); call :meth:`restart_ids` first
+          when the ids restarted lower.
+        - ``ordered=False`` (a webhook: ids of different chats arrive in any order, and
+          Telegram resends an update whose answer it missed): an update is skipped when it
+          is still here, unfinished, or among the last :data:`SEEN_WINDOW` finished since
+          this journal was opened (a resend of one finished before a restart is taken again).
         """
-        fresh = [u for u in updates if u["update_id"] > self._highest]
+        if ordered:
+            fresh = [u for u in updates if u["update_id"] > self._highest]
+        else:
+            fresh = self._unseen(updates)
         if not fresh:
             return fresh
-        highest = fresh[-1]["update_id"]
+        if ordered:
+            highest = fresh[-1]["update_id"]
+        else:
+            highest = max(self._highest, max(u["update_id"] for u in fresh))
         rows = [(u["update_id"], orjson.dumps(u)) for u in fresh]
         await self._write(self._insert, rows, highest)
         self._highest = highest
@@ -280,6 +300,31 @@ class Journal:
         if self._writes_since_checkpoint >= _CHECKPOINT_EVERY and self._checkpoint is None:
             self._start_checkpoint()
         return fresh
+
+    def _unseen(self, updates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        live = self._live
+        if live is None:
+            live = self._live = {uid for (uid,) in self._db.execute("SELECT update_id FROM intake")}
+        recent = self._recent_ids
+        fresh = []
+        for u in updates:
+            uid = u["update_id"]
+            if uid not in live and uid not in recent:
+                live.add(uid)
+                fresh.append(u)
+        return fresh
+
+    def _forget(self, update_id: int) -> None:
+        """An unordered source's update left the intake: remember it as seen."""
+        live = self._live
+        if live is None or update_id not in live:
+            return
+        live.discard(update_id)
+        recent = self._recent
+        recent.append(update_id)
+        self._recent_ids.add(update_id)
+        if len(recent) > SEEN_WINDOW:
+            self._recent_ids.discard(recent.popleft())
 
     def restart_ids(self) -> None:
         """The source saw update ids restart lower: accept them as new from now on."""
@@ -299,6 +344,8 @@ class Journal:
     def finished(self, update_id: int, *, now: bool = False) -> None:
         """Mark an update finished; written within :data:`FLUSH_DELAY` seconds, or ``now``."""
         self._finished.append((update_id,))
+        if self._live is not None:
+            self._forget(update_id)
         if now:
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
@@ -368,6 +415,8 @@ class Journal:
             update_id,
         )
         self._background(self._quarantine_one, update_id, attempts, time.time())
+        if self._live is not None:
+            self._forget(update_id)
 
     # -- operator actions (tgrunner journal ...) -------------------------------------------
 
