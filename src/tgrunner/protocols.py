@@ -26,7 +26,11 @@ Update = dict[str, Any]
 
 @runtime_checkable
 class Source(Protocol):
-    """Where updates come from: polling, a webhook server, a scale-out stream."""
+    """Where updates come from: polling, a webhook server, a scale-out stream.
+
+    A source whose update ids may come in any order (a webhook) says so with a class
+    attribute ``ordered = False``; the runtime then dedups by id rather than by the highest
+    id, and needs the journal. Without the attribute a source is taken as ordered."""
 
     async def start(self) -> None:
         """Check credentials and get ready; raise ConfigError when it cannot work."""

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tgrunner.errors import ConfigError
 from tgrunner.intake.journal import Journal
+from tgrunner.intake.strict import StrictIntake
 
 
 def updates(*ids: int) -> list[dict[str, object]]:
@@ -101,3 +103,9 @@ def test_an_update_is_taken_once_while_it_is_here_or_recently_finished(
     start = time.monotonic()
     asyncio.run(scenario())
     assert time.monotonic() - start < 30
+
+
+@pytest.mark.timeout(10)
+async def test_strict_offsets_refuse_an_unordered_source() -> None:
+    with pytest.raises(ConfigError, match="only the journal can answer them safely"):
+        await StrictIntake().put(updates(1), ordered=False)

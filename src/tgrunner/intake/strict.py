@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tgrunner.errors import ConfigError
 from tgrunner.intake.watermark import Watermark
 
 __all__ = ["StrictIntake"]
@@ -44,8 +45,18 @@ class StrictIntake:
         """Nothing is kept: an update set aside here cannot be read back."""
         return None
 
-    async def put(self, updates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Register new updates with the watermark; return those not seen before."""
+    async def put(
+        self, updates: Sequence[dict[str, Any]], *, ordered: bool = True
+    ) -> list[dict[str, Any]]:
+        """Register new updates with the watermark; return those not seen before.
+
+        Strict offsets need a source whose ids only grow (polling): ``ordered=False`` raises
+        ConfigError (a webhook needs the journal)."""
+        if not ordered:
+            raise ConfigError(
+                "Strict offsets (--no-journal) need polling: a webhook's updates come in any "
+                "order, and only the journal can answer them safely. Drop --no-journal."
+            )
         received = self.watermark.received
         return [u for u in updates if received(u["update_id"])]
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from tgrunner.executors.processes import WorkerStats
 
-__all__ = ["RunnerStats", "start_line", "stop_summary", "workers_line"]
+__all__ = ["RunnerStats", "start_line", "stop_summary", "summary_of", "workers_line"]
 
 
 @dataclass(slots=True)
@@ -102,6 +102,20 @@ def stop_summary(
     return (
         f"stopped ({how}) after {took} s: {handled} handled ({failed} failed, "
         f"{timed_out} timed out), {replayed} replayed{extra}; {rate:.1f} updates/s"
+    )
+
+
+def summary_of(stats: RunnerStats, seconds: float) -> str:
+    """:func:`stop_summary` of a runner's counters, ``stats.stop`` saying how it stopped."""
+    return stop_summary(
+        how=stats.stop,
+        seconds=seconds,
+        handled=stats.finished,
+        failed=stats.errors,
+        timed_out=stats.timeouts,
+        replayed=stats.replayed,
+        stuck=stats.stuck,
+        quarantined=stats.quarantined,
     )
 
 

@@ -44,7 +44,7 @@ from tgrunner.intake.options import journal_path
 from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
-from tgrunner.runtime.report import RunnerStats, start_line, stop_summary
+from tgrunner.runtime.report import RunnerStats, start_line, summary_of
 from tgrunner.runtime.workers import WorkerControl, serve_reloads
 from tgrunner.scheduler import Scheduler
 from tgrunner.scheduler.admission import Admission
@@ -333,16 +333,20 @@ class Runner:
             self._admit(update)
         del replay
         highest = intake.offset - 1
+        ordered = getattr(source, "ordered", True)  # False: a webhook's ids come in any order
         while True:
             await sched.wait_capacity(1)
             await self.admission.wait_for_room()
             batch = await source.next_batch(sched.capacity())
             if not batch:
                 continue
-            if batch[0]["update_id"] <= highest:
-                intake.restart_ids()  # the source saw the ids restart lower
-            highest = batch[-1]["update_id"]
-            batch = await intake.put(batch)
+            if not ordered:
+                batch = await intake.put(batch, ordered=False)
+            else:
+                if batch[0]["update_id"] <= highest:
+                    intake.restart_ids()  # the source saw the ids restart lower
+                highest = batch[-1]["update_id"]
+                batch = await intake.put(batch)
             if intake.durable:
                 source.confirm(intake.offset)
             self.stats.received += len(batch)
@@ -424,18 +428,7 @@ class Runner:
             stats.stop = "budget exceeded"
         elif not stats.stop:
             stats.stop = "cancelled"
-        say.info(
-            stop_summary(
-                how=stats.stop,
-                seconds=seconds,
-                handled=stats.finished,
-                failed=stats.errors,
-                timed_out=stats.timeouts,
-                replayed=stats.replayed,
-                stuck=stats.stuck,
-                quarantined=stats.quarantined,
-            )
-        )
+        say.info(summary_of(stats, seconds))
         if self.workers is not None:
             say.info(self.workers.summary())
 
