@@ -278,3 +278,35 @@ async def test_set_webhook_rejects_a_bad_secret(api: Call) -> None:
     status, body = await api("setWebhook", url="https://example.com/hook", secret_token="no spaces")
     assert status == 400
     assert body["description"].startswith("Bad Request")
+
+
+async def test_callback_queries_go_one_at_a_time_per_user_across_chats(
+    tg: FakeTelegram, api: Call, receiver: tuple[Receiver, str]
+) -> None:
+    rec, url = receiver
+    gate = asyncio.Event()
+
+    async def hold_first(update: dict[str, Any]) -> web.StreamResponse:
+        if update.get("callback_query", {}).get("data") == "q1":
+            await gate.wait()
+        return web.Response()
+
+    rec.answer = hold_first
+    await api("setWebhook", url=url)
+    presser = {"id": 7, "is_bot": False, "first_name": "Ann"}
+    group = {"id": -100, "type": "group", "title": "G"}
+    tg.state.register_chat(group)
+    for n, where in enumerate((chat(tg, 7), group), start=1):
+        message = {"message_id": n, "chat": where, "date": tg.state.now(), "text": "menu"}
+        tg.state.push_update(
+            "callback_query",
+            {"id": f"q{n}", "from": presser, "chat_instance": str(n), "message": message,
+             "data": f"q{n}"},
+        )  # fmt: skip
+    other = say(tg, chat(tg, 8), "meanwhile")  # another user's chat is not held back
+    await rec.until(lambda: len(rec.received) == 2)
+    assert [u.get("callback_query", {}).get("data") for u, _ in rec.received] == ["q1", None]
+    assert rec.received[1][0] == other
+    gate.set()
+    await rec.until(lambda: len(rec.received) == 3)
+    assert rec.received[2][0]["callback_query"]["data"] == "q2"

@@ -76,7 +76,8 @@ def make_token(rng: random.Random, bot_id: int | None = None) -> str:
 
 
 def chat_key(update: dict[str, Any]) -> int | None:
-    """The key under which webhook delivery keeps an update's order: its chat, else its user.
+    """The key under which webhook delivery keeps an update's order: its chat, else its user;
+    a callback query's is its user (who pressed), whatever chat the button is in.
 
     Like the reference server's webhook queues, updates with the same key are delivered one at a
     time; ``None`` means the update is not ordered against any other.
@@ -84,6 +85,9 @@ def chat_key(update: dict[str, Any]) -> int | None:
     for kind, payload in update.items():
         if kind == "update_id" or not isinstance(payload, dict):
             continue
+        if kind == "callback_query":
+            presser = payload.get("from")
+            return int(presser["id"]) if isinstance(presser, dict) and "id" in presser else None
         chat = payload.get("chat")
         if isinstance(chat, dict) and "id" in chat:
             return int(chat["id"])
