@@ -310,3 +310,11 @@ async def test_callback_queries_go_one_at_a_time_per_user_across_chats(
     gate.set()
     await rec.until(lambda: len(rec.received) == 3)
     assert rec.received[2][0]["callback_query"]["data"] == "q2"
+
+
+def test_telegram_pace_doubles_from_2_s_up_to_60_s_and_honours_retry_after() -> None:
+    pace = WebhookRetry.telegram()
+    assert [pace.delay(n) for n in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
+    assert pace.delay(1, retry_after=30) == 30
+    assert pace.delay(1, retry_after=600) == 60
+    assert pace.timeout == 60 and pace.max_attempts is None

@@ -56,6 +56,20 @@ class WebhookRetry:
     timeout: float = 10.0
     max_attempts: int | None = None
 
+    @classmethod
+    def telegram(cls) -> WebhookRetry:
+        """Telegram's own pace: 2, 4, 8 … s between attempts, at most 60 s, a POST failing
+        after 60 s; never giving up."""
+        return cls(base=2.0, cap=60.0, timeout=60.0)
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds before the next try after ``attempts`` failed ones: ``base`` doubled per
+        failure, at most ``cap``; a ``Retry-After`` of the answer is honoured up to ``cap``."""
+        delay = min(self.cap, self.base * 2 ** (attempts - 1))
+        if retry_after is not None:
+            delay = min(self.cap, max(delay, retry_after))
+        return delay
+
 
 class WebhookDelivery:
     """Delivers one bot's queued updates to its webhook until :meth:`stop`.
@@ -259,9 +273,7 @@ class WebhookDelivery:
             log.warning("dropping update %s after %d failed webhook deliveries", uid, attempts)
             self._done(key, update)
             return
-        delay = min(retry.cap, retry.base * 2 ** (attempts - 1))
-        if retry_after is not None:
-            delay = min(retry.cap, max(delay, retry_after))
+        delay = retry.delay(attempts, retry_after)
         loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
 
