@@ -4,8 +4,8 @@ handler answers, and how a response head is written (cached per status, content 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
