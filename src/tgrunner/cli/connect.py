@@ -16,7 +16,14 @@ import os
 
 from tgrunner.cli.common import checked, number
 from tgrunner.client.bot import DEFAULT_API_URL, Bot, check_api_url
-from tgrunner.errors import ConfigError, NetworkError, TelegramError, TgrunnerError, Unauthorized
+from tgrunner.errors import (
+    ConfigError,
+    NetworkError,
+    TelegramError,
+    TgrunnerError,
+    Unauthorized,
+    UnexpectedAnswer,
+)
 
 __all__ = [
     "ENVIRONMENT",
@@ -101,6 +108,8 @@ def failure(exc: TgrunnerError) -> str:
         )
     if isinstance(exc, TelegramError):
         return f"{exc.method} failed: {exc.error_code} {exc.description}"
+    if isinstance(exc, UnexpectedAnswer):  # its message already says what to check
+        return str(exc)
     if isinstance(exc, NetworkError):
         return f"{exc}; check --api-url, the network and any proxy"
     return str(exc)

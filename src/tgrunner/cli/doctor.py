@@ -275,11 +275,11 @@ def check_data_dir(root: Path, bot_id: int) -> Check:
             probe.unlink()
         free = shutil.disk_usage(target).free
     except OSError as exc:
-        where = exc.filename or target
+        where = "" if exc.filename in (None, str(target)) else f"{exc.filename}: "
         return Check(
             "data dir",
             "fail",
-            f"cannot write in {target.absolute()} ({where}: {exc.strerror}); fix its "
+            f"cannot write in {target.absolute()} ({where}{exc.strerror}); fix its "
             "permissions, or pass another --data-dir (or set TGRUNNER_DATA_DIR)",
             {"path": str(target.absolute())},
         )
