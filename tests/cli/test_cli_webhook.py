@@ -216,3 +216,16 @@ def test_describe_info_and_ago() -> None:
     assert [ago(s) for s in (0, 59.4, 119, 600, 7200, 86400 * 3)] == [
         "0 s", "59 s", "119 s", "10 min", "2 h", "3 days"
     ]  # fmt: skip
+
+
+@pytest.mark.timeout(20)
+async def test_empty_allowed_updates_asks_for_telegrams_default_set(
+    tg: FakeTelegram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = await in_thread(
+        capsys, "set-webhook", "http://127.0.0.1:9/h", *_bot(tg), "--allowed-updates", ""
+    )
+    assert (code, err) == (0, ""), err
+    assert "updates: all but chat_member, message_reaction and message_reaction_count" in out
+    [call] = tg.calls("setWebhook")
+    assert call.params["allowed_updates"] == []

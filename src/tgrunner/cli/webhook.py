@@ -168,8 +168,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--allowed-updates",
         type=checked(_kinds),
         metavar="KINDS",
-        help="comma-separated update kinds to send, such as message,callback_query; '' for "
-        f"Telegram's default ({_DEFAULT_KINDS}) (default: keep the bot's current setting)",
+        help="comma-separated update kinds to send, such as message,callback_query, or '' "
+        f"for Telegram's default set: {_DEFAULT_KINDS}; default: keep the bot's current "
+        "setting",
     )
     s.add_argument(
         "--drop-pending-updates",
