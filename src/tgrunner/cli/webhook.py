@@ -15,6 +15,7 @@ import ipaddress
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -216,8 +217,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return s
 
 
+class _Failed(Exception):
+    """A Bot API call failed; the message is the line to print."""
+
+
 def _call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> Any:
-    """``method`` called with ``params``; a failure ends the command: ``_Failed``."""
+    """The result of ``method`` called with ``params``; a failed call raises :class:`_Failed`,
+    a usage error (no token) ConfigError."""
 
     async def call() -> Any:
         async with bot_from(args) as bot:
@@ -231,11 +237,7 @@ def _call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> Any:
         raise _Failed(failure(exc)) from None
 
 
-class _Failed(Exception):
-    """A Bot API call failed; the message is the line to print."""
-
-
-def _run(args: argparse.Namespace, body: Any) -> int:
+def _run(args: argparse.Namespace, body: Callable[[argparse.Namespace], None]) -> int:
     try:
         body(args)
     except _Failed as exc:
