@@ -1,4 +1,5 @@
-"""Helpers of the CLI tests: ``tgrunner`` in this process (for what ends before a bot runs)
+"""Helpers of the CLI tests: ``tgrunner`` in this process (for what ends before a bot runs),
+in a thread of it (for a command that calls a FakeTelegram serving on the test's event loop)
 and in its own process (where a traceback would really be printed)."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from tgrunner.cli import main
 
-__all__ = ["BOTS", "in_process", "in_subprocess"]
+__all__ = ["BOTS", "in_process", "in_subprocess", "in_thread"]
 
 BOTS = Path(__file__).parent / "bots"
 
@@ -26,6 +27,12 @@ def in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str
         code = exc.code if isinstance(exc.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+async def in_thread(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """:func:`in_process` in a thread, so the test's event loop (and a FakeTelegram serving on
+    it) runs meanwhile: exit code, stdout, stderr."""
+    return await asyncio.to_thread(in_process, capsys, *argv)
 
 
 async def in_subprocess(

@@ -246,7 +246,7 @@ async def test_webhook_conflict_is_named(tg: FakeTelegram) -> None:
     async with Bot(tg.token, api_url=tg.api_url) as bot:
         await bot.set_webhook("http://127.0.0.1:9/hook")
     runner = make_runner(tg, Router())
-    with pytest.raises(ConfigError, match="webhook is set"):
+    with pytest.raises(ConfigError, match=r"webhook is set.*'tgrunner delete-webhook'"):
         await asyncio.wait_for(runner.serve(install_signals=False), 10)
 
 

@@ -19,7 +19,8 @@ from tgrunner.cli.options import FLAGS
 from tgrunner.settings import ENV
 
 COMMANDS = [[], ["run"], ["journal"], ["journal", "list"], ["journal", "retry"],
-            ["journal", "drop"], ["demo"], ["fake-telegram"]]  # fmt: skip
+            ["journal", "drop"], ["set-webhook"], ["delete-webhook"], ["webhook-info"],
+            ["doctor"], ["demo"], ["fake-telegram"]]  # fmt: skip
 
 SRC = Path(__file__).parents[2] / "src" / "tgrunner"
 

@@ -20,6 +20,7 @@ What it does:
   request cut off by a disconnect is dropped silently. ``Expect: 100-continue`` is answered.
 - A client that disconnects does not cancel the handler of its request: a handler may have side
   effects that must finish (a journal write); its response is dropped.
+- Every response carries a ``Date`` header (RFC 7231), which clients use to measure clock skew.
 
 Not supported: TLS client certificates, request trailers, protocol upgrades (an ``Upgrade``
 request is answered as a plain request, then the connection closes), ``HEAD`` bodies are never
@@ -51,6 +52,7 @@ from tgrunner._http.wire import (
     Response,
     _head,
     _split_target,
+    date_line,
 )
 
 __all__ = ["HTTPServer", "Handler", "Request", "Response"]
@@ -342,12 +344,14 @@ class _Connection(asyncio.Protocol):
         body = response.body
         transport = self._transport
         assert transport is not None
+        # The head ends with "Content-Length: "; the Date line follows its value.
+        date = date_line()
         if head_only:
-            transport.write(b"%b%d\r\n\r\n" % (head, len(body)))
+            transport.write(b"%b%d\r\n%b\r\n" % (head, len(body), date))
         elif len(body) <= _COPY_BODY:
-            transport.write(b"%b%d\r\n\r\n%b" % (head, len(body), body))
+            transport.write(b"%b%d\r\n%b\r\n%b" % (head, len(body), date, body))
         else:
-            transport.write(b"%b%d\r\n\r\n" % (head, len(body)))
+            transport.write(b"%b%d\r\n%b\r\n" % (head, len(body), date))
             transport.write(body)
         if close:
             self._no_more = True
@@ -360,7 +364,8 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         body = response.body
-        transport.write(b"%b%d\r\n\r\n%b" % (_head(response, True), len(body), body))
+        head = _head(response, True)
+        transport.write(b"%b%d\r\n%b\r\n%b" % (head, len(body), date_line(), body))
         if not transport.can_write_eof():
             self._close()
             return

@@ -1,17 +1,19 @@
 """The HTTP wire format of :mod:`.server`: a parsed :class:`Request`, the :class:`Response` a
 handler answers, and how a response head is written (cached per status, content type and
-``Connection``) and a request target split."""
+``Connection``, with a ``Date`` line formatted once a second) and a request target split."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
 import httptools
 
-__all__ = ["Handler", "Request", "Response"]
+__all__ = ["Handler", "Request", "Response", "date_line"]
 
 
 @dataclass(slots=True)
@@ -69,6 +71,20 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _PREFIXES: dict[tuple[int, str, bool], bytes] = {}
 _PREFIXES_MAX = 1024
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+
+
+# (Unix second, its "Date: ...\r\n" line): a response costs a clock read, not a formatting.
+_date: tuple[int, bytes] = (0, b"")
+
+
+def date_line() -> bytes:
+    """The ``Date`` header line of a response sent now (RFC 7231 IMF-fixdate, such as
+    ``Date: Sun, 06 Nov 1994 08:49:37 GMT``), CRLF included; formatted once per second."""
+    global _date
+    now = int(time.time())
+    if now != _date[0]:
+        _date = (now, b"Date: %b\r\n" % formatdate(now, usegmt=True).encode("ascii"))
+    return _date[1]
 
 
 def _check_header_text(text: str) -> None:

@@ -1,4 +1,5 @@
-"""The ``tgrunner`` command line: one module per command, each with an ``add_parser(sub)``.
+"""The ``tgrunner`` command line: one module per command (or per family of commands, such as
+the webhook's three), each with an ``add_parser(sub)`` that adds its commands.
 
 A command is registered by one entry in :data:`_COMMANDS`. Errors a user can fix end with one
 line on stderr and exit code 2, never a traceback.
@@ -22,15 +23,20 @@ __all__ = ["main"]
 _COMMANDS: dict[str, str] = {
     "run": "tgrunner.cli.run",
     "journal": "tgrunner.cli.journal",
+    "set-webhook": "tgrunner.cli.webhook",
+    "delete-webhook": "tgrunner.cli.webhook",
+    "webhook-info": "tgrunner.cli.webhook",
+    "doctor": "tgrunner.cli.doctor",
     "chat": "tgrunner.cli.chat",
     "demo": "tgrunner.cli.demo",
     "fake-telegram": "tgrunner.testing.fake.cli",
 }
-"""Each command's module, in --help order."""
+"""Each command's module, in --help order; a module that adds several commands is named by
+each of them, in the order it adds them."""
 
 # Commands that never need tgrunner.testing: for them only their own module is imported
 # (importing FakeTelegram costs a run ~0.3 s of start-up).
-_LEAN = {"run", "journal"}
+_LEAN = {"run", "journal", "doctor", "set-webhook", "delete-webhook", "webhook-info"}
 
 DESCRIPTION = """\
 tgrunner runs Telegram bots, written for tgrunner, aiogram 3 or python-telegram-bot 22,
@@ -48,6 +54,7 @@ examples:
   BOT_TOKEN=123456:ABC... tgrunner run mybot:router
   tgrunner demo
   tgrunner journal list
+  tgrunner doctor                 (checks the token, the Bot API latency, the webhook, ...)
   tgrunner fake-telegram --port 8081
 """
 
@@ -77,8 +84,8 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
     add_log_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = [command] if command in _LEAN else list(_COMMANDS)
-    for name in names:
-        importlib.import_module(_COMMANDS[name]).add_parser(sub)
+    for module in dict.fromkeys(_COMMANDS[name] for name in names):
+        importlib.import_module(module).add_parser(sub)
     for child in subcommands(parser):
         add_log_options(child, top=False)
     for each in (parser, *subcommands(parser)):

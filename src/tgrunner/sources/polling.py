@@ -144,9 +144,8 @@ def conflict_message(exc: Conflict) -> str:
     """Say which 409 conflict happened and what to do about it."""
     if "webhook" in exc.description.lower():
         return (
-            "Telegram refuses getUpdates because a webhook is set for this bot. Delete it with "
-            "the Bot API's deleteWebhook method (open https://api.telegram.org/bot<token>/"
-            "deleteWebhook), then start again."
+            "Telegram refuses getUpdates because a webhook is set for this bot. Remove it with "
+            "'tgrunner delete-webhook' (the Bot API's deleteWebhook method), then start again."
         )
     return (
         "Another instance is polling with this bot token (409: terminated by other getUpdates "
