@@ -54,7 +54,8 @@ async def test_start_sets_the_webhook_with_every_option(tg: FakeTelegram) -> Non
         max_connections=7,
         allowed_updates=("message", "callback_query"),
     ) as src:
-        assert isinstance(src, Source)
+        as_source: object = src
+        assert isinstance(as_source, Source)
         assert src.port > 0
         url = f"http://127.0.0.1:{src.port}/hook"
         assert src.webhook_url == url

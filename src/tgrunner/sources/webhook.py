@@ -25,8 +25,6 @@ those updates were never acknowledged, so Telegram delivers them again later.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import hmac
 import logging
 import ssl
@@ -37,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
 from aiohttp import web
 
 from tgrunner.client.bot import Bot
@@ -46,8 +43,10 @@ from tgrunner.sources.webhook_guard import (
     Connections,
     GuardedHandler,
     Warnings,
+    bind_error,
     client_address,
     is_allowed,
+    parse_update,
 )
 from tgrunner.sources.webhook_options import TELEGRAM_IPS, WebhookOptions
 
@@ -175,7 +174,7 @@ class WebhookSource:
                 reuse_address=True,
             )
         except OSError as exc:
-            raise ConfigError(self._bind_error(exc)) from exc
+            raise ConfigError(bind_error(opts.listen, exc)) from exc
         self._server = server
         self._port = self._listener.sockets[0].getsockname()[1]
         log.debug("webhook server listening on %s:%d", opts.host, self._port)
@@ -205,23 +204,6 @@ class WebhookSource:
                 "matching unencrypted private key"
             ) from exc
         return context
-
-    def _bind_error(self, exc: OSError) -> str:
-        where = self.options.listen
-        if exc.errno == errno.EADDRINUSE:
-            return (
-                f"cannot listen on {where} for the webhook: the port is in use; stop the "
-                "other process or pass another listen address"
-            )
-        if exc.errno == errno.EACCES:
-            return (
-                f"cannot listen on {where} for the webhook: permission denied; pass a port "
-                "from 1024 up, such as 8443, or run behind a reverse proxy"
-            )
-        return (
-            f"cannot listen on {where} for the webhook ({exc.strerror or exc}); pass a "
-            "host:port of this machine, such as 0.0.0.0:8443"
-        )
 
     async def _set_webhook(self) -> None:
         opts = self.options
@@ -407,7 +389,7 @@ class WebhookSource:
             return self._refuse(400, "the body is broken", client)
         if body is None:
             return self._refuse(413, "the body is too large", client)
-        update = _parse(body)
+        update = parse_update(body)
         if update is None:
             return self._refuse(400, "not a JSON update", client, close=False)
         return await self._accept(update, client)
@@ -450,14 +432,3 @@ class WebhookSource:
         if status == 503:
             return web.Response(status=503, text="the bot is stopping")
         return web.Response(status=status)
-
-
-def _parse(body: bytes) -> Update | None:
-    """The update in ``body``: a JSON object with a non-negative integer ``update_id``."""
-    with contextlib.suppress(orjson.JSONDecodeError):
-        update = orjson.loads(body)
-        if type(update) is dict:
-            uid = update.get("update_id")
-            if type(uid) is int and uid >= 0:
-                return update
-    return None

@@ -18,17 +18,28 @@ adds both on aiohttp's own :class:`~aiohttp.web.RequestHandler`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import ipaddress
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from tgrunner.sources.webhook_options import Network
 
-__all__ = ["Connections", "GuardedHandler", "Warnings", "client_address", "is_allowed"]
+__all__ = [
+    "Connections",
+    "GuardedHandler",
+    "Warnings",
+    "bind_error",
+    "client_address",
+    "is_allowed",
+    "parse_update",
+]
 
 # The source's logger: what a user configures for the webhook covers these lines too.
 log = logging.getLogger("tgrunner.sources.webhook")
@@ -165,3 +176,33 @@ class Warnings:
         more = self._quiet.pop(status, 0)
         also = f" (and {more} more since the last such line)" if more else ""
         log.warning("webhook refused a request from %s with %d: %s%s", client, status, why, also)
+
+
+def parse_update(body: bytes) -> dict[str, Any] | None:
+    """The update in ``body``: a JSON object with a non-negative integer ``update_id`` (the
+    journal takes -1 for "none"); None for anything else."""
+    with contextlib.suppress(orjson.JSONDecodeError):
+        update = orjson.loads(body)
+        if type(update) is dict:
+            uid = update.get("update_id")
+            if type(uid) is int and uid >= 0:
+                return update
+    return None
+
+
+def bind_error(listen: str, exc: OSError) -> str:
+    """One line saying why ``listen`` could not be bound, and what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {listen} for the webhook: the port is in use; stop the other "
+            "process or pass another listen address"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"cannot listen on {listen} for the webhook: permission denied; pass a port from "
+            "1024 up, such as 8443, or run behind a reverse proxy"
+        )
+    return (
+        f"cannot listen on {listen} for the webhook ({exc.strerror or exc}); pass a host:port "
+        "of this machine, such as 0.0.0.0:8443"
+    )
