@@ -12,7 +12,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from tgrunner.client.options import ClientOptions
@@ -23,6 +23,7 @@ from tgrunner.intake.options import IntakeOptions
 from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.sources.polling import PollingOptions, check_update_kinds
+from tgrunner.sources.webhook_options import WebhookOptions
 
 __all__ = [
     "ENV",
@@ -34,6 +35,7 @@ __all__ = [
     "PollingOptions",
     "SchedulerOptions",
     "Settings",
+    "WebhookOptions",
     "WorkerOptions",
     "read_env",
 ]
@@ -50,7 +52,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 Field = tuple[str, str]
 """Where a value goes: (layer, field name); the layer is "scheduler", "polling", "intake",
-"client", "workers", or "" for a field of :class:`Settings` itself."""
+"client", "workers", "webhook", or "" for a field of :class:`Settings` itself."""
 
 
 def _whole(low: int, meaning: str) -> Callable[[str], int]:
@@ -117,6 +119,10 @@ def _kinds(text: str) -> tuple[str, ...]:
     return check_update_kinds(k.strip() for k in text.split(",") if k.strip())
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class EnvSetting:
     """Where a ``TGRUNNER_*`` variable goes (``to``: layer and field) and how its text is read
@@ -173,6 +179,18 @@ ENV: Mapping[str, EnvSetting] = {
         ("workers", "startup_grace"),
         _seconds("how long a worker process may take to start", zero=False),
     ),
+    "TGRUNNER_WEBHOOK_URL": EnvSetting(("webhook", "url"), _text),
+    "TGRUNNER_LISTEN": EnvSetting(("webhook", "listen"), _text),
+    "TGRUNNER_WEBHOOK_SECRET": EnvSetting(("webhook", "secret"), _text),
+    "TGRUNNER_MAX_CONNECTIONS": EnvSetting(
+        ("webhook", "max_connections"), _whole(1, "connections Telegram may open at once")
+    ),
+    "TGRUNNER_TLS_CERT": EnvSetting(("webhook", "tls_cert"), _text),
+    "TGRUNNER_TLS_KEY": EnvSetting(("webhook", "tls_key"), _text),
+    "TGRUNNER_NO_SET_WEBHOOK": EnvSetting(("webhook", "set_webhook"), _not),
+    "TGRUNNER_DELETE_WEBHOOK_ON_STOP": EnvSetting(("webhook", "delete_on_stop"), _boolean),
+    "TGRUNNER_WEBHOOK_ALLOW_IPS": EnvSetting(("webhook", "allow_ips"), _words),
+    "TGRUNNER_TRUSTED_PROXIES": EnvSetting(("webhook", "trusted_proxies"), _words),
 }
 """Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
 
@@ -234,6 +252,8 @@ class Settings:
       process), their heartbeat timeout (10 s) and start-up grace (60 s); see
       ``tgrunner.executors.processes.WorkerOptions``. More workers than the concurrency is a
       ConfigError.
+    - ``webhook``: a webhook instead of polling (default None: polling); see
+      ``tgrunner.sources.webhook_options.WebhookOptions``. It needs the journal.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
@@ -244,6 +264,7 @@ class Settings:
     stop_budget: float = 30.0
     client: ClientOptions = field(default_factory=ClientOptions)
     workers: WorkerOptions = field(default_factory=lambda: WorkerOptions(workers=1))
+    webhook: WebhookOptions | None = None
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -255,6 +276,11 @@ class Settings:
         if not isinstance(self.workers, WorkerOptions):
             raise ConfigError(f"workers must be a WorkerOptions, got {self.workers!r}")
         share_of(self.scheduler.concurrency, self.workers.workers)  # too many workers: raises
+        if self.webhook is not None and not self.intake.journal:
+            raise ConfigError(
+                "A webhook needs the journal: its 200 tells Telegram to forget the update, so "
+                "the update must be on disk first. Drop journal=False (--no-journal)."
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -298,6 +324,7 @@ class Settings:
             "intake": {},
             "client": {},
             "workers": {"workers": 1},
+            "webhook": {},
             "": {},
         }
         for (layer, name), value in values.items():
@@ -309,8 +336,15 @@ class Settings:
             path = names.get(("intake", "journal_path"), "journal_path")
             off = names.get(("intake", "journal"), "journal=False")
             raise ConfigError(f"{path} and {off} are both set: a journal file and none; pick one")
+        webhook = {k: v for k, v in layers["webhook"].items() if v is not None}
+        unset = {f.name: f.default for f in fields(WebhookOptions)}
+        if "url" not in webhook and any(v != unset[k] for k, v in webhook.items()):
+            given = ", ".join(names.get(("webhook", k), k) for k in sorted(webhook))
+            url = names.get(("webhook", "url"), "url")
+            raise ConfigError(f"{given} set without {url}: give the webhook's public URL")
         try:
             return cls(
+                webhook=WebhookOptions(**webhook) if "url" in webhook else None,
                 scheduler=SchedulerOptions(**layers["scheduler"]),
                 polling=PollingOptions(**layers["polling"]),
                 intake=IntakeOptions(**intake),

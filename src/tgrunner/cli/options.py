@@ -90,6 +90,35 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--startup-grace", "TGRUNNER_STARTUP_GRACE", "workers",
          "seconds a worker process may take to load the bot and start (default 60)",
          "SECONDS"),
+    Flag("--webhook-url", "TGRUNNER_WEBHOOK_URL", "webhook",
+         "receive updates by webhook at this public https URL instead of polling; its path "
+         "is the path served (default: polling)", "URL"),
+    Flag("--listen", "TGRUNNER_LISTEN", "webhook",
+         "address the webhook server binds, behind a reverse proxy usually 127.0.0.1:PORT "
+         "(default 0.0.0.0:8443)", "HOST:PORT"),
+    Flag("--webhook-secret", "TGRUNNER_WEBHOOK_SECRET", "webhook",
+         "the secret Telegram sends in each request, 1-256 of A-Z a-z 0-9 _ - (default: one "
+         "generated once and kept in <data dir>/<bot id>/webhook-secret)", "SECRET"),
+    Flag("--max-connections", "TGRUNNER_MAX_CONNECTIONS", "webhook",
+         "requests Telegram may send at once, 1-100 (default 40)", "N"),
+    Flag("--tls-cert", "TGRUNNER_TLS_CERT", "webhook",
+         "certificate file (PEM) when the bot serves HTTPS itself (default: plain HTTP, for "
+         "a TLS-terminating proxy)", "PATH"),
+    Flag("--tls-key", "TGRUNNER_TLS_KEY", "webhook",
+         "private key file (PEM) of --tls-cert (default: none)", "PATH"),
+    Flag("--no-set-webhook", "TGRUNNER_NO_SET_WEBHOOK", "webhook",
+         "do not call setWebhook at start, when a proxy or another tool registers it "
+         "(default: set it, with the URL, secret, allowed updates and max connections)",
+         switch=True),
+    Flag("--delete-webhook-on-stop", "TGRUNNER_DELETE_WEBHOOK_ON_STOP", "webhook",
+         "call deleteWebhook when the bot stops (default: keep it, so Telegram queues "
+         "updates while the bot is down)", switch=True),
+    Flag("--webhook-allow-ips", "TGRUNNER_WEBHOOK_ALLOW_IPS", "webhook",
+         "comma-separated networks allowed to post, 'telegram' meaning Telegram's own "
+         "(default: any address)", "CIDRS"),
+    Flag("--trusted-proxies", "TGRUNNER_TRUSTED_PROXIES", "webhook",
+         "comma-separated networks of reverse proxies whose X-Forwarded-For is believed "
+         "(default: none)", "CIDRS"),
 )  # fmt: skip
 """Every settings option of ``tgrunner run``, in --help order."""
 
@@ -100,6 +129,7 @@ _GROUPS = {
     "stopping": "stopping (SIGINT or SIGTERM: clean stop; a second one: fast)",
     "HTTP client": "HTTP client",
     "workers": "worker processes (all cores; SIGHUP replaces them one at a time)",
+    "webhook": "webhook (each update on disk before its 200; needs the journal)",
 }
 
 
@@ -142,6 +172,8 @@ def settings_from(args: argparse.Namespace, env: Any = None) -> Settings:
         elif f.flag == "--journal":
             given[("intake", "journal")] = True
             given[("intake", "journal_path")] = value
+        elif f.switch:  # its variable's reading of "1": True, or False for a --no-* switch
+            given[ENV[f.env].to] = ENV[f.env].parse("1")
         else:
             given[ENV[f.env].to] = value
     for to in given:
