@@ -54,3 +54,14 @@ def test_the_bounded_label_tables_match_the_bot_api() -> None:
     spec = load_spec()
     assert set(BOT_API_METHODS) == set(spec.methods)
     assert list(UPDATE_KINDS) == spec.update_kinds()
+
+
+@pytest.mark.timeout(10)
+def test_the_public_names_of_the_package() -> None:
+    import tgrunner.observe
+
+    assert set(tgrunner.observe.__all__) == {
+        "OUTCOMES", "SOURCES", "Aggregator", "Metrics", "ObserveServer", "ReadyChecks",
+        "api_status", "parse_listen",
+    }  # fmt: skip
+    assert all(hasattr(tgrunner.observe, name) for name in tgrunner.observe.__all__)
