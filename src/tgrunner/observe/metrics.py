@@ -1,0 +1,312 @@
+"""The runtime's Prometheus metrics: counters and histograms updated on the hot path.
+
+::
+
+    metrics = Metrics(frontend="native")
+    metrics.bind_gauges(in_flight=lambda: runner.in_flight, backlog=scheduler.backlog)
+    metrics.received("polling", update)
+    metrics.handled("ok", duration=0.012, lane_wait=0.0004)
+    metrics.api_call("sendMessage", api_status(None), 0.045)
+    text = prometheus_client.generate_latest(metrics.registry)
+
+Why plain numbers and not prometheus_client's ``Counter`` and ``Histogram``: a handled update
+observes two histograms and a counter, which costs about 1.5 µs with prometheus_client (a lock
+per value, and a linear scan of the buckets) and about 0.3 µs here (a dict or list item, and
+``bisect`` over the buckets). The values live in this object and reach prometheus_client only
+when the registry is collected (a scrape), as the families of one custom collector. The same
+values make the compact :meth:`Metrics.snapshot` a worker process sends to its supervisor.
+
+Thread model: the recording methods take no lock. Call them from one thread, the event loop's
+(collection on that loop too, as :class:`~tgrunner.observe.server.ObserveServer` does).
+
+Label values are bounded so the number of time series stays small: update kinds are the Bot
+API's ``Update`` fields (else ``unknown``), methods are the Bot API's (else ``other``), statuses
+and HTTP codes are checked, and no chat or user id is ever a label.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tgrunner.errors import BadAnswer, NetworkError, TelegramError
+from tgrunner.observe._families import (
+    BUCKETS,
+    GAUGES,
+    Labels,
+    Value,
+    Values,
+    build_families,
+    new_histogram,
+    require_prometheus,
+)
+from tgrunner.observe._names import BOT_API_METHODS
+from tgrunner.sources.polling import UPDATE_KINDS
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
+__all__ = ["OUTCOMES", "SOURCES", "Metrics", "api_status"]
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("polling", "webhook", "stream")
+"""The values of the ``source`` label."""
+
+OUTCOMES = ("ok", "error", "timeout", "poison", "shed")
+"""The values of the ``outcome`` label: finished, raised, timed out, quarantined, dropped."""
+
+SNAPSHOT_VERSION = 1
+
+_KINDS = frozenset(UPDATE_KINDS)
+_METHODS = {name: name for name in BOT_API_METHODS}
+# Telegram accepts method names in any case; the label keeps the documented spelling.
+_METHODS_LOWER = {name.lower(): name for name in BOT_API_METHODS}
+_STATUS = re.compile(r"ok|network|bad_answer|error|error_[1-5][0-9][0-9]")
+
+
+def api_status(error: BaseException | None) -> str:
+    """The ``status`` label of a Bot API call that ended with ``error`` (None: it succeeded).
+
+    ``"ok"``; ``"error_<code>"`` for a Telegram error (``error_429``, ``error_400``, ...);
+    ``"network"`` when no answer came (timeouts included); ``"bad_answer"`` for an answer that
+    is not the Bot API's; ``"error"`` for anything else.
+    """
+    if error is None:
+        return "ok"
+    if isinstance(error, TelegramError):
+        code = error.error_code
+        return f"error_{code}" if 100 <= code <= 599 else "error"
+    if isinstance(error, NetworkError):
+        return "network"
+    if isinstance(error, BadAnswer):
+        return "bad_answer"
+    return "error"
+
+
+class Metrics:
+    """The metrics of one process, with its own ``CollectorRegistry`` (never the global one).
+
+    - ``frontend``: the ``frontend`` label of ``tgrunner_build_info``, default ``"native"``.
+    - ``build_info``: export ``tgrunner_build_info``, default True (worker processes leave it to
+      the supervisor; it is never part of a snapshot anyway).
+
+    Raises ConfigError, saying ``pip install 'tgrunner[metrics]'``, without prometheus_client.
+    The recording methods raise ValueError for a label value outside their documented set.
+    """
+
+    def __init__(self, *, frontend: str = "native", build_info: bool = True) -> None:
+        require_prometheus()
+        from prometheus_client import CollectorRegistry
+
+        from tgrunner import __version__
+
+        self._received: dict[str, dict[str, int]] = {source: {} for source in SOURCES}
+        self._handled: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self._handle_hist = new_histogram()
+        self._wait_hist = new_histogram()
+        self._webhook: dict[int, int] = {}
+        self._api_calls: dict[tuple[str, str], int] = {}
+        self._api_hists: dict[str, list[float]] = {}
+        self._restarts: dict[int, int] = {}
+        self._gauges: dict[str, Callable[[], float]] = {}
+        self._gauge_failed: set[str] = set()
+        self._build: Labels | None = (
+            (__version__, platform.python_version(), frontend) if build_info else None
+        )
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry to expose (``generate_latest(metrics.registry)``); this object is its
+        collector, or the :class:`~tgrunner.observe.aggregate.Aggregator` built on it."""
+        return self._registry
+
+    # -- recording (hot path) ------------------------------------------------------------
+
+    def received(self, source: str, update: Mapping[str, Any]) -> None:
+        """Count one update from ``source`` (``"polling"``, ``"webhook"`` or ``"stream"``).
+
+        Its kind is its first field other than ``update_id`` when that is a Bot API update
+        kind, else ``"unknown"``.
+        """
+        kind = "unknown"
+        for field in update:
+            if field != "update_id":
+                if field in _KINDS:
+                    kind = field
+                break
+        try:
+            counts = self._received[source]
+        except KeyError:
+            raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}") from None
+        counts[kind] = counts.get(kind, 0) + 1
+
+    def handled(
+        self, outcome: str, duration: float | None = None, lane_wait: float | None = None
+    ) -> None:
+        """Count one finished update: ``outcome`` is one of :data:`OUTCOMES`.
+
+        ``duration``: seconds from the handler's start to its end; ``lane_wait``: seconds it
+        waited to start. Each is observed in its histogram unless None (the default: e.g. a
+        shed or poison update never started).
+        """
+        try:
+            self._handled[outcome] += 1
+        except KeyError:
+            raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}") from None
+        if duration is not None:
+            hist = self._handle_hist
+            hist[bisect_left(BUCKETS, duration)] += 1
+            hist[-1] += duration
+        if lane_wait is not None:
+            hist = self._wait_hist
+            hist[bisect_left(BUCKETS, lane_wait)] += 1
+            hist[-1] += lane_wait
+
+    def api_call(self, method: str, status: str, duration: float | None = None) -> None:
+        """Count one Bot API call of ``method`` that ended with ``status`` (see
+        :func:`api_status`), and observe its ``duration`` in seconds unless None (default).
+
+        A method that is not the Bot API's (in any letter case) is labelled ``"other"``.
+        """
+        label = _METHODS.get(method)
+        if label is None:
+            label = _METHODS_LOWER.get(method.lower(), "other")
+        key = (label, status)
+        count = self._api_calls.get(key)
+        if count is None:
+            if not _STATUS.fullmatch(status):
+                raise ValueError(
+                    f"status {status!r} is not ok, network, bad_answer, error or error_<code>"
+                )
+            count = 0
+        self._api_calls[key] = count + 1
+        if duration is not None:
+            hist = self._api_hists.get(label)
+            if hist is None:
+                hist = self._api_hists[label] = new_histogram()
+            hist[bisect_left(BUCKETS, duration)] += 1
+            hist[-1] += duration
+
+    def webhook_response(self, code: int) -> None:
+        """Count one webhook request answered with HTTP status ``code`` (100-599)."""
+        counts = self._webhook
+        if code in counts:
+            counts[code] += 1
+        elif isinstance(code, int) and 100 <= code <= 599:
+            counts[code] = 1
+        else:
+            raise ValueError(f"HTTP status {code!r} is not an int from 100 to 599")
+
+    def worker_restart(self, slot: int) -> None:
+        """Count one restart of the worker process in ``slot`` (0 to 1023)."""
+        counts = self._restarts
+        if slot in counts:
+            counts[slot] += 1
+        elif isinstance(slot, int) and 0 <= slot < 1024:
+            counts[slot] = 1
+        else:
+            raise ValueError(f"worker slot {slot!r} is not an int from 0 to 1023")
+
+    def bind_gauges(
+        self,
+        *,
+        in_flight: Callable[[], float] | None = None,
+        lanes: Callable[[], float] | None = None,
+        backlog: Callable[[], float] | None = None,
+        journal_pending: Callable[[], float] | None = None,
+        journal_quarantined: Callable[[], float] | None = None,
+    ) -> None:
+        """Bind the gauges to functions called at each collection (a scrape), not per update.
+
+        ``in_flight`` (updates being handled), ``lanes`` (keys with a lane), ``backlog`` (queued
+        in lanes, not started), ``journal_pending`` (unfinished in the journal) and
+        ``journal_quarantined``. Each None (the default) keeps the gauge's current binding; a
+        gauge never bound is not exported. A function that raises is logged once and its
+        gauge left out of that scrape.
+        """
+        given = {
+            "in_flight": in_flight,
+            "lanes": lanes,
+            "backlog": backlog,
+            "journal_pending": journal_pending,
+            "journal_quarantined": journal_quarantined,
+        }
+        for name, function in given.items():
+            if function is not None:
+                self._gauges[GAUGES[name]] = function
+
+    # -- reading -------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The counters and histograms so far, as compact JSON for the supervisor's
+        :meth:`Aggregator.update <tgrunner.observe.aggregate.Aggregator.update>`.
+
+        Values are totals since this object was made (not deltas), so a lost snapshot loses
+        nothing but time. Gauges and build info are left out: the supervisor owns them.
+        """
+        monotonic = {
+            name: [[list(labels), value] for labels, value in series.items()]
+            for name, series in self.monotonic_values().items()
+        }
+        return orjson.dumps({"v": SNAPSHOT_VERSION, "values": monotonic})
+
+    def monotonic_values(self) -> Values:
+        """The counters and histograms as :data:`~tgrunner.observe._families.Values` (copies)."""
+        values: Values = {
+            "tgrunner_updates_received_total": {
+                (source, kind): n
+                for source, counts in self._received.items()
+                for kind, n in list(counts.items())
+            },
+            "tgrunner_updates_handled_total": {(o,): n for o, n in self._handled.items()},
+            "tgrunner_handle_duration_seconds": {(): list(self._handle_hist)},
+            "tgrunner_lane_wait_seconds": {(): list(self._wait_hist)},
+            "tgrunner_webhook_requests_total": {
+                (str(code),): n for code, n in list(self._webhook.items())
+            },
+            "tgrunner_api_calls_total": dict(list(self._api_calls.items())),
+            "tgrunner_api_call_duration_seconds": {
+                (method,): list(hist) for method, hist in list(self._api_hists.items())
+            },
+            "tgrunner_worker_restarts_total": {
+                (str(slot),): n for slot, n in list(self._restarts.items())
+            },
+        }
+        return values
+
+    def gauge_values(self) -> Values:
+        """The bound gauges, read now, and build info."""
+        values: Values = {}
+        for name, function in list(self._gauges.items()):
+            try:
+                value: Value = float(function())
+            except Exception:
+                if name not in self._gauge_failed:
+                    self._gauge_failed.add(name)
+                    log.warning("the function of gauge %s raised; it is left out", name,
+                                exc_info=True)  # fmt: skip
+                continue
+            values[name] = {(): value}
+        if self._build is not None:
+            values["tgrunner_build_info"] = {self._build: 1.0}
+        return values
+
+    def collect(self) -> Iterator[Metric]:
+        """prometheus_client's Collector protocol: this process's families."""
+        values = self.monotonic_values()
+        values.update(self.gauge_values())
+        return build_families(values)
+
+    def describe(self) -> list[Metric]:
+        """No families up front, so registering never collects (prometheus_client protocol)."""
+        return []
