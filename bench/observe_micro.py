@@ -1,4 +1,4 @@
-"""Micro-benchmark of the hot-path calls of :class:`tgrunner.observe.Metrics`.
+"""Micro-benchmark of the hot-path calls of :class:`tgrunner.observability.Metrics`.
 
 Each call is timed alone with ``timeit`` (best of ``--repeat`` runs of ``--number`` calls), next
 to prometheus_client's own ``Counter.inc`` and ``Histogram.observe`` for scale. Also times a
@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from tgrunner.observe import Metrics
-from tgrunner.observe._families import BUCKETS
+from tgrunner.observability import Metrics
+from tgrunner.observability._families import BUCKETS
 
 
 def _best(fn: Callable[[], object], number: int, repeat: int) -> float:

@@ -17,7 +17,7 @@ when the registry is collected (a scrape), as the families of one custom collect
 values make the compact :meth:`Metrics.snapshot` a worker process sends to its supervisor.
 
 Thread model: the recording methods take no lock. Call them from one thread, the event loop's
-(collection on that loop too, as :class:`~tgrunner.observe.server.ObserveServer` does).
+(collection on that loop too, as :class:`~tgrunner.observability.server.ObserveServer` does).
 
 Label values are bounded so the number of time series stays small: update kinds are the Bot
 API's ``Update`` fields (else ``unknown``), methods are the Bot API's (else ``other``), statuses
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tgrunner.errors import BadAnswer, NetworkError, TelegramError
-from tgrunner.observe._families import (
+from tgrunner.observability._families import (
     BUCKETS,
     GAUGES,
     Labels,
@@ -46,7 +46,7 @@ from tgrunner.observe._families import (
     new_histogram,
     require_prometheus,
 )
-from tgrunner.observe._names import BOT_API_METHODS
+from tgrunner.observability._names import BOT_API_METHODS
 from tgrunner.sources.polling import UPDATE_KINDS
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Metrics:
     @property
     def registry(self) -> CollectorRegistry:
         """The registry to expose (``generate_latest(metrics.registry)``); this object is its
-        collector, or the :class:`~tgrunner.observe.aggregate.Aggregator` built on it."""
+        collector, or the :class:`~tgrunner.observability.aggregate.Aggregator` built on it."""
         return self._registry
 
     # -- recording (hot path) ------------------------------------------------------------
@@ -249,7 +249,7 @@ class Metrics:
 
     def snapshot(self) -> bytes:
         """The counters and histograms so far, as compact JSON for the supervisor's
-        :meth:`Aggregator.update <tgrunner.observe.aggregate.Aggregator.update>`.
+        :meth:`Aggregator.update <tgrunner.observability.aggregate.Aggregator.update>`.
 
         Values are totals since this object was made (not deltas), so a lost snapshot loses
         nothing but time. Gauges and build info are left out: the supervisor owns them.
@@ -261,7 +261,8 @@ class Metrics:
         return orjson.dumps({"v": SNAPSHOT_VERSION, "values": monotonic})
 
     def monotonic_values(self) -> Values:
-        """The counters and histograms as :data:`~tgrunner.observe._families.Values` (copies)."""
+        """The counters and histograms as :data:`~tgrunner.observability._families.Values`
+        (copies)."""
         values: Values = {
             "tgrunner_updates_received_total": {
                 (source, kind): n

@@ -2,7 +2,7 @@
 
 The ``method`` label of the API-call metrics takes one of these names, or ``"other"``, so a typo
 or a method newer than this table cannot grow the number of time series. The update kinds come
-from :data:`tgrunner.sources.polling.UPDATE_KINDS`. ``tests/observe/test_names.py`` checks both
+from :data:`tgrunner.sources.polling.UPDATE_KINDS`. ``tests/observability/`` checks both
 against ``api.json``.
 """
 

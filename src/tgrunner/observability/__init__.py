@@ -8,9 +8,9 @@ prometheus_client is optional (``pip install 'tgrunner[metrics]'``) and imported
 :class:`Metrics` is made; ``import tgrunner`` never imports this package.
 """
 
-from tgrunner.observe.aggregate import Aggregator
-from tgrunner.observe.metrics import OUTCOMES, SOURCES, Metrics, api_status
-from tgrunner.observe.server import ObserveServer, ReadyChecks, parse_listen
+from tgrunner.observability.aggregate import Aggregator
+from tgrunner.observability.metrics import OUTCOMES, SOURCES, Metrics, api_status
+from tgrunner.observability.server import ObserveServer, ReadyChecks, parse_listen
 
 __all__ = [
     "OUTCOMES",

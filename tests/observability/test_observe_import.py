@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
     import sys
 
     import tgrunner
-    import tgrunner.observe
+    import tgrunner.observability
     assert "prometheus_client" not in sys.modules, "imported by import tgrunner"
 
     class Missing:
@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
 
     sys.meta_path.insert(0, Missing())
     try:
-        tgrunner.observe.Metrics()
+        tgrunner.observability.Metrics()
     except tgrunner.ConfigError as exc:
         print(exc)
     else:
@@ -47,7 +47,7 @@ def test_metrics_without_prometheus_client_say_how_to_install_it() -> None:
 
 @pytest.mark.timeout(10)
 def test_the_bounded_label_tables_match_the_bot_api() -> None:
-    from tgrunner.observe._names import BOT_API_METHODS
+    from tgrunner.observability._names import BOT_API_METHODS
     from tgrunner.sources.polling import UPDATE_KINDS
     from tgrunner.testing.botapi import load_spec
 
@@ -58,10 +58,10 @@ def test_the_bounded_label_tables_match_the_bot_api() -> None:
 
 @pytest.mark.timeout(10)
 def test_the_public_names_of_the_package() -> None:
-    import tgrunner.observe
+    import tgrunner.observability
 
-    assert set(tgrunner.observe.__all__) == {
+    assert set(tgrunner.observability.__all__) == {
         "OUTCOMES", "SOURCES", "Aggregator", "Metrics", "ObserveServer", "ReadyChecks",
         "api_status", "parse_listen",
     }  # fmt: skip
-    assert all(hasattr(tgrunner.observe, name) for name in tgrunner.observe.__all__)
+    assert all(hasattr(tgrunner.observability, name) for name in tgrunner.observability.__all__)

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Call
 from tgrunner.errors import BadAnswer, NetworkError, RetryAfter, TimedOut
-from tgrunner.observe import Metrics, api_status
-from tgrunner.observe._families import BUCKETS
+from tgrunner.observability import Metrics, api_status
+from tgrunner.observability._families import BUCKETS
 from tgrunner.testing import FakeTelegram
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -1,8 +1,8 @@
 """The supervisor's view of its worker processes' metrics, without ``PROMETHEUS_MULTIPROC_DIR``.
 
 With ``--workers N`` handlers and their API calls run in worker processes, while the supervisor
-serves ``/metrics``. Each worker keeps its own :class:`~tgrunner.observe.metrics.Metrics` and
-sends :meth:`~tgrunner.observe.metrics.Metrics.snapshot` to the supervisor every second or so
+serves ``/metrics``. Each worker keeps its own :class:`~tgrunner.observability.metrics.Metrics` and
+sends :meth:`~tgrunner.observability.metrics.Metrics.snapshot` to the supervisor every second or so
 and as it exits; the supervisor hands each one to :meth:`Aggregator.update`::
 
     metrics = Metrics(frontend="aiogram")          # the supervisor's own
@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tgrunner.observe._families import BY_NAME, HIST_LEN, Labels, Value, Values, add_into
-from tgrunner.observe._families import build_families as _build_families
-from tgrunner.observe.metrics import SNAPSHOT_VERSION, Metrics
+from tgrunner.observability._families import BY_NAME, HIST_LEN, Labels, Value, Values, add_into
+from tgrunner.observability._families import build_families as _build_families
+from tgrunner.observability.metrics import SNAPSHOT_VERSION, Metrics
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

@@ -1,8 +1,9 @@
 """The metric families tgrunner exports, and how values become prometheus_client families.
 
-Values are kept as plain numbers (see :mod:`tgrunner.observe.metrics` for why), in one shape
-shared by a live :class:`~tgrunner.observe.metrics.Metrics`, its snapshots and the supervisor's
-:class:`~tgrunner.observe.aggregate.Aggregator`:
+Values are kept as plain numbers (see :mod:`tgrunner.observability.metrics` for why), in one
+shape shared by a live :class:`~tgrunner.observability.metrics.Metrics`, its snapshots and the
+supervisor's
+:class:`~tgrunner.observability.aggregate.Aggregator`:
 
 - ``Values``: family name -> label values (a tuple, in the family's label order) -> value;
 - a counter's value is a number;

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tgrunner.observe import Aggregator, Metrics
+from tgrunner.observability import Aggregator, Metrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 MONOTONIC = ("_total", "_bucket", "_count", "_sum")

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tgrunner.errors import ConfigError
-from tgrunner.observe import Metrics, ObserveServer, parse_listen
+from tgrunner.observability import Metrics, ObserveServer, parse_listen
 
 
 def get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:

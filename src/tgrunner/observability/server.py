@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from tgrunner.errors import ConfigError
-from tgrunner.observe.metrics import Metrics
+from tgrunner.observability.metrics import Metrics
 
 __all__ = ["ObserveServer", "ReadyChecks", "parse_listen"]
 
