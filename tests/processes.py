@@ -97,9 +97,11 @@ async def start_bot(
     *extra: str,
     cwd: Path,
     env: Mapping[str, str] | None = None,
+    webhook: bool = False,
 ) -> BotProcess:
     """``tgrunner run TARGET --api-url … --token … *extra`` from ``cwd`` (where the bot's
-    module is), with ``env`` added to this process's environment; returns once it polls."""
+    module is), with ``env`` added to this process's environment; returns once it polls, or
+    with ``webhook``, once its webhook is set at FakeTelegram."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tgrunner", "run", target,
         "--api-url", tg.api_url, "--token", tg.token, *extra,
@@ -111,7 +113,11 @@ async def start_bot(
     )  # fmt: skip
     bot = BotProcess(proc)
     _started.append(bot)
-    await tg.wait_until_polling(timeout=30)
+    if webhook:
+        since = len(tg.calls("setWebhook"))
+        await tg.wait_for(lambda: len(tg.calls("setWebhook")) > since, timeout=30)
+    else:
+        await tg.wait_until_polling(timeout=30)
     return bot
 
 

@@ -279,7 +279,7 @@ class Settings:
         if self.webhook is not None and not self.intake.journal:
             raise ConfigError(
                 "A webhook needs the journal: its 200 tells Telegram to forget the update, so "
-                "the update must be on disk first. Drop journal=False (--no-journal)."
+                "the update must be on disk first. Drop --no-journal."
             )
 
     @classmethod

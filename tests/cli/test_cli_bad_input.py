@@ -48,6 +48,22 @@ RUN_ARGS = [
     (["--transport", "curl"], "argument --transport: 'curl' must be one of: fast, aiohttp"),
     (["--journal", "j.db", "--no-journal"], "argument --no-journal: not allowed with argument"),
     (["--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),
+    (["--webhook-url", "https://x.example/hook", "--no-journal"],
+     "A webhook needs the journal: its 200 tells Telegram to forget the update, so the update "
+     "must be on disk first. Drop --no-journal."),
+    (["--listen", "127.0.0.1:8080"],
+     "--listen set without --webhook-url: give the webhook's public URL"),
+    (["--webhook-url", "ftp://x.example/hook"], "webhook url 'ftp://x.example/hook' is not an "),
+    (["--webhook-url", "https://x.example/hook", "--max-connections", "500"],
+     "--max-connections must be a whole number 1-100, got 500"),
+    (["--webhook-url", "https://x.example/hook", "--webhook-secret", "bad!secret"],
+     "webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"),
+    (["--webhook-url", "https://x.example/hook", "--listen", "nowhere"],
+     "webhook listen 'nowhere' is not host:port"),
+    (["--webhook-url", "https://x.example/hook", "--tls-cert", "/no/such.pem"],
+     "--tls-cert and --tls-key go together"),
+    (["--webhook-url", "https://x.example/hook", "--webhook-allow-ips", "10.0.0.300/8"],
+     "--webhook-allow-ips has '10.0.0.300/8', which is not an address or network"),
 ]  # fmt: skip
 
 RUN_ENV = [

@@ -42,8 +42,8 @@ def test_listen_is_parsed(listen: str, expected: tuple[str, int]) -> None:
     ("changes", "says"),
     [
         ({"url": ""}, "url is required; pass the public URL"),
-        ({"url": "ftp://x.example/h"}, "is not an https:// URL; pass"),
-        ({"url": "https:///hook"}, "is not an https:// URL"),
+        ({"url": "ftp://x.example/h"}, "http://) URL; pass"),
+        ({"url": "https:///hook"}, "is not an https:// (or, for a local server, http://) URL"),
         ({"url": "https://x.example:99999/h"}, "has a bad port"),
         ({"url": "https://x.example/h#frag"}, "#fragment"),
         ({"listen": "8443"}, "pass host:port, such as 0.0.0.0:8443"),

@@ -45,11 +45,11 @@ from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
 from tgrunner.runtime.report import RunnerStats, start_line, summary_of
+from tgrunner.runtime.sources import make_source
 from tgrunner.runtime.workers import WorkerControl, serve_reloads
 from tgrunner.scheduler import Scheduler
 from tgrunner.scheduler.admission import Admission
 from tgrunner.settings import Settings
-from tgrunner.sources.polling import PollingSource
 
 __all__ = [
     "ErrorHook",
@@ -168,7 +168,7 @@ class Runner:
             durable=lambda: self.intake.durable,
             max_parked=_OVERFLOW_FACTOR * settings.scheduler.max_pending,
         )
-        self.source: Source = source or PollingSource(bot, settings.polling)
+        self.source: Source = source or make_source(bot, settings, backlog=self._backlog)
         self.executor: Executor = executor or InlineExecutor(handler, bot)
         self.workers: WorkerControl | None = None
         if isinstance(executor, ProcessExecutor):
@@ -250,6 +250,10 @@ class Runner:
         result = self._on_timeout(update)
         if asyncio.iscoroutine(result):
             await result
+
+    def _backlog(self) -> int:
+        sched = self.scheduler
+        return sched.pending + sched.running + self.admission.overflow.count
 
     def _stuck(self, update: JSON) -> None:
         self.stats.stuck += 1

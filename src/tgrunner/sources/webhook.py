@@ -87,6 +87,9 @@ class WebhookSource:
     answers sent, by status code.
     """
 
+    ordered = False
+    """Update ids of different chats arrive in any order: the runtime dedups them by id."""
+
     def __init__(
         self, bot: Bot, options: WebhookOptions, *, backlog: Callable[[], int] = lambda: 0
     ) -> None:

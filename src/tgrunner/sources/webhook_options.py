@@ -121,7 +121,8 @@ class WebhookOptions:
         ):
             raise ConfigError(
                 "webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's "
-                "rule); pass one such as the output of `openssl rand -hex 32`, or None"
+                "rule); pass one such as the output of `openssl rand -hex 32`, or none to have "
+                "one generated"
             )
         self._check_ints()
         _positive("header_timeout", self.header_timeout, "pass seconds such as 10")
@@ -156,7 +157,10 @@ class WebhookOptions:
         except ValueError:
             raise ConfigError(f"webhook url {self.url!r} has a bad port; {hint}") from None
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(f"webhook url {self.url!r} is not an https:// URL; {hint}")
+            raise ConfigError(
+                f"webhook url {self.url!r} is not an https:// (or, for a local server, "
+                f"http://) URL; {hint}"
+            )
         if parts.fragment:
             raise ConfigError(f"webhook url {self.url!r} has a #fragment; {hint}")
 

@@ -1,0 +1,104 @@
+"""``tgrunner run --webhook-url`` against FakeTelegram delivering by webhook, as Telegram does:
+each update is journaled before its 200, per-chat order holds, the secret is generated and
+kept, SIGKILLs lose nothing, and the same for --workers 2, aiogram and PTB bots unchanged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+
+from processes import BotProcess, end_started_bots, start_bot
+from replies import frontier, replied, send_load, tally
+from tgrunner.testing import FakeTelegram
+
+BOTS = Path(__file__).parents[1] / "bots"
+HOOK = ("--webhook-url", "http://127.0.0.1:0/tg/hook", "--listen", "127.0.0.1:0")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+async def _end_our_bots() -> None:  # type: ignore[misc]
+    yield
+    await end_started_bots()
+
+
+async def _stop(bot: BotProcess) -> str:
+    bot.send_signal(signal.SIGTERM)
+    code, err = await bot.finish()
+    assert code == 0, err
+    assert "Traceback" not in err
+    return err
+
+
+BOT_TARGETS = {
+    "native": ("echo_bot:router", ()),
+    "native --workers 2": ("echo_bot:router", ("--workers", "2")),
+    "aiogram": ("aiogram_quick:dp", ()),
+    "aiogram --workers 2": ("aiogram_quick:dp", ("--workers", "2")),
+    "ptb": ("ptb_echobot:main", ()),
+    "ptb --workers 2": ("ptb_echobot:main", ("--workers", "2")),
+}
+
+
+@pytest.mark.parametrize("kind", BOT_TARGETS)
+@pytest.mark.timeout(120)
+async def test_a_bot_by_webhook_answers_every_chat_in_order(tg: FakeTelegram, kind: str) -> None:
+    target, extra = BOT_TARGETS[kind]
+    sent = send_load(tg, chats=20, per_chat=10)
+    env = {"BOT_TOKEN": tg.token}
+    bot = await start_bot(tg, target, *HOOK, *extra, cwd=BOTS, env=env, webhook=True)
+    await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=60)
+    # A reply may reach FakeTelegram before the 200 of its update, on another connection.
+    await tg.wait_for(lambda: tg.pending_updates == 0, timeout=10)
+    err = await _stop(bot)
+    result = tally(sent, tg.requests)
+    assert (result.lost, result.violations, result.duplicates) == (0, 0, 0), result
+    assert "webhook http://127.0.0.1:" in err  # the start-up line names the source
+    hook = tg.calls("setWebhook")[-1].params
+    assert hook["url"].startswith("http://127.0.0.1:") and hook["url"].endswith("/tg/hook")
+    secret = Path(os.environ["TGRUNNER_DATA_DIR"]) / tg.token.partition(":")[0] / "webhook-secret"
+    assert hook["secret_token"] == secret.read_text().strip()
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert tg.calls("deleteWebhook") == []  # kept, so Telegram queues while the bot is down
+
+
+@pytest.mark.timeout(150)
+async def test_sigkills_during_a_webhook_run_lose_nothing_and_keep_order(tg: FakeTelegram) -> None:
+    sent = send_load(tg, chats=30, per_chat=20)
+    total = sum(len(v) for v in sent.values())
+    for kill in range(3):
+        bot = await start_bot(tg, "echo_bot:router", *HOOK, cwd=BOTS, webhook=True)
+        point = total * (kill + 1) // 4
+        await tg.wait_for(lambda point=point: replied(tg) >= point, timeout=60)
+        bot.kill()
+        await bot.finish()
+    bot = await start_bot(tg, "echo_bot:router", *HOOK, cwd=BOTS, webhook=True)
+    await tg.wait_for(lambda: min(frontier(sent, tg.requests).values()) == 20, timeout=60)
+    await tg.wait_for(lambda: tg.pending_updates == 0, timeout=30)
+    await _stop(bot)
+    result = tally(sent, tg.requests)
+    assert (result.lost, result.violations) == (0, 0), result
+    # A kill repeats at most what was journaled and not yet marked finished on disk.
+    assert result.duplicates <= 3 * total // 4, result
+
+
+@pytest.mark.timeout(60)
+async def test_a_given_secret_is_used_and_delete_on_stop_removes_the_webhook(
+    tg: FakeTelegram,
+) -> None:
+    bot = await start_bot(
+        tg, "echo_bot:router", *HOOK, "--webhook-secret", "my_Secret-1",
+        "--delete-webhook-on-stop", "--max-connections", "7", cwd=BOTS, webhook=True,
+    )  # fmt: skip
+    alice = tg.user("Alice")
+    alice.send("hi")
+    await tg.wait_for_replies(alice, 1, timeout=20)
+    await _stop(bot)
+    hook = tg.calls("setWebhook")[-1].params
+    assert (hook["secret_token"], int(hook["max_connections"])) == ("my_Secret-1", 7)
+    assert len(tg.calls("deleteWebhook")) == 1
