@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import threading
+from typing import Any
 
 __all__ = ["StopControl"]
 
@@ -56,6 +57,46 @@ class StopControl:
                 loop.call_soon_threadsafe(self._set, fast)
             return
         self._set(fast)
+
+    async def unless_stopped(self, task: asyncio.Task[Any], *, raise_error: bool = False) -> bool:
+        """Wait for ``task`` or a stop request; cancel the task on a stop. True if it finished.
+
+        With ``raise_error`` the task's exception is raised; else it is left in the task.
+        """
+        stop = asyncio.ensure_future(self.requested.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if task.cancelled():
+            return False
+        error = task.exception()
+        if raise_error and error is not None:
+            raise error
+        return True
+
+    async def settle(self, starting: asyncio.Future[Any] | None, budget: float) -> bool:
+        """After a stop during start-up: did the front-end's start-up (``starting``) run, so
+        it must be shut down? A clean stop waits for it up to ``budget`` seconds; a fast one
+        cancels it."""
+        if starting is None:
+            return False
+        if not starting.done():
+            if self.fast.is_set():
+                starting.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(budget):
+                    await asyncio.wait([starting])
+            if not starting.done():
+                starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        # A start-up that raised has cleaned up after itself (the front-ends do).
+        return starting.cancelled() or starting.exception() is None
 
     def _set(self, fast: bool) -> None:
         self.requested.set()

@@ -191,6 +191,7 @@ ENV: Mapping[str, EnvSetting] = {
     "TGRUNNER_DELETE_WEBHOOK_ON_STOP": EnvSetting(("webhook", "delete_on_stop"), _boolean),
     "TGRUNNER_WEBHOOK_ALLOW_IPS": EnvSetting(("webhook", "allow_ips"), _words),
     "TGRUNNER_TRUSTED_PROXIES": EnvSetting(("webhook", "trusted_proxies"), _words),
+    "TGRUNNER_WEBHOOK_MODE": EnvSetting(("webhook", "mode"), _choice("journal", "direct")),
 }
 """Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
 

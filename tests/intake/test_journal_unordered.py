@@ -109,3 +109,15 @@ def test_an_update_is_taken_once_while_it_is_here_or_recently_finished(
 async def test_strict_offsets_refuse_an_unordered_source() -> None:
     with pytest.raises(ConfigError, match="only the journal can answer them safely"):
         await StrictIntake().put(updates(1), ordered=False)
+
+
+@pytest.mark.timeout(30)
+async def test_a_resend_of_a_quarantined_update_is_dropped(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db", bot_id=1)
+    await j.put(updates(4, 5), ordered=False)
+    j.set_aside(4, attempts=3, reason="was being handled at 3 deaths of its worker process")
+    await j.flush()
+    j.close_now()
+    again = Journal(tmp_path / "j.db", bot_id=1)  # its memory of finished ids is gone
+    assert ids(await again.put(updates(4, 5, 6), ordered=False)) == [6]
+    again.close_now()

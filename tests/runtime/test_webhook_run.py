@@ -102,3 +102,50 @@ async def test_a_given_secret_is_used_and_delete_on_stop_removes_the_webhook(
     hook = tg.calls("setWebhook")[-1].params
     assert (hook["secret_token"], int(hook["max_connections"])) == ("my_Secret-1", 7)
     assert len(tg.calls("deleteWebhook")) == 1
+
+
+@pytest.mark.timeout(60)
+async def test_direct_mode_answers_telegram_once_the_handler_ended(tg: FakeTelegram) -> None:
+    bot = await start_bot(
+        tg, "slow_bot:router", *HOOK, "--webhook-mode", "direct", cwd=BOTS, webhook=True
+    )
+    alice = tg.user("Alice")
+    alice.send("work")
+    await tg.wait_for_replies(alice, 1, timeout=20)  # "started"; the handler sleeps on
+    assert tg.pending_updates == 1  # not answered while it runs
+    bot.kill()
+    await bot.finish()
+    sent = send_load(tg, chats=10, per_chat=5)
+    bot = await start_bot(
+        tg, "echo_bot:router", *HOOK, "--webhook-mode", "direct", cwd=BOTS, webhook=True
+    )
+    await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=30)
+    await tg.wait_for(lambda: tg.pending_updates == 0, timeout=10)
+    await _stop(bot)
+    result = tally(sent, tg.requests)
+    assert (result.lost, result.violations, result.duplicates) == (0, 0, 0), result
+
+
+@pytest.mark.timeout(120)
+async def test_direct_mode_answers_a_poison_update_once_it_is_quarantined(
+    tg: FakeTelegram,
+) -> None:
+    """Never answered while it kills the bot, Telegram resends it; once quarantined, its
+    resend is answered at once, so Telegram stops, and the bot serves on."""
+    mallory, alice = tg.user("Mallory"), tg.user("Alice")
+    mallory.send("poison")
+    for _death in range(3):
+        bot = await start_bot(
+            tg, "poison_bot:router", *HOOK, "--webhook-mode", "direct", cwd=BOTS, webhook=True
+        )
+        code, err = await bot.finish()
+        assert code == -signal.SIGKILL, err
+    bot = await start_bot(
+        tg, "poison_bot:router", *HOOK, "--webhook-mode", "direct", cwd=BOTS, webhook=True
+    )
+    alice.send("hello")
+    await tg.wait_for_replies(alice, 1, timeout=20)
+    await tg.wait_for(lambda: tg.pending_updates == 0, timeout=20)
+    err = await _stop(bot)
+    assert "quarantined" in err
+    assert tg.replies(mallory) == []

@@ -286,3 +286,24 @@ async def test_a_bad_cert_is_a_config_error(tg: FakeTelegram, tmp_path: Path) ->
         await src.start()
     await src.close()
     await bot.close()
+
+
+@pytest.mark.timeout(20)
+async def test_direct_mode_answers_once_the_update_was_handled(tg: FakeTelegram) -> None:
+    async with serving(tg, secret=SECRET, mode="direct") as src:
+        first = asyncio.create_task(exchange(src.port, request(update(5))))
+        second = asyncio.create_task(exchange(src.port, request(update(6, chat=2))))
+        taken: list[dict[str, Any]] = []
+        while len(taken) < 2:
+            taken += await asyncio.wait_for(src.next_batch(100), 5)
+        src.confirm(0)  # journaled: in direct mode that is not yet the answer
+        done, _ = await asyncio.wait({first, second}, timeout=0.05)
+        assert not done
+        src.finished(6)
+        assert (await second).status == 200
+        assert not first.done()
+        src.finished(6)  # twice, or an unknown id: nothing
+        src.finished(99)
+    # close() answered the one still being handled 503: Telegram sends it again later.
+    assert (await first).status == 503
+    assert src.responses == {200: 1, 503: 1}

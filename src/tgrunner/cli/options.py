@@ -116,6 +116,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--webhook-allow-ips", "TGRUNNER_WEBHOOK_ALLOW_IPS", "webhook",
          "comma-separated networks allowed to post, 'telegram' meaning Telegram's own "
          "(default: any address)", "CIDRS"),
+    Flag("--webhook-mode", "TGRUNNER_WEBHOOK_MODE", "webhook",
+         "journal (default): answer Telegram once the update is on disk; direct: once it "
+         "has been handled (that chat's next update waits for the handler)",
+         "{journal,direct}"),
     Flag("--trusted-proxies", "TGRUNNER_TRUSTED_PROXIES", "webhook",
          "comma-separated networks of reverse proxies whose X-Forwarded-For is believed "
          "(default: none)", "CIDRS"),

@@ -280,8 +280,9 @@ class Journal:
           when the ids restarted lower.
         - ``ordered=False`` (a webhook: ids of different chats arrive in any order, and
           Telegram resends an update whose answer it missed): an update is skipped when it
-          is still here, unfinished, or among the last :data:`SEEN_WINDOW` finished since
-          this journal was opened (a resend of one finished before a restart is taken again).
+          is still here, unfinished, or quarantined, or among the last :data:`SEEN_WINDOW`
+          finished since this journal was opened (a resend of one finished before a restart
+          is taken again).
         """
         if ordered:
             fresh = [u for u in updates if u["update_id"] > self._highest]
@@ -303,8 +304,11 @@ class Journal:
 
     def _unseen(self, updates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         live = self._live
-        if live is None:
-            live = self._live = {uid for (uid,) in self._db.execute("SELECT update_id FROM intake")}
+        if live is None:  # what is here, and what was set aside: neither is new
+            rows = self._db.execute(
+                "SELECT update_id FROM intake UNION SELECT update_id FROM quarantine"
+            )
+            live = self._live = {uid for (uid,) in rows}
         recent = self._recent_ids
         fresh = []
         for u in updates:

@@ -169,6 +169,8 @@ class Runner:
             max_parked=_OVERFLOW_FACTOR * settings.scheduler.max_pending,
         )
         self.source: Source = source or make_source(bot, settings, backlog=self._backlog)
+        direct = settings.webhook is not None and settings.webhook.mode == "direct"
+        self._answer = getattr(self.source, "finished", None) if direct else None
         self.executor: Executor = executor or InlineExecutor(handler, bot)
         self.workers: WorkerControl | None = None
         if isinstance(executor, ProcessExecutor):
@@ -201,6 +203,8 @@ class Runner:
             return
         if self._running:
             self._running.pop(uid, None)
+        if self._answer is not None:  # a direct-mode webhook answers once handled
+            self._answer(uid)
         workers = self.workers
         if workers is not None and workers.poisoned and workers.take_poisoned(uid):
             self.stats.quarantined += 1
@@ -250,6 +254,15 @@ class Runner:
         result = self._on_timeout(update)
         if asyncio.iscoroutine(result):
             await result
+
+    def _answer_resends(self, batch: list[JSON], fresh: list[JSON]) -> None:
+        """Direct mode: the updates the journal already had (handled, being handled, or set
+        aside) are answered now, or Telegram would send them for ever."""
+        assert self._answer is not None
+        kept = {u["update_id"] for u in fresh}
+        for update in batch:
+            if update["update_id"] not in kept:
+                self._answer(update["update_id"])
 
     def _backlog(self) -> int:
         sched = self.scheduler
@@ -345,14 +358,18 @@ class Runner:
             if not batch:
                 continue
             if not ordered:
-                batch = await intake.put(batch, ordered=False)
+                fresh = await intake.put(batch, ordered=False)
+                source.confirm(intake.offset)
+                if self._answer is not None and len(fresh) < len(batch):
+                    self._answer_resends(batch, fresh)
+                batch = fresh
             else:
                 if batch[0]["update_id"] <= highest:
                     intake.restart_ids()  # the source saw the ids restart lower
                 highest = batch[-1]["update_id"]
                 batch = await intake.put(batch)
-            if intake.durable:
-                source.confirm(intake.offset)
+                if intake.durable:
+                    source.confirm(intake.offset)
             self.stats.received += len(batch)
             for update in batch:
                 if sched.capacity() < 1:
@@ -378,16 +395,16 @@ class Runner:
         reloads: asyncio.Task[None] | None = None
         try:
             opening = loop.create_task(self._open(), name="tgrunner-start")
-            if not await self._unless_stopped(opening, raise_error=True):
+            if not await self._control.unless_stopped(opening, raise_error=True):
                 log.info("stopped during start-up")
-                started = await self._settle_startup()
+                started = await self._control.settle(self._starting, self.settings.stop_budget)
                 return 1 if control.fast.is_set() else 0
             opened = started = True
             since = time.monotonic()
             say.info(self._start_line())
             fetch = loop.create_task(self._fetch_loop(), name="tgrunner-fetch")
             reloads = loop.create_task(serve_reloads(self.workers, control.reload))
-            await self._unless_stopped(fetch)
+            await self._control.unless_stopped(fetch)
             reloads.cancel()
             failure: BaseException | None = None
             if fetch.done() and not fetch.cancelled():
@@ -435,46 +452,6 @@ class Runner:
         say.info(summary_of(stats, seconds))
         if self.workers is not None:
             say.info(self.workers.summary())
-
-    async def _settle_startup(self) -> bool:
-        """After a stop during start-up: did the front-end's start-up run (so it must be shut
-        down)? A clean stop waits for it, within the stop budget; a fast one cancels it."""
-        starting = self._starting
-        if starting is None:
-            return False
-        if not starting.done():
-            if self._control.fast.is_set():
-                starting.cancel()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.stop_budget):
-                    await asyncio.wait([starting])
-            if not starting.done():
-                starting.cancel()
-        with contextlib.suppress(BaseException):
-            await starting
-        # A start-up that raised has cleaned up after itself (the front-ends do).
-        return starting.cancelled() or starting.exception() is None
-
-    async def _unless_stopped(self, task: asyncio.Task[Any], *, raise_error: bool = False) -> bool:
-        """Wait for ``task`` or a stop request; cancel the task on a stop. True if it finished.
-
-        With ``raise_error`` the task's exception is raised; else it is left in the task.
-        """
-        stop = asyncio.ensure_future(self._control.requested.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        if task.cancelled():
-            return False
-        error = task.exception()
-        if raise_error and error is not None:
-            raise error
-        return True
 
     async def _shutdown(self) -> int:
         sched = self.scheduler

@@ -102,6 +102,8 @@ class WebhookSource:
         self._secret = options.secret.encode() if options.secret is not None else None
         self._queue: deque[_Pending] = deque()  # received, not yet returned by next_batch
         self._returned: list[_Pending] = []  # returned, not yet confirmed
+        self._direct = options.mode == "direct"
+        self._handling: dict[int, _Pending] = {}  # direct mode: confirmed, not yet finished
         self._pending: dict[int, _Pending] = {}  # both of the above, by update_id
         self._recent: dict[int, float] = {}  # confirmed ids -> when, oldest first
         self._arrived = asyncio.Event()
@@ -247,7 +249,8 @@ class WebhookSource:
         self._closed = asyncio.Event()
         self._closing = True
         try:
-            unanswered = self._returned + list(self._queue)
+            unanswered = [*self._returned, *self._handling.values(), *self._queue]
+            self._handling.clear()
             for entry in unanswered:
                 if not entry.answer.done():
                     entry.answer.set_result(503)
@@ -309,6 +312,11 @@ class WebhookSource:
         """
         if not self._returned:
             return
+        if self._direct:  # answered by finished(), once handled
+            for entry in self._returned:
+                self._handling[entry.update["update_id"]] = entry
+            self._returned.clear()
+            return
         now = time.monotonic()
         recent = self._recent
         for entry in self._returned:
@@ -319,6 +327,20 @@ class WebhookSource:
             if not entry.answer.done():
                 entry.answer.set_result(200)
         self._returned.clear()
+        self._forget(now)
+
+    def finished(self, update_id: int) -> None:
+        """Direct mode: the update has been handled; answer its requests 200. Does nothing in
+        journal mode (answered at :meth:`confirm`) or for an id not waiting here."""
+        entry = self._handling.pop(update_id, None)
+        if entry is None:
+            return
+        self._pending.pop(update_id, None)
+        now = time.monotonic()
+        self._recent.pop(update_id, None)
+        self._recent[update_id] = now
+        if not entry.answer.done():
+            entry.answer.set_result(200)
         self._forget(now)
 
     def _forget(self, now: float) -> None:

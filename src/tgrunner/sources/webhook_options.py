@@ -93,6 +93,9 @@ class WebhookOptions:
       :data:`TELEGRAM_IPS`; default None allows every address.
     - ``trusted_proxies``: CIDR strings of proxies whose ``X-Forwarded-For`` is believed,
       default () (the header is ignored).
+    - ``mode``: ``"journal"`` (default): the 200 once the update is in the journal;
+      ``"direct"``: once it has been handled (Telegram then sends that chat's next update
+      only after the handler ended: fire-and-forget for the handler, slower for the chat).
     """
 
     url: str
@@ -112,8 +115,14 @@ class WebhookOptions:
     max_open: int = 1000
     allow_ips: tuple[str, ...] | None = None
     trusted_proxies: tuple[str, ...] = ()
+    mode: str = "journal"
 
     def __post_init__(self) -> None:
+        if self.mode not in ("journal", "direct"):
+            raise ConfigError(
+                f"webhook mode must be 'journal' (answer once on disk) or 'direct' (answer "
+                f"once handled), got {self.mode!r}"
+            )
         self._check_url()
         parse_listen(self.listen)
         if self.secret is not None and (
