@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from control_client import ENV, Control, fake_telegram
 from processes import BotProcess
@@ -147,3 +148,39 @@ async def test_help_documents_the_control_api() -> None:
         assert words in out, words
     for markup in ("``", ":mod:", ":class:", ":meth:", ".. code"):
         assert markup not in out
+
+
+@pytest.mark.timeout(60)
+async def test_webhook_pace_telegram_waits_2_s_before_the_first_retry() -> None:
+    attempts: list[float] = []
+    second = asyncio.Event()
+
+    async def refuse(request: web.Request) -> web.Response:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) == 2:
+            second.set()
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/hook", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with (
+            fake_telegram("--webhook-pace", "telegram") as fake,
+            aiohttp.ClientSession() as session,
+        ):
+            hook = {"url": f"http://127.0.0.1:{port}/hook"}
+            async with session.post(f"{fake.api_url}/bot{fake.token}/setWebhook", json=hook) as r:
+                assert (await r.json())["ok"] is True
+            control = Control(session, fake.api_url)
+            await control.user("Alice", username="alice")
+            await control.ok("POST", "/send", {"user": "alice", "text": "hi"})
+            async with asyncio.timeout(20):
+                await second.wait()
+            assert attempts[1] - attempts[0] >= 1.9, attempts
+    finally:
+        await runner.cleanup()

@@ -27,6 +27,7 @@ from typing import NoReturn
 
 from tgrunner.testing.fake.control import MAX_PRESS_WAIT, MAX_WAIT, SECRET_HEADER
 from tgrunner.testing.fake.server import FakeTelegram
+from tgrunner.testing.fake.webhook import WebhookRetry
 
 __all__ = ["add_parser", "main", "run"]
 
@@ -113,6 +114,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="the bot's token (default: generated from --seed)")
     parser.add_argument("--seed", type=int, default=0, help="seed of ids and tokens (default 0)")
     parser.add_argument(
+        "--webhook-pace",
+        choices=("fast", "telegram"),
+        default="fast",
+        help="how webhook delivery retries a failed POST: fast (default: 0.05 s doubling up "
+        "to 1 s, for tests) or telegram (2, 4, 8 ... s up to 60 s, as Telegram does)",
+    )
+    parser.add_argument(
         "--control-secret",
         default=os.environ.get(SECRET_ENV) or None,
         metavar="SECRET",
@@ -157,6 +165,7 @@ async def _serve(args: argparse.Namespace, secret: str | None) -> None:
         seed=args.seed,
         record=0,
         control_secret=secret,
+        webhook_retry=WebhookRetry.telegram() if args.webhook_pace == "telegram" else None,
     )
     async with tg:
         lines = [f"API URL: {tg.api_url}", f"Token: {tg.token}", f"Control API: {tg.control_url}"]
