@@ -12,12 +12,14 @@ import asyncio
 import os
 import re
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from cli_support import in_subprocess
 from processes import BotProcess, end_started_bots, start_bot
 from replies import replied, send_load
 from tgrunner.testing import FakeTelegram
@@ -232,3 +234,26 @@ async def test_errors_and_timeouts_are_counted(tg: FakeTelegram) -> None:
     code, err = await bot.finish()
     assert code == 0, err
     assert err.count("ValueError: boom") == 3  # the handler's own error, logged
+
+
+@pytest.mark.timeout(60)
+async def test_a_port_in_use_or_no_prometheus_client_is_one_line(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    run = ("run", "echo_bot:router", "--api-url", tg.api_url, "--token", tg.token)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await in_subprocess(*run, "--metrics", f"127.0.0.1:{port}")
+    assert code == 2 and "Traceback" not in err, err
+    assert f"port {port} is in use" in err.strip().splitlines()[-1], err
+    # An installation without prometheus_client (a package that fails to import hides it).
+    (tmp_path / "prometheus_client").mkdir()
+    (tmp_path / "prometheus_client" / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'prometheus_client'\")\n"
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    code, _, err = await in_subprocess(*run, "--metrics", "127.0.0.1:0", env={"PYTHONPATH": path})
+    assert code == 2 and "Traceback" not in err, err
+    assert "pip install 'tgrunner[metrics]'" in err.strip().splitlines()[-1], err
