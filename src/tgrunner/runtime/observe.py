@@ -56,6 +56,8 @@ class Observation:
         self.metrics = metrics
         self.server: ObserveServer | None = None
         self._source = getattr(runner.source, "name", "polling")
+        self._skipped = runner._skipped
+        self._handled = metrics.handled
         self._opening: asyncio.Task[Any] | None = None  # the runner's open, once started
 
     def received(self, batch: list[JSON]) -> None:
@@ -67,7 +69,7 @@ class Observation:
     def _finished(
         self, item: JSON, exc: BaseException | None, timed_out: bool, run: float, waited: float
     ) -> None:
-        skipped = self.runner._skipped
+        skipped = self._skipped
         if skipped and item["update_id"] in skipped:
             return  # not started: queued when a stop came, left for the next start
         if timed_out:
@@ -78,7 +80,7 @@ class Observation:
             outcome = "poison"
         else:
             outcome = "error"
-        self.metrics.handled(outcome, run, waited)
+        self._handled(outcome, run, waited)
 
     def _worker_event(self, event: WorkerEvent, aggregator: Any) -> None:
         if event.kind in ("died", "stopped"):
@@ -134,7 +136,11 @@ def attach_metrics(runner: Runner, metrics: Metrics) -> Observation:
     handled = metrics.handled
     admission.on_shed = lambda update: handled("shed")
     call = metrics.api_call
-    runner.bot.on_call = lambda method, error, seconds: call(method, api_status(error), seconds)
+
+    def api(method: str, error: BaseException | None, seconds: float) -> None:
+        call(method, "ok" if error is None else api_status(error), seconds)
+
+    runner.bot.on_call = api
     if hasattr(runner.source, "on_response"):
         runner.source.on_response = metrics.webhook_response
     executor = runner.executor

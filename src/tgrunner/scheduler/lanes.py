@@ -72,10 +72,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from functools import partial
+from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from tgrunner.errors import ConfigError, LaneFull, SchedulerFull
@@ -148,8 +148,6 @@ class Scheduler(Generic[T]):
     duration, waited)`` once per finished item, before ``on_done`` (seconds it ran, waited).
     """
 
-    observer: Callable[[Any, BaseException | None, bool, float, float], None] | None = None
-
     def __init__(
         self,
         handler: Callable[[T], Awaitable[Any]],
@@ -170,6 +168,7 @@ class Scheduler(Generic[T]):
         self._on_error = on_error
         self._on_timeout = on_timeout
         self._on_stuck = on_stuck
+        self.observer: Callable[[Any, BaseException | None, bool, float, float], None] | None = None
         self._concurrency = options.concurrency
         self._max_pending = options.max_pending
         self._per_key = min(options.max_pending_per_key, options.max_pending)
@@ -296,7 +295,7 @@ class Scheduler(Generic[T]):
         if error is not None:
             entry.error = error
         if self.observer is not None:
-            entry.submitted = time.perf_counter()
+            entry.submitted = perf_counter()
         blocked = 0
         for k in keys:
             lane = lanes.get(k)
@@ -403,7 +402,7 @@ class Scheduler(Generic[T]):
         entry.state = _RUNNING
         entry.refs = 1
         if self.observer is not None:
-            entry.started = time.perf_counter()
+            entry.started = perf_counter()
         loop = self._loop
         assert loop is not None  # set by submit(), which comes first
         if entry.error is None:
@@ -508,7 +507,7 @@ class Scheduler(Generic[T]):
 
     def _observe(self, entry: _Entry, exc: BaseException | None, timed_out: bool) -> None:
         try:
-            run, waited = time.perf_counter() - entry.started, entry.started - entry.submitted
+            run, waited = perf_counter() - entry.started, entry.started - entry.submitted
             self.observer(entry.item, exc, timed_out, run, waited)  # type: ignore[misc]
         except Exception:
             log.exception("the scheduler's observer failed on %s", describe(entry.item))
