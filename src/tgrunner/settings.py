@@ -123,6 +123,22 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(w.strip() for w in text.split(",") if w.strip())
 
 
+def _address(text: str) -> str:
+    """A ``host:port`` to serve metrics on, read as
+    :func:`tgrunner.observability.parse_listen` reads it (that module needs aiohttp)."""
+    listen = text.strip()
+    if listen.startswith("["):
+        host, sep, port = listen[1:].partition("]:")
+    else:
+        host, sep, port = listen.rpartition(":")
+        sep = "" if ":" in host else sep  # an IPv6 address needs brackets
+    if not sep or not port.isdigit() or int(port) > 65535 or any(c.isspace() for c in host):
+        raise ValueError(
+            "is not host:port, e.g. 127.0.0.1:9090, [::1]:9090 or :9090 (port 0-65535)"
+        )
+    return listen
+
+
 @dataclass(frozen=True, slots=True)
 class EnvSetting:
     """Where a ``TGRUNNER_*`` variable goes (``to``: layer and field) and how its text is read
@@ -192,6 +208,7 @@ ENV: Mapping[str, EnvSetting] = {
     "TGRUNNER_WEBHOOK_ALLOW_IPS": EnvSetting(("webhook", "allow_ips"), _words),
     "TGRUNNER_TRUSTED_PROXIES": EnvSetting(("webhook", "trusted_proxies"), _words),
     "TGRUNNER_WEBHOOK_MODE": EnvSetting(("webhook", "mode"), _choice("journal", "direct")),
+    "TGRUNNER_METRICS": EnvSetting(("", "metrics"), _address),
 }
 """Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
 
@@ -255,6 +272,8 @@ class Settings:
       ConfigError.
     - ``webhook``: a webhook instead of polling (default None: polling); see
       ``tgrunner.sources.webhook_options.WebhookOptions``. It needs the journal.
+    - ``metrics``: ``host:port`` to serve ``/metrics``, ``/healthz`` and ``/readyz`` on
+      (needs prometheus_client), default None: no metrics; see :mod:`tgrunner.observability`.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
@@ -266,6 +285,7 @@ class Settings:
     client: ClientOptions = field(default_factory=ClientOptions)
     workers: WorkerOptions = field(default_factory=lambda: WorkerOptions(workers=1))
     webhook: WebhookOptions | None = None
+    metrics: str | None = None
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -299,7 +319,8 @@ class Settings:
         ``TGRUNNER_TRANSPORT`` (``fast`` or ``aiohttp``), ``TGRUNNER_PROXY`` (an http(s) proxy
         URL; empty: none set here, the standard proxy variables still apply),
         ``TGRUNNER_WORKERS`` (a count or ``auto``), ``TGRUNNER_HEARTBEAT_TIMEOUT`` and
-        ``TGRUNNER_STARTUP_GRACE`` (seconds).
+        ``TGRUNNER_STARTUP_GRACE`` (seconds), ``TGRUNNER_METRICS`` (``host:port`` of the
+        metrics server), the webhook's ``TGRUNNER_WEBHOOK_*`` variables.
         Booleans are 1/0, true/false, yes/no or on/off.
         """
         values = read_env(env)

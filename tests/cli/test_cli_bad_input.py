@@ -64,6 +64,9 @@ RUN_ARGS = [
      "--tls-cert and --tls-key go together"),
     (["--webhook-url", "https://x.example/hook", "--webhook-allow-ips", "10.0.0.300/8"],
      "--webhook-allow-ips has '10.0.0.300/8', which is not an address or network"),
+    (["--metrics", "localhost"], "argument --metrics: 'localhost' is not host:port, e.g. 127.0"),
+    (["--metrics", "::1:9090"], "argument --metrics: '::1:9090' is not host:port"),
+    (["--metrics", "127.0.0.1:99999"], "argument --metrics: '127.0.0.1:99999' is not host:port"),
 ]  # fmt: skip
 
 RUN_ENV = [
@@ -91,6 +94,8 @@ RUN_ENV = [
      "TGRUNNER_LOG_LEVEL='loud' (the variable of --log-level) must be one of: debug, info, "
      "warning, error"),
     ({"TGRUNNER_CONCURENCY": "5"}, "Unknown setting TGRUNNER_CONCURENCY. Known ones: "),
+    ({"TGRUNNER_METRICS": "9090"},
+     "TGRUNNER_METRICS='9090' (the variable of --metrics) is not host:port"),
 ]  # fmt: skip
 
 OTHER_COMMANDS = [

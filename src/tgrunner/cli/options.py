@@ -123,6 +123,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--trusted-proxies", "TGRUNNER_TRUSTED_PROXIES", "webhook",
          "comma-separated networks of reverse proxies whose X-Forwarded-For is believed "
          "(default: none)", "CIDRS"),
+    Flag("--metrics", "TGRUNNER_METRICS", "observability",
+         "serve Prometheus /metrics, /healthz and /readyz on this address, such as "
+         "127.0.0.1:9090; port 0 picks a free one (default: no metrics server)", "HOST:PORT"),
 )  # fmt: skip
 """Every settings option of ``tgrunner run``, in --help order."""
 
@@ -134,6 +137,7 @@ _GROUPS = {
     "HTTP client": "HTTP client",
     "workers": "worker processes (all cores; SIGHUP replaces them one at a time)",
     "webhook": "webhook (each update on disk before its 200; needs the journal)",
+    "observability": "observability (metrics and health checks; pip install 'tgrunner[metrics]')",
 }
 
 

@@ -14,7 +14,8 @@ import html
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -213,8 +214,43 @@ class Bot:
     A failed request is resent at most once, and only when the method is safe to repeat and
     no byte of an answer had come (:mod:`tgrunner.client.retry`); ``send*`` never is.
 
+    ``on_call(method, error, seconds)``, default None: called after each :meth:`request`
+    (``error`` None when it succeeded), e.g. for metrics; a resend is part of its call.
+
     Use ``async with Bot(...) as bot`` or call ``await bot.close()`` when done.
     """
+
+    _on_call: Callable[[str, BaseException | None, float], None] | None = None
+
+    @property
+    def on_call(self) -> Callable[[str, BaseException | None, float], None] | None:
+        """The hook called after each request (see the class doc), default None."""
+        return self._on_call
+
+    @on_call.setter
+    def on_call(self, hook: Callable[[str, BaseException | None, float], None] | None) -> None:
+        # The timed request shadows the class's on this instance only while a hook is set,
+        # so a Bot without one pays nothing per call.
+        self._on_call = hook
+        if hook is None:
+            vars(self).pop("request", None)
+        else:
+            vars(self)["request"] = self._timed_request
+
+    async def _timed_request(
+        self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        hook = self._on_call
+        start = time.perf_counter()
+        try:
+            result = await Bot.request(self, method, params, timeout=timeout)
+        except BaseException as exc:
+            if hook is not None:
+                hook(method, exc, time.perf_counter() - start)
+            raise
+        if hook is not None:
+            hook(method, None, time.perf_counter() - start)
+        return result
 
     def __init__(
         self,

@@ -245,6 +245,16 @@ class Journal:
         """Rows still in the journal (unfinished, or finished but not yet flushed)."""
         return int(self._db.execute("SELECT count(*) FROM intake").fetchone()[0])
 
+    @property
+    def quarantined_count(self) -> int:
+        """Updates in the quarantine table (set aside, never replayed)."""
+        return int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the journal is open (False once closed)."""
+        return self._db is not None
+
     def unfinished(self) -> list[dict[str, Any]]:
         """Updates journaled and not finished, in arrival order (replay them first)."""
         rows = self._db.execute("SELECT body FROM intake ORDER BY seq").fetchall()

@@ -136,7 +136,7 @@ class ObserveServer:
         except BaseException:
             await self.close()
             raise
-        log.info("metrics and health checks on %s (/metrics, /healthz, /readyz)", self.url)
+        log.debug("metrics and health checks on %s (/metrics, /healthz, /readyz)", self.url)
 
     async def close(self) -> None:
         """Stop listening and the heartbeat; safe to call twice, or before ``start()``."""

@@ -44,6 +44,7 @@ from tgrunner.intake.options import journal_path
 from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
+from tgrunner.runtime.observe import Observation, close_observation, start_observation
 from tgrunner.runtime.report import RunnerStats, start_line, summary_of
 from tgrunner.runtime.sources import make_source
 from tgrunner.runtime.workers import WorkerControl, serve_reloads
@@ -173,6 +174,7 @@ class Runner:
         self._answer = getattr(self.source, "finished", None) if direct else None
         self.executor: Executor = executor or InlineExecutor(handler, bot)
         self.workers: WorkerControl | None = None
+        self.observation: Observation | None = None  # metrics: settings.metrics, in _open
         if isinstance(executor, ProcessExecutor):
             self.workers = WorkerControl(executor, failed=self._stop_failed)
         # Attempts are counted (a start mark per update) only where handlers run in this
@@ -315,6 +317,7 @@ class Runner:
             )
             self.stats.quarantined = len(self.intake.quarantined_now)
             log.debug("intake journal %s opened", path)
+        self.observation = await start_observation(self)
         await self.source.start()
         if self.intake.offset >= 0:
             self.source.confirm(self.intake.offset)
@@ -371,6 +374,8 @@ class Runner:
                 if intake.durable:
                     source.confirm(intake.offset)
             self.stats.received += len(batch)
+            if self.observation is not None:
+                self.observation.received(batch)
             for update in batch:
                 if sched.capacity() < 1:
                     await sched.wait_capacity(1)
@@ -541,6 +546,7 @@ class Runner:
                     await self.executor.close()
                 await self.intake.close()
             finally:
+                await close_observation(self.observation)
                 self._control.uninstall()
                 if self._owns_bot:
                     await self.bot.close()

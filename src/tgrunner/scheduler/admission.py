@@ -41,7 +41,11 @@ class Admission:
     - ``release(update_id)``: a shed update needs nothing more (confirm it).
     - ``durable()``: whether the intake can keep parked updates (the journal) or not.
     - ``max_parked``: most parked updates before fetching waits.
+
+    ``on_shed(update)``, default None: called for each shed update (metrics).
     """
+
+    on_shed: Callable[[Update], None] | None = None
 
     def __init__(
         self,
@@ -111,6 +115,8 @@ class Admission:
 
     def _shed(self, update: Update, keys: tuple[Hashable, ...]) -> None:
         self.shed += 1
+        if self.on_shed is not None:
+            self.on_shed(update)
         now = time.monotonic()
         if now - self._shed_logged >= SHED_LOG_EVERY:
             self._shed_logged = now

@@ -75,6 +75,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from functools import partial
+from time import perf_counter
 from typing import Any, Generic, TypeVar
 
 from tgrunner.errors import ConfigError, LaneFull, SchedulerFull
@@ -110,7 +111,10 @@ async def _raise(exc: BaseException) -> None:
 class _Entry:
     """One submitted item and its bookkeeping."""
 
-    __slots__ = ("blocked", "error", "item", "keys", "refs", "state", "task", "timer")
+    __slots__ = ("blocked", "error", "item", "keys", "refs", "started", "state", "submitted",
+                 "task", "timer")  # fmt: skip
+    started: float  # perf_counter() stamps, set only while there is an observer
+    submitted: float
 
     def __init__(self, item: Any, keys: tuple[Hashable, ...]) -> None:
         self.item = item
@@ -140,6 +144,8 @@ class Scheduler(Generic[T]):
       ``cancel_grace``; synchronous. A warning is logged either way.
 
     Must be used from one event loop; ``submit()`` must be called from inside it.
+    ``observer`` (default None; set it before the first submit): ``fn(item, exc, timed_out,
+    duration, waited)`` once per finished item, before ``on_done`` (seconds it ran, waited).
     """
 
     def __init__(
@@ -162,6 +168,7 @@ class Scheduler(Generic[T]):
         self._on_error = on_error
         self._on_timeout = on_timeout
         self._on_stuck = on_stuck
+        self.observer: Callable[[Any, BaseException | None, bool, float, float], None] | None = None
         self._concurrency = options.concurrency
         self._max_pending = options.max_pending
         self._per_key = min(options.max_pending_per_key, options.max_pending)
@@ -287,6 +294,8 @@ class Scheduler(Generic[T]):
         entry = _Entry(item, keys)
         if error is not None:
             entry.error = error
+        if self.observer is not None:
+            entry.submitted = perf_counter()
         blocked = 0
         for k in keys:
             lane = lanes.get(k)
@@ -392,6 +401,8 @@ class Scheduler(Generic[T]):
         self._running += 1
         entry.state = _RUNNING
         entry.refs = 1
+        if self.observer is not None:
+            entry.started = perf_counter()
         loop = self._loop
         assert loop is not None  # set by submit(), which comes first
         if entry.error is None:
@@ -441,6 +452,8 @@ class Scheduler(Generic[T]):
                     exc = asyncio.CancelledError("the handler was cancelled, not by its time limit")
             else:
                 exc = task.exception()
+            if self.observer is not None:
+                self._observe(entry, exc, state is _CANCELLING)
             if state is _CANCELLING:
                 if exc is not None:
                     log.warning(
@@ -478,6 +491,8 @@ class Scheduler(Generic[T]):
         if entry.state is not _CANCELLING or task is None or task.done():
             return
         entry.state = _STUCK
+        if self.observer is not None:
+            self._observe(entry, None, True)
         log.warning(
             "handler on %s ignored cancellation for %g s after its time limit of %g s; its "
             "keys are released and it runs on detached, holding one of %d slots (%d stuck)",
@@ -489,6 +504,13 @@ class Scheduler(Generic[T]):
         )
         self._report_stuck(entry.item)
         self._timed_out(entry)
+
+    def _observe(self, entry: _Entry, exc: BaseException | None, timed_out: bool) -> None:
+        try:
+            run, waited = perf_counter() - entry.started, entry.started - entry.submitted
+            self.observer(entry.item, exc, timed_out, run, waited)  # type: ignore[misc]
+        except Exception:
+            log.exception("the scheduler's observer failed on %s", describe(entry.item))
 
     def _report_stuck(self, item: Any) -> None:
         if self._on_stuck is not None:

@@ -175,6 +175,9 @@ class PollingSource:
     sends it. Until the first ``confirm``, the source asks from Telegram's own offset.
     """
 
+    name = "polling"
+    """The ``source`` label of its updates' metrics."""
+
     def __init__(self, bot: Bot, options: PollingOptions) -> None:
         self.bot = bot
         self.options = options

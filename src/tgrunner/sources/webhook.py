@@ -84,9 +84,12 @@ class WebhookSource:
 
     ``backlog`` (default: always 0) tells how many updates the runtime holds unfinished;
     above ``options.max_backlog`` new updates are refused with 429. ``responses`` counts the
-    answers sent, by status code.
+    answers sent, by status code; ``on_response(status)`` (default None) is called for each.
     """
 
+    name = "webhook"
+    """The ``source`` label of its updates' metrics."""
+    on_response: Callable[[int], None] | None = None
     ordered = False
     """Update ids of different chats arrive in any order: the runtime dedups them by id."""
 
@@ -365,6 +368,8 @@ class WebhookSource:
                 guarded.request_ended()
         status = response.status
         self.responses[status] = self.responses.get(status, 0) + 1
+        if self.on_response is not None:
+            self.on_response(status)
         return response
 
     def _refuse(

@@ -32,7 +32,16 @@ from tgrunner.errors import ConfigError, HandlerError, PoisonUpdate, UserCodeErr
 from tgrunner.executors.processes.options import CRASH_LIMIT, POISON_DEATHS, WorkerOptions
 from tgrunner.executors.processes.process import State, WorkerProcess, describe_exit
 from tgrunner.executors.processes.slots import Job, Slot, WorkerEvent, WorkerStats, now
-from tgrunner.executors.processes.wire import CANCELLED, DONE, FAILED, FATAL, READY, RUN, Frame
+from tgrunner.executors.processes.wire import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FATAL,
+    METRICS,
+    READY,
+    RUN,
+    Frame,
+)
 
 __all__ = ["Pool"]
 
@@ -66,6 +75,8 @@ class Pool:
         self._on_failure = on_failure
         self._on_event = on_event
         self._on_poison = on_poison
+        # (slot, pid, snapshot) of each METRICS frame; set by ProcessExecutor.bind.
+        self.on_metrics: Callable[[int, int, bytes], None] | None = None
 
     def send(self, worker: WorkerProcess, job: Job) -> None:
         job.worker = worker
@@ -97,6 +108,8 @@ class Pool:
                 line, _, trace = payload.decode("utf-8", "replace").partition("\0")
                 worker.fatal, worker.fatal_traceback = line, trace
                 self._event("fatal", worker, line)
+            elif kind == METRICS and self.on_metrics is not None:
+                self.on_metrics(worker.slot, worker.pid, payload)
             # HEARTBEAT: the read itself renewed the worker's deadline.
 
     def _done(self, worker: WorkerProcess, token: int, payload: bytes) -> None:

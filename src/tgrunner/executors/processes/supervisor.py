@@ -150,13 +150,32 @@ class ProcessExecutor:
         on_failure: Callable[[BaseException], None] | None = None,
         on_event: Callable[[WorkerEvent], None] | None = None,
         on_poison: Callable[[int | None], None] | None = None,
+        on_metrics: Callable[[int, int, bytes], None] | None = None,
     ) -> None:
         """Add hooks after construction (the runtime driving the executor does, before
-        ``start()``); each is called before the one given to the constructor, if any."""
+        ``start()``); each is called before the one given to the constructor, if any.
+
+        ``on_metrics(slot, pid, snapshot)``: the workers keep metrics and send their
+        snapshots (:meth:`~tgrunner.observability.Metrics.snapshot`), about every second and
+        at exit; default: they keep none.
+        """
         pool = self._pool
+        if on_metrics is not None:
+            pool.on_metrics = on_metrics
+            self._init["metrics"] = True
         pool._on_failure = _chain(on_failure, pool._on_failure)
         pool._on_event = _chain(on_event, pool._on_event)
         pool._on_poison = _chain(on_poison, pool._on_poison)
+
+    @property
+    def ready(self) -> bool:
+        """Whether every slot has a ready worker process."""
+        return all(slot.ready for slot in self._slots)
+
+    @property
+    def closing(self) -> bool:
+        """Whether ``close()`` has begun (worker deaths from then on restart nothing)."""
+        return self._pool.closing
 
     @property
     def poisoned(self) -> int:

@@ -16,7 +16,9 @@ Worker to supervisor: ``READY`` (the bot is loaded and started; JSON with the wo
 ``FATAL`` (start-up failed; the error line, then, after a NUL byte, the trimmed
 traceback when the user's code raised; the worker then exits 2), ``DONE`` (token; the
 payload is empty for success, :data:`FAILED` + JSON ``{"error", "traceback"}`` when the handler
-raised, :data:`CANCELLED` when it was cancelled), ``HEARTBEAT`` (the worker's event loop runs).
+raised, :data:`CANCELLED` when it was cancelled), ``HEARTBEAT`` (the worker's event loop runs),
+``METRICS`` (only when INIT says ``"metrics": true``: the worker's
+:meth:`~tgrunner.observability.Metrics.snapshot`, about every second and at exit).
 
 Both directions are batched: :class:`FrameWriter` gathers every frame sent during one turn of
 the event loop and writes them with one ``os.write``; :class:`FrameReader` splits whatever one
@@ -43,6 +45,7 @@ __all__ = [
     "INIT",
     "KINDS",
     "MAX_PAYLOAD",
+    "METRICS",
     "READY",
     "RUN",
     "STOP",
@@ -67,8 +70,9 @@ READY = 10
 FATAL = 11
 DONE = 12
 HEARTBEAT = 13
+METRICS = 14
 
-KINDS = frozenset({INIT, RUN, CANCEL, STOP, READY, FATAL, DONE, HEARTBEAT})
+KINDS = frozenset({INIT, RUN, CANCEL, STOP, READY, FATAL, DONE, HEARTBEAT, METRICS})
 """Every kind of frame; any other kind in a stream means the stream is corrupt."""
 
 FAILED = b"\x01"

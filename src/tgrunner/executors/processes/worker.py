@@ -15,7 +15,10 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    cancels the update's handler (the supervisor's time limit ran out).
 4. Send ``HEARTBEAT`` from its own event loop (a timer, not a thread), so a blocked loop is
    seen as a hang.
-5. On ``STOP``: take nothing new, let what runs finish, run the shutdown hook, exit 0. If the
+5. When INIT has ``"metrics": true``, count its Bot's API calls in a
+   :class:`~tgrunner.observability.Metrics` of its own and send its snapshot (``METRICS``)
+   every :data:`METRICS_EVERY` seconds and at exit, for the supervisor's aggregator.
+6. On ``STOP``: take nothing new, let what runs finish, run the shutdown hook, exit 0. If the
    supervisor is gone (EOF on ``IN_FD``), cancel everything and exit 1 at once.
 
 An entry point (``quick:main``, which starts its bot itself) is called as ``tgrunner run``
@@ -58,6 +61,7 @@ from tgrunner.executors.processes.wire import (
     HEADER,
     HEARTBEAT,
     INIT,
+    METRICS,
     READY,
     RUN,
     STOP,
@@ -75,6 +79,9 @@ __all__ = ["Worker", "main"]
 log = logging.getLogger("tgrunner.executors.processes.worker")
 
 _EXIT_FLUSH = 5.0  # seconds the last frames may take to reach the supervisor at exit
+
+METRICS_EVERY = 1.0
+"""Seconds between two metrics snapshots of a worker (when metrics are on)."""
 
 
 class Worker:
@@ -102,6 +109,8 @@ class Worker:
         self._stopping = False
         self._end: asyncio.Future[int] | None = None
         self._beat: asyncio.TimerHandle | None = None
+        self._metrics: Any = None  # a Metrics when INIT turns metrics on
+        self._snapshots: asyncio.TimerHandle | None = None
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -131,6 +140,9 @@ class Worker:
         await self._close_bot()
         if self._beat is not None:
             self._beat.cancel()
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            self._snapshot(again=False)  # the last one, with the shutdown hook's calls
         writer.flush_blocking(_EXIT_FLUSH)
         return code
 
@@ -160,6 +172,8 @@ class Worker:
             proxy=client["proxy"],
             timeout=client["timeout"],
         )
+        if init.get("metrics"):
+            self._observe(bot)
         set_username = getattr(frontend.handler, "set_username", None)
         if set_username is not None:
             set_username((await bot.get_me()).get("username"))
@@ -167,6 +181,20 @@ class Worker:
             await frontend.startup()
         self._handler = frontend.handler
         return frontend
+
+    def _observe(self, bot: Bot) -> None:
+        from tgrunner.observability import Metrics, api_status
+
+        self._metrics = metrics = Metrics(build_info=False)
+        call = metrics.api_call
+        bot.on_call = lambda method, error, seconds: call(method, api_status(error), seconds)
+        self._snapshot()
+
+    def _snapshot(self, *, again: bool = True) -> None:
+        self._send(METRICS, 0, self._metrics.snapshot())
+        if again:
+            loop = asyncio.get_running_loop()
+            self._snapshots = loop.call_later(METRICS_EVERY, self._snapshot)
 
     async def _close_bot(self) -> None:
         if self._bot is not None:
