@@ -53,6 +53,10 @@ RETRY = WebhookRetry(base=0.05, cap=1.0)
 HOOK_PATH = "/tg/hook"
 # Seconds to wait, after a load, for FakeTelegram to hold no undelivered update.
 SETTLE = 15.0
+# After a load with unanswered messages: the bot is done once no request came for QUIET s
+# (it may still be working through updates it acknowledged), or after SETTLE_MAX s.
+QUIET = 2.0
+SETTLE_MAX = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +192,34 @@ class BotProcess:
         return code
 
 
+def answered(tg: FakeTelegram, updates: int) -> int:
+    """How many of the load's messages (texts "1" … ``updates``) got a reply, ever."""
+    texts = set()
+    for r in tg.requests:
+        if r.method == "sendMessage" and r.status == 200:
+            text = str(r.params.get("text", ""))
+            if text.isdigit() and 1 <= int(text) <= updates:
+                texts.add(text)
+    return len(texts)
+
+
+async def _settle(tg: FakeTelegram) -> None:
+    """Wait until FakeTelegram holds no undelivered update and the bot has been quiet (no
+    request) for :data:`QUIET` s, at most :data:`SETTLE_MAX` s."""
+    deadline = time.monotonic() + SETTLE_MAX
+    while time.monotonic() < deadline:
+        seen = len(tg.requests)
+
+        def more(seen: int = seen) -> bool:
+            return len(tg.requests) > seen
+
+        try:
+            await tg.wait_for(more, timeout=QUIET)
+        except TimeoutError:
+            if tg.pending_updates == 0:
+                return
+
+
 def _quantiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p99": None, "max": None}
@@ -254,11 +286,15 @@ async def run_part(
             wall, own = time.monotonic() - wall0, time.process_time() - own0
             rss = tree_rss_mb(bot.proc.pid)
             alive = bot.proc.returncode is None
-            try:
-                await tg.wait_for(lambda: tg.pending_updates == 0, timeout=SETTLE)
-            except TimeoutError:
-                pass
+            if report.lost:
+                await _settle(tg)
+            else:
+                try:
+                    await tg.wait_for(lambda: tg.pending_updates == 0, timeout=SETTLE)
+                except TimeoutError:
+                    pass
             pending = tg.pending_updates
+            final = answered(tg, plan.updates) if report.lost else report.replied
         finally:
             code = await bot.stop()
     handled = max(report.replied, 1)
@@ -276,8 +312,9 @@ async def run_part(
         ack_p99_ms=ack["p99"],
         ack_max_ms=ack["max"],
         unacknowledged=pending,
-        # What FakeTelegram got a 2xx for and the bot never answered.
-        acked_lost=max(report.lost - pending, 0),
+        answered_late=final - report.replied,
+        # What FakeTelegram got a 2xx for and the bot never answered, even given the time.
+        acked_lost=max(plan.updates - final - pending, 0),
     )
     if kills:
         result["kills"] = crashes
@@ -285,7 +322,10 @@ async def run_part(
     if own / wall >= 0.9:
         notes.append(f"FakeTelegram's core was {own / wall:.0%} busy")
     if report.lost:
-        notes.append(f"{report.lost} unanswered after {plan.timeout:g} s")
+        notes.append(
+            f"{report.lost} unanswered after {plan.timeout:g} s, of which "
+            f"{final - report.replied} answered later, before the bot went quiet"
+        )
     if pending:
         notes.append(f"{pending} never acknowledged (still queued at FakeTelegram)")
     if not alive:

@@ -53,8 +53,10 @@ METHOD = """\
 - **Crash**: the bot's process group SIGKILLed at even intervals during the offered load and
   started again at once on the same port and data dir (the next kill waits for the restart's
   `setWebhook`). FakeTelegram resends whatever was not answered 2xx. At the end the harness
-  waits until FakeTelegram holds no undelivered update: every message still unanswered was
-  then acknowledged (a 200) by a bot that never handled it: *acknowledged and lost*.
+  waits until FakeTelegram holds no undelivered update and the bot has sent nothing for 2 s
+  (a slow bot may still be working through updates it acknowledged; *replied* counts those
+  late answers too): every message still unanswered was then acknowledged (a 200) by a bot
+  that never handled it: *acknowledged and lost*.
 - **Order, loss, duplicates.** As in the peers benchmark: every message's text is a unique
   number; a *violation* is a reply that comes after the reply to a later message of the same
   chat; *lost*: never answered; *duplicates*: extra answers."""
@@ -165,8 +167,9 @@ def _crash_table(rows: list[dict[str, Any]]) -> list[str]:
         kills = r.get("kills", [])
         at = ", ".join(f"{k['at_s']:g}" for k in kills) or "—"
         restart = max((k["restart_s"] for k in kills), default=None)
+        replied = r["replied"] + r.get("answered_late", 0)
         lines.append(
-            f"| {r['label']} | {len(kills)} | {at} | {_fmt(restart, 2)} | {r['replied']:,} "
+            f"| {r['label']} | {len(kills)} | {at} | {_fmt(restart, 2)} | {replied:,} "
             f"| **{r['acked_lost']:,}** | {r['unacknowledged']:,} | {r['violations']:,} "
             f"| {r['duplicates']:,} | {r['ack_failed']:,} | {r['note']} |"
         )
