@@ -10,6 +10,8 @@ Every row is an echo bot in its own process, polling FakeTelegram in this proces
 Writes ``peers.md``, ``peers.png`` and ``peers.json`` into ``--out`` (default bench/results).
 ``--scenario workers`` is the worker-process benchmark instead (:mod:`bench.workers`): it
 writes ``workers.md``, ``workers.png`` and ``workers.json``.
+``--scenario webhook`` is the webhook intake benchmark (:mod:`bench.webhook`): it writes
+``webhook.md``, ``webhook.png`` and ``webhook.json``.
 ``--quick`` is a small run for development (2,000 updates over 200 chats; 2 s in (b)).
 """
 
@@ -25,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import report, workers
+from bench import report, webhook, workers
 from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
 from tgrunner.testing.load import LoadPlan
 
@@ -36,19 +38,27 @@ LATENCY_MS = 50.0
 def _parser() -> argparse.ArgumentParser:
     keys = ", ".join(row.key for row in ROWS)
     worker_keys = ", ".join(row.key for row in workers.WORKER_ROWS)
+    hook_keys = ", ".join(row.key for row in webhook.HOOK_ROWS)
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="tgrunner against aiogram, python-telegram-bot and grammY, in one run.",
     )
-    p.add_argument("--updates", type=int, help="messages in scenario (a) (default 20000)")
+    p.add_argument(
+        "--updates", type=int, help="messages in scenario (a) (default 20000; webhook: 10000)"
+    )
     p.add_argument("--chats", type=int, help="simulated chats (default 1000)")
-    p.add_argument("--rate", type=float, default=2000.0, help="(b): updates/s offered (2000)")
-    p.add_argument("--seconds", type=float, help="(b): seconds of offered load (default 10)")
+    p.add_argument(
+        "--rate", type=float, default=2000.0, help="(b), webhook ack: updates/s offered (2000)"
+    )
+    p.add_argument(
+        "--seconds", type=float, help="(b): seconds of offered load (default 10; webhook ack: 5)"
+    )
     p.add_argument(
         "--scenario",
-        choices=("a", "b", "all", "workers"),
+        choices=("a", "b", "all", "workers", "webhook"),
         default="all",
-        help="a, b, or all (both; the default): the peers; workers: worker processes",
+        help="a, b, or all (both; the default): the peers; workers: worker processes; "
+        "webhook: webhook intake",
     )
     p.add_argument(
         "--spread",
@@ -61,13 +71,19 @@ def _parser() -> argparse.ArgumentParser:
         "--rows",
         nargs="+",
         metavar="ROW",
-        help=f"rows to run (default all): {keys}; with --scenario workers: {worker_keys}",
+        help=f"rows to run (default all): {keys}; with --scenario workers: {worker_keys}; "
+        f"with --scenario webhook: {hook_keys}",
     )
     p.add_argument(
         "--kill-every",
         type=float,
         default=2.0,
         help="workers: seconds between SIGKILLs of a worker in the chaos row (default 2)",
+    )
+    p.add_argument(
+        "--kills",
+        type=int,
+        help="webhook: SIGKILLs of the bot in the crash part (default 5; 3 with --quick)",
     )
     p.add_argument(
         "--pin",
@@ -182,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.scenario == "workers":
         return _workers(args, argv if argv is not None else sys.argv[1:])
+    if args.scenario == "webhook":
+        return _webhook(args, argv if argv is not None else sys.argv[1:])
     known = {row.key: row for row in ROWS}
     unknown = [key for key in args.rows or () if key not in known]
     if unknown:
@@ -233,6 +251,21 @@ def _workers(args: argparse.Namespace, argv: list[str]) -> int:
     if args.quick:
         info["run"] = "**quick development run**: small counts, not the reference figures"
     return workers.run(
+        args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
+    )
+
+
+def _webhook(args: argparse.Namespace, argv: list[str]) -> int:
+    pinned = pin_harness()
+    info = report.machine(pinned=pinned)
+    info["versions"] = info["versions"].split(", Node")[0]  # no grammY row here
+    args.loop = args.loop or "asyncio"
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        args.loop = "asyncio"
+    info["harness event loop"] = args.loop
+    if args.quick:
+        info["run"] = "**quick development run**: small counts, not the reference figures"
+    return webhook.run(
         args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
     )
 

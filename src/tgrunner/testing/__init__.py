@@ -23,7 +23,7 @@ from __future__ import annotations
 from tgrunner.testing.fake.base import ApiError, Upload
 from tgrunner.testing.fake.faults import Faults, FloodLimits
 from tgrunner.testing.fake.server import FakeTelegram, RecordedRequest
-from tgrunner.testing.fake.webhook import WebhookRetry
+from tgrunner.testing.fake.webhook import WebhookRetry, WebhookTimings
 from tgrunner.testing.inprocess import Running, running
 
 __all__ = [
@@ -35,5 +35,6 @@ __all__ = [
     "Running",
     "Upload",
     "WebhookRetry",
+    "WebhookTimings",
     "running",
 ]

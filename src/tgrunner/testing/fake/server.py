@@ -36,7 +36,7 @@ from tgrunner.testing.fake.generate import Generator
 from tgrunner.testing.fake.methods import Methods
 from tgrunner.testing.fake.params import FILE, parse_body, parse_query, parse_target
 from tgrunner.testing.fake.recording import RecordedRequest, Recording
-from tgrunner.testing.fake.webhook import WebhookDelivery, WebhookRetry
+from tgrunner.testing.fake.webhook import WebhookDelivery, WebhookRetry, WebhookTimings
 from tgrunner.testing.fake.world import BotState, State
 
 __all__ = ["FakeTelegram", "RecordedRequest"]
@@ -62,6 +62,8 @@ class FakeTelegram(Recording):
       message history is bounded too (1000 messages per chat).
     - ``max_body`` (default 50 MiB): larger requests get 413.
     - ``webhook_retry`` (default :class:`WebhookRetry()`): webhook delivery backoff.
+    - ``webhook_timings`` (default None: not recorded): a :class:`WebhookTimings` that
+      receives the duration of every webhook POST.
     - ``ssl`` (default None: plain HTTP): serve HTTPS with this ``ssl.SSLContext``.
     - ``control`` (default True): serve the JSON control API under ``/control`` on the same
       port (:mod:`tgrunner.testing.fake.control`), at :attr:`control_url`; False answers 404.
@@ -81,6 +83,7 @@ class FakeTelegram(Recording):
         record: bool | int = True,
         max_body: int = 50 * 1024 * 1024,
         webhook_retry: WebhookRetry | None = None,
+        webhook_timings: WebhookTimings | None = None,
         ssl: SSLContext | None = None,
         control: bool = True,
         control_secret: str | None = None,
@@ -90,6 +93,7 @@ class FakeTelegram(Recording):
         self.seed = seed
         self.max_body = max_body
         self.webhook_retry = webhook_retry or WebhookRetry()
+        self.webhook_timings = webhook_timings
         self.ssl = ssl
         # A bounded record means a long run: bound the message history too.
         bounded = record is not True
@@ -522,7 +526,11 @@ class FakeTelegram(Recording):
             return
         if delivery is None:
             delivery = WebhookDelivery(
-                self.state, bot, self._execute_reply, retry=self.webhook_retry
+                self.state,
+                bot,
+                self._execute_reply,
+                retry=self.webhook_retry,
+                timings=self.webhook_timings,
             )
             self._deliveries[bot.token] = delivery
         delivery.start()
