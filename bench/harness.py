@@ -79,9 +79,12 @@ class Row:
         return self.framework == "grammy"
 
 
-def _tgrunner(target: str, *, strict: bool = False) -> Callable[[str, str], list[str]]:
+def _tgrunner(
+    target: str, *, strict: bool = False, extra: tuple[str, ...] = ()
+) -> Callable[[str, str], list[str]]:
     def argv(url: str, token: str) -> list[str]:
         cmd = [sys.executable, "-m", "tgrunner", "run", target, "--api-url", url, "--token", token]
+        cmd += extra
         if strict:
             return [*cmd, "--no-journal"]
         # A fresh data dir per run: the fake reuses its bot and update ids from run to run.
@@ -103,6 +106,13 @@ def _node(mode: str) -> Callable[[str, str], list[str]]:
 
 ROWS: tuple[Row, ...] = (
     Row("native", "tgrunner native", "tgrunner", False, _tgrunner("bench.bots.native_echo:router")),
+    Row(
+        "native-metrics",
+        "tgrunner native, --metrics on",
+        "tgrunner",
+        False,
+        _tgrunner("bench.bots.native_echo:router", extra=("--metrics", "127.0.0.1:0")),
+    ),
     Row(
         "native-strict",
         "tgrunner native, strict offsets (--no-journal)",

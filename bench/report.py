@@ -143,8 +143,27 @@ def write_markdown(
             continue
         lines += [f"## {SCENARIO_TITLES[scenario]}", "", plan, ""]
         lines += _table(rows)
+        lines += _metrics_cost(rows)
         lines.append("")
     path.write_text("\n".join(lines) + "\n")
+
+
+def _metrics_cost(rows: list[dict[str, Any]]) -> list[str]:
+    """The throughput ``--metrics`` costs: the native row with metrics against the one
+    without, measured in the same run (goal: at most 3 %)."""
+    found = {r["row"]: r for r in rows if "skipped" not in r}
+    plain, metered = found.get("native"), found.get("native-metrics")
+    if plain is None or metered is None or not plain["throughput"]:
+        return []
+    cost = 1 - metered["throughput"] / plain["throughput"]
+    cpu = metered["cpu_us"] - plain["cpu_us"]
+    verdict = "met" if cost <= 0.03 else "NOT met"
+    return [
+        "",
+        f"- `--metrics` costs **{cost:.1%}** of throughput ({_fmt(metered['throughput'])} "
+        f"against {_fmt(plain['throughput'])} updates/s) and {cpu:+.0f} µs of CPU per update "
+        f"(goal ≤ 3 %: **{verdict}**).",
+    ]
 
 
 def _bar_label(r: dict[str, Any], key: str) -> str:

@@ -1,0 +1,39 @@
+"""``python -m bench --scenario a`` at a tiny size, in its own process: the native row and the
+same bot with ``--metrics`` write a report that says what the metrics cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.timeout(240)
+def test_the_report_says_what_metrics_cost(tmp_path: Path) -> None:
+    pythonpath = os.pathsep.join((str(REPO / "src"), str(REPO)))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenario", "a", "--rows", "native", "native-metrics",
+         "--quick", "--no-install", "--out", str(tmp_path)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": pythonpath},
+        capture_output=True, text=True, timeout=220,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = {r["row"]: r for r in json.loads((tmp_path / "peers.json").read_text())["results"]}
+    for key in ("native", "native-metrics"):
+        assert (results[key]["lost"], results[key]["violations"]) == (0, 0), results[key]
+    report = (tmp_path / "peers.md").read_text()
+    line = re.search(
+        r"`--metrics` costs \*\*(-?[\d.]+)%\*\* of throughput .*\*\*(met|NOT met)\*\*", report
+    )
+    assert line, report
+    cost = 1 - results["native-metrics"]["throughput"] / results["native"]["throughput"]
+    assert float(line[1]) == pytest.approx(cost * 100, abs=0.06)
