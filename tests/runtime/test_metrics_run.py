@@ -189,6 +189,7 @@ FRAMEWORKS = {
     "aiogram": "aiogram_quick:dp",
     "ptb": "ptb_echobot:main",
     "aiogram --workers 2": "aiogram_quick:dp",
+    "ptb --workers 2": "ptb_echobot:main",
 }
 
 
@@ -206,6 +207,9 @@ async def test_framework_bots_count_their_updates(tg: FakeTelegram, kind: str) -
     assert value(s, "tgrunner_updates_received_total", source="polling", kind="message") == 20
     build = [dict(k[1]) for k in s if k[0] == "tgrunner_build_info"]
     assert [b["frontend"] for b in build] == [kind.split()[0]], build
+    # The replies go through the framework's own session (in the workers, with --workers).
+    calls = "tgrunner_api_calls_total"
+    s = await until(url, lambda s: value(s, calls, method="sendMessage", status="ok") >= 20)
     no_ids(s, tg, sent)
     await _stop(bot)
 

@@ -12,7 +12,8 @@ test while its hook is unset, so a runner without ``--metrics`` pays nothing els
 
 - the scheduler's ``observer``: ``handled`` (ok, error, timeout, poison; run time and lane
   wait) once per finished update; the admission's ``on_shed``: ``handled("shed")``;
-- the Bot's ``on_call``: ``api_call`` for each Bot API call of this process;
+- the Bot's ``on_call``: ``api_call`` for each Bot API call of this process; the calls an
+  aiogram or PTB bot sends through its own session come through :mod:`tgrunner.client.calls`;
 - the webhook source's ``on_response``: ``webhook_response``;
 - with worker processes: each worker keeps its own Metrics (its Bot's API calls) and sends
   snapshots; an :class:`~tgrunner.observability.Aggregator` sums them, and a worker's death
@@ -33,6 +34,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from tgrunner.client import calls
 from tgrunner.errors import PoisonUpdate
 from tgrunner.executors.processes import ProcessExecutor, WorkerEvent
 from tgrunner.intake.journal import Journal
@@ -123,6 +125,7 @@ class Observation:
         if self.server is not None:
             await self.server.close()
         self.runner.bot.on_call = None
+        calls.on_call = None
 
 
 def attach_metrics(runner: Runner, metrics: Metrics) -> Observation:
@@ -141,6 +144,7 @@ def attach_metrics(runner: Runner, metrics: Metrics) -> Observation:
         call(method, "ok" if error is None else api_status(error), seconds)
 
     runner.bot.on_call = api
+    calls.on_call = call  # what an aiogram or PTB bot sends through its own session
     if hasattr(runner.source, "on_response"):
         runner.source.on_response = metrics.webhook_response
     executor = runner.executor

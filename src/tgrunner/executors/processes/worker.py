@@ -50,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from tgrunner.client import calls
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
 from tgrunner.errors import ConfigError, UserCodeError
 from tgrunner.executors.processes.wire import (
@@ -188,6 +189,7 @@ class Worker:
         self._metrics = metrics = Metrics(build_info=False)
         call = metrics.api_call
         bot.on_call = lambda method, error, seconds: call(method, api_status(error), seconds)
+        calls.on_call = call  # an aiogram or PTB bot's own session reports here
         self._snapshot()
 
     def _snapshot(self, *, again: bool = True) -> None:

@@ -16,6 +16,7 @@ object instead of form fields, which the Bot API reads the same way.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile
 
 import tgrunner.frontends.aiogram.compat as compat
+from tgrunner.client import calls
 from tgrunner.client.multipart import InputFile as RawFile
 from tgrunner.client.multipart import encode_multipart
 from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
@@ -143,8 +145,11 @@ class TgrunnerSession(BaseSession):
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,
     ) -> TelegramType:
-        client, path = self._path(bot.token, compat.method_name(method))
+        name = compat.method_name(method)
+        client, path = self._path(bot.token, name)
         body, content_type = await self._encode(bot, method)
+        hook = calls.on_call
+        began = time.monotonic() if hook is not None else 0.0
         try:
             resp = await client.request(
                 "POST",
@@ -154,11 +159,17 @@ class TgrunnerSession(BaseSession):
                 timeout=self.timeout if timeout is None else timeout,
             )
         except TransportTimeout as exc:
+            if hook is not None:
+                hook(name, "network", time.monotonic() - began)
             raise TelegramNetworkError(method=method, message="Request timeout error") from exc
         except (TransportError, OSError) as exc:
+            if hook is not None:
+                hook(name, "network", time.monotonic() - began)
             raise TelegramNetworkError(
                 method=method, message=f"{type(exc).__name__}: {exc}"
             ) from exc
+        if hook is not None:
+            hook(name, calls.status_of(resp.status), time.monotonic() - began)
         content = resp.body.decode("utf-8", "replace")
         if resp.status == 200:
             # The common case, as check_response parses it, without its per-call lookup of

@@ -22,6 +22,7 @@ The PTB front-end installs it on the application's bot by default (``request="tg
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ import orjson
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from tgrunner.client import calls
 from tgrunner.client.multipart import InputFile, encode_multipart
 from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
 from tgrunner.frontends.ptb.compat import DEFAULT_VALUE
@@ -144,12 +146,22 @@ class TgrunnerRequest(BaseRequest):
             _resolve(pool_timeout, self._pool_timeout),
         )
         timeout = None if None in parts else sum(cast("tuple[float, ...]", parts))
+        hook = calls.on_call
+        began = time.monotonic() if hook is not None else 0.0
         try:
             response = await client.request(method, path, body, content_type=ctype, timeout=timeout)
         except TransportTimeout as exc:
+            if hook is not None:
+                hook(path.rpartition("/")[2], "network", time.monotonic() - began)
             raise TimedOut(str(exc)) from exc
         except (TransportError, OSError) as exc:
+            if hook is not None:
+                hook(path.rpartition("/")[2], "network", time.monotonic() - began)
             raise NetworkError(f"tgrunner HTTP client: {exc}") from exc
+        if hook is not None:
+            hook(
+                path.rpartition("/")[2], calls.status_of(response.status), time.monotonic() - began
+            )
         return response.status, response.body
 
     def _client_for(self, url: str) -> tuple[HTTPClient, str]:
