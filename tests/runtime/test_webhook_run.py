@@ -4,9 +4,13 @@ kept, SIGKILLs lose nothing, and the same for --workers 2, aiogram and PTB bots 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import stat
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +153,35 @@ async def test_direct_mode_answers_a_poison_update_once_it_is_quarantined(
     err = await _stop(bot)
     assert "quarantined" in err
     assert tg.replies(mallory) == []
+
+
+@pytest.mark.timeout(60)
+async def test_a_webhook_bot_waits_start_timeout_for_an_unreachable_api() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    began = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", "run", "echo_bot:router", "--token", "1:AAx",
+        "--api-url", dead, *HOOK, "--start-timeout", "2", cwd=BOTS,
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 40)
+    text = err.decode()
+    assert proc.returncode == 2, text
+    assert time.monotonic() - began >= 1.5
+    assert "getMe failed" in text and "retrying" in text, text
+    assert (
+        text.rstrip().splitlines()[-1].startswith(f"tgrunner: Cannot reach the Bot API at {dead}")
+    ), text
+
+
+@pytest.mark.timeout(60)
+async def test_the_start_line_of_a_webhook_bot_names_it(tg: FakeTelegram) -> None:
+    bot = await start_bot(tg, "echo_bot:router", *HOOK, "--workers", "2", cwd=BOTS, webhook=True)
+    # The webhook is set once the workers are ready: the start line follows at once.
+    await bot.wait_for_line(" · webhook http://127.0.0.1:", timeout=20)
+    err = await _stop(bot)
+    assert err.index("worker processes ready") < err.index("webhook set to"), err
+    username = tg.state.primary.user["username"]
+    assert f"@{username} (id " in err, err

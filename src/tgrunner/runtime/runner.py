@@ -318,15 +318,23 @@ class Runner:
             self.stats.quarantined = len(self.intake.quarantined_now)
             log.debug("intake journal %s opened", path)
         self.observation = await start_observation(self)
-        await self.source.start()
-        if self.intake.offset >= 0:
-            self.source.confirm(self.intake.offset)
+        # A webhook receives from its start: it starts once the workers and hooks are ready.
+        # Polling's start checks the token first, before workers are spawned.
+        receives_at_start = not getattr(self.source, "ordered", True)
+        if receives_at_start:
+            await self.source.check()  # type: ignore[attr-defined]  # a webhook: its token
+        else:
+            await self.source.start()
+            if self.intake.offset >= 0:
+                self.source.confirm(self.intake.offset)
         await self.executor.start()
         if self._startup is not None:
             # A front-end's start-up (aiogram's, PTB's) is not cut in half by a stop: a clean
             # stop lets it finish, so its shutdown can release what it opened.
             self._starting = asyncio.ensure_future(self._startup())
             await asyncio.shield(self._starting)
+        if receives_at_start:
+            await self.source.start()
 
     async def _fetch_loop(self) -> None:
         sched = self.scheduler

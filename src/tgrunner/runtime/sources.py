@@ -20,7 +20,7 @@ from tgrunner.errors import ConfigError
 from tgrunner.intake.options import IntakeOptions, bot_dir
 from tgrunner.protocols import Source
 from tgrunner.settings import Settings
-from tgrunner.sources.polling import PollingSource
+from tgrunner.sources.polling import PollingSource, reach_api
 
 __all__ = ["SECRET_FILE", "make_source", "stored_secret"]
 
@@ -47,7 +47,10 @@ def make_source(bot: Bot, settings: Settings, *, backlog: Callable[[], int]) -> 
         changes["secret"] = stored_secret(settings.intake, bot.id)
     if webhook.allowed_updates is None and settings.polling.allowed_updates is not None:
         changes["allowed_updates"] = settings.polling.allowed_updates
-    return WebhookSource(bot, replace(webhook, **changes), backlog=backlog)
+    options = replace(webhook, **changes)
+    return WebhookSource(
+        bot, options, backlog=backlog, reach=lambda: reach_api(bot, settings.polling)
+    )
 
 
 def stored_secret(options: IntakeOptions, bot_id: int) -> str:

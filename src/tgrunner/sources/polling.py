@@ -53,7 +53,7 @@ from tgrunner.errors import (
     UnexpectedAnswer,
 )
 
-__all__ = ["UPDATE_KINDS", "PollingOptions", "PollingSource", "check_update_kinds"]
+__all__ = ["UPDATE_KINDS", "PollingOptions", "PollingSource", "check_update_kinds", "reach_api"]
 
 log = logging.getLogger(__name__)
 
@@ -215,44 +215,7 @@ class PollingSource:
     async def start(self) -> None:
         """Check the token with ``getMe``, retrying an unreachable API for ``start_timeout``."""
         opts = self.options
-        deadline = time.monotonic() + opts.start_timeout
-        failures = 0
-        while True:
-            try:
-                await self.bot.get_me()
-                break
-            except UnexpectedAnswer as exc:
-                raise ConfigError(f"{self.bot.api_url} is not a Bot API server: {exc}.") from exc
-            except NotFound as exc:
-                raise ConfigError(
-                    f"{self.bot.api_url} answered getMe with 404 Not Found. Give --api-url "
-                    "(or TGRUNNER_API_URL) as the Bot API server's root URL, such as "
-                    "https://api.telegram.org, without /bot."
-                ) from exc
-            except (NetworkError, ServerError, RetryAfter) as exc:
-                failures += 1
-                left = deadline - time.monotonic()
-                if isinstance(exc, RetryAfter):
-                    delay = float(exc.retry_after or 1)
-                else:
-                    delay = min(opts.backoff_cap, opts.backoff_base * 2 ** (failures - 1))
-                    # The last try comes at the deadline, not a whole backoff step before it.
-                    delay = min(random.uniform(delay / 2, delay), max(left, 0.0))
-                if left <= 0 or delay > left:
-                    raise ConfigError(
-                        f"Cannot reach the Bot API at {self.bot.api_url} ({exc}) after "
-                        f"{opts.start_timeout:g} s. Check --api-url (or TGRUNNER_API_URL), "
-                        "--proxy and the network."
-                    ) from exc
-                log.warning("getMe failed (%s); retrying in %.1f s", exc, delay)
-                await self.sleep(delay)
-            except Unauthorized as exc:
-                raise ConfigError(
-                    "Telegram rejected the bot token (401 Unauthorized). Check the token you "
-                    "passed (--token, TGRUNNER_TOKEN or BOT_TOKEN) against @BotFather."
-                ) from exc
-        if failures:
-            log.info("reached %s after %d failed attempt(s)", self.bot.api_url, failures)
+        await reach_api(self.bot, opts, sleep=self.sleep)
         if opts.drop_pending_updates:
             log.debug("dropping the updates pending at Telegram (--drop-pending-updates)")
             await self.bot.delete_webhook(drop_pending_updates=True)
@@ -384,3 +347,53 @@ class PollingSource:
                 offset,
                 exc,
             )
+
+
+async def reach_api(
+    bot: Bot,
+    opts: PollingOptions,
+    *,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> None:
+    """Check the token with ``getMe``; retry an unreachable API (network errors, 5xx, 429)
+    with backoff for ``opts.start_timeout`` seconds. Raises ConfigError for a bad token, a
+    server that is not the Bot API, or one still unreachable at the deadline. Any source
+    calls it at start (a webhook too)."""
+    deadline = time.monotonic() + opts.start_timeout
+    failures = 0
+    while True:
+        try:
+            await bot.get_me()
+            break
+        except UnexpectedAnswer as exc:
+            raise ConfigError(f"{bot.api_url} is not a Bot API server: {exc}.") from exc
+        except NotFound as exc:
+            raise ConfigError(
+                f"{bot.api_url} answered getMe with 404 Not Found. Give --api-url "
+                "(or TGRUNNER_API_URL) as the Bot API server's root URL, such as "
+                "https://api.telegram.org, without /bot."
+            ) from exc
+        except (NetworkError, ServerError, RetryAfter) as exc:
+            failures += 1
+            left = deadline - time.monotonic()
+            if isinstance(exc, RetryAfter):
+                delay = float(exc.retry_after or 1)
+            else:
+                delay = min(opts.backoff_cap, opts.backoff_base * 2 ** (failures - 1))
+                # The last try comes at the deadline, not a whole backoff step before it.
+                delay = min(random.uniform(delay / 2, delay), max(left, 0.0))
+            if left <= 0 or delay > left:
+                raise ConfigError(
+                    f"Cannot reach the Bot API at {bot.api_url} ({exc}) after "
+                    f"{opts.start_timeout:g} s. Check --api-url (or TGRUNNER_API_URL), "
+                    "--proxy and the network."
+                ) from exc
+            log.warning("getMe failed (%s); retrying in %.1f s", exc, delay)
+            await sleep(delay)
+        except Unauthorized as exc:
+            raise ConfigError(
+                "Telegram rejected the bot token (401 Unauthorized). Check the token you "
+                "passed (--token, TGRUNNER_TOKEN or BOT_TOKEN) against @BotFather."
+            ) from exc
+    if failures:
+        log.info("reached %s after %d failed attempt(s)", bot.api_url, failures)

@@ -30,7 +30,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -83,8 +83,11 @@ class WebhookSource:
     """Receive updates on a webhook; answer 200 once the runtime says they are durable.
 
     ``backlog`` (default: always 0) tells how many updates the runtime holds unfinished;
-    above ``options.max_backlog`` new updates are refused with 429. ``responses`` counts the
-    answers sent, by status code; ``on_response(status)`` (default None) is called for each.
+    above ``options.max_backlog`` new updates are refused with 429. ``reach`` (default None:
+    nothing) is awaited first at start: the runtime checks the token there and waits a while
+    for an unreachable API (:func:`~tgrunner.sources.polling.reach_api`). ``responses``
+    counts the answers sent, by status code; ``on_response(status)`` (default None) is called
+    for each.
     """
 
     name = "webhook"
@@ -94,9 +97,15 @@ class WebhookSource:
     """Update ids of different chats arrive in any order: the runtime dedups them by id."""
 
     def __init__(
-        self, bot: Bot, options: WebhookOptions, *, backlog: Callable[[], int] = lambda: 0
+        self,
+        bot: Bot,
+        options: WebhookOptions,
+        *,
+        backlog: Callable[[], int] = lambda: 0,
+        reach: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
+        self._reach = reach
         self.options = options
         self.backlog = backlog
         self.responses: dict[int, int] = {}
@@ -153,6 +162,13 @@ class WebhookSource:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    async def check(self) -> None:
+        """Await ``reach`` (the token, and the API reachable), once; :meth:`start` does it
+        first unless it was done. The runtime calls it before starting its workers."""
+        reach, self._reach = self._reach, None
+        if reach is not None:
+            await reach()
+
     async def start(self) -> None:
         """Bind the server, then call setWebhook (unless ``set_webhook`` is False).
 
@@ -163,6 +179,7 @@ class WebhookSource:
             return
         opts = self.options
         context = self._ssl_context()
+        await self.check()
         loop = asyncio.get_running_loop()
         server = web.Server(self._handle, loop=loop)
         kwargs: dict[str, Any] = {
