@@ -206,9 +206,10 @@ REFUSALS = [
     ("wrong_targets:returns_nothing", (), "wrong_targets:returns_nothing returned without "
      "starting a bot: it never called dp.start_polling(...) / application.run_polling()"),
     ("aiogram_wrong:main", (), "aiogram_wrong:main cannot run on tgrunner: it sets up aiogram's "
-     "webhook request handler, and tgrunner run does not support webhooks yet"),
-    ("ptb_wrong:webhook_main", (), "it calls application.run_webhook(), and tgrunner run does "
-     "not support webhooks yet"),
+     "webhook request handler, and tgrunner runs the webhook itself: point tgrunner at the "
+     "Dispatcher and pass --webhook-url and --listen"),
+    ("ptb_wrong:webhook_main", (), "it calls application.run_webhook(), and tgrunner runs the "
+     "webhook itself: point tgrunner at the Application and pass --webhook-url and --listen"),
     ("ptb_wrong:updater_main", (), "cannot take over an Updater started by hand"),
     ("aiogram_wrong:polls_at_factory", ("--factory",), "starts the bot itself "
      "(dp.start_polling()), so it is an entry point, not a factory returning the bot: run it "

@@ -175,6 +175,6 @@ async def test_main_returning_without_polling_or_registering_a_webhook_is_refuse
         SimpleRequestHandler(dispatcher=_echo_dispatcher(), bot=_bot(tg)).register(app, path="/w")
         web.run_app(app)
 
-    with pytest.raises(ConfigError, match="tgrunner run does not support webhooks yet"):
+    with pytest.raises(ConfigError, match="tgrunner runs the webhook itself: point tgrunner"):
         await _entry(webhook, tg).serve(install_signals=False)
     assert tg.calls() == []

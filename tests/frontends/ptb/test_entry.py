@@ -78,8 +78,8 @@ async def test_main_calling_run_polling_runs_on_tgrunner_with_its_options(
 @pytest.mark.parametrize(
     ("how", "message"),
     [
-        ("webhook", "it calls application.run_webhook(), and tgrunner run does not support "
-         "webhooks yet"),
+        ("webhook", "it calls application.run_webhook(), and tgrunner runs the webhook "
+         "itself: point tgrunner at the Application and pass --webhook-url"),
         ("updater", "it calls application.updater.start_polling(), and tgrunner runs the "
          "Application from its start"),
         ("in a loop", "it calls application.run_polling() inside a running event loop"),

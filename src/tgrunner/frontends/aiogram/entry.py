@@ -15,8 +15,8 @@ say) runs as it would under aiogram. What the call's arguments become:
   ``tasks_concurrency_limit``: no counterpart (tgrunner keeps per-chat order, retries with
   backoff, handles SIGINT and SIGTERM, closes the session, and has ``--concurrency``).
 
-Registering aiogram's aiohttp webhook handler is refused: ``tgrunner run`` does not support
-webhooks yet.
+Registering aiogram's aiohttp webhook handler is refused: ``tgrunner run`` serves a webhook
+itself (``--webhook-url``).
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def intercept(handoff: Handoff) -> contextlib.AbstractContextManager[None]:
 
     def webhook() -> None:
         handoff.refuse(
-            "it sets up aiogram's webhook request handler, and tgrunner run does not support "
-            "webhooks yet: start the bot with 'await dp.start_polling(bot)' instead (tgrunner "
-            "then polls), or point tgrunner at the Dispatcher"
+            "it sets up aiogram's webhook request handler, and tgrunner runs the webhook "
+            "itself: point tgrunner at the Dispatcher and pass --webhook-url and --listen, or "
+            "start the bot with 'await dp.start_polling(bot)'"
         )
 
     return compat.polling_calls(start_polling, run_polling, webhook)

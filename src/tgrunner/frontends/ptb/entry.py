@@ -15,7 +15,7 @@ when it stopped, as ``run_polling`` does. What the call's arguments become:
 
 ``application.run_webhook()`` and starting the ``Updater`` by hand
 (``application.updater.start_polling()`` / ``start_webhook()``) are refused: tgrunner runs
-the Application from its start, and ``tgrunner run`` does not support webhooks yet.
+the Application from its start, and serves a webhook itself (``--webhook-url``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def intercept(handoff: Handoff) -> contextlib.AbstractContextManager[None]:
 
     def refused(call: str) -> None:
         if "webhook" in call:
-            reason = "tgrunner run does not support webhooks yet: call run_polling() instead"
+            reason = (
+                "tgrunner runs the webhook itself: point tgrunner at the Application and pass "
+                "--webhook-url and --listen, or call run_polling()"
+            )
         else:
             reason = (
                 "tgrunner runs the Application from its start and cannot take over an Updater "
