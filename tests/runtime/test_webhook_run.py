@@ -185,3 +185,22 @@ async def test_the_start_line_of_a_webhook_bot_names_it(tg: FakeTelegram) -> Non
     assert err.index("worker processes ready") < err.index("webhook set to"), err
     username = tg.state.primary.user["username"]
     assert f"@{username} (id " in err, err
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://bot.example.org/hook", "Telegram delivers webhooks only to https:// URLs"),
+        ("https://bot.example.org:1234/hook", "only to ports 443, 80, 88 and 8443, not 1234"),
+    ],
+)
+@pytest.mark.timeout(60)
+async def test_a_url_telegram_would_not_deliver_to_is_refused_at_once(url: str, says: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", "run", "echo_bot:router", "--token", "1:AAx",
+        "--webhook-url", url, cwd=BOTS,
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 40)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], lines

@@ -24,15 +24,14 @@ import orjson
 
 from tgrunner.cli.common import checked
 from tgrunner.cli.connect import ENVIRONMENT, add_bot_options, api_url_from, bot_from, failure
-from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError, TgrunnerError
 from tgrunner.settings import ENV
+from tgrunner.sources.webhook_options import check_webhook_url
 
-__all__ = ["add_parser", "ago", "check_webhook_url", "describe_info"]
+__all__ = ["add_parser", "ago", "describe_info"]
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # The ports Telegram delivers webhooks to (a self-hosted Bot API server takes any).
-_TELEGRAM_PORTS = (443, 80, 88, 8443)
 _DEFAULT_KINDS = "all but chat_member, message_reaction and message_reaction_count"
 
 SET_DESCRIPTION = """\
@@ -116,29 +115,6 @@ def _url(text: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError("is not an https:// URL")
     return text
-
-
-def check_webhook_url(url: str, api_url: str) -> None:
-    """ConfigError unless Telegram can deliver to ``url``: with Telegram's own server
-    (``api_url`` is api.telegram.org) it must be https:// on port 443, 80, 88 or 8443; a
-    self-hosted server also takes http:// and any port."""
-    if urlsplit(api_url).hostname != urlsplit(DEFAULT_API_URL).hostname:
-        return
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "https":
-        raise ConfigError(
-            f"Telegram delivers webhooks only to https:// URLs, not to {url!r}; put the bot "
-            "behind TLS (a reverse proxy with a certificate)."
-        )
-    try:
-        port = parts.port or 443
-    except ValueError:
-        raise ConfigError(f"{url!r} has a port that is not a number.") from None
-    if port not in _TELEGRAM_PORTS:
-        raise ConfigError(
-            f"Telegram delivers webhooks only to ports 443, 80, 88 and 8443, not {port}; "
-            "listen on one of them, or forward one to the bot."
-        )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from tgrunner.intake.options import IntakeOptions, bot_dir
 from tgrunner.protocols import Source
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingSource, reach_api
+from tgrunner.sources.webhook_options import check_webhook_url
 
 __all__ = ["SECRET_FILE", "make_source", "stored_secret"]
 
@@ -35,13 +36,17 @@ def make_source(bot: Bot, settings: Settings, *, backlog: Callable[[], int]) -> 
     (its secret and allowed updates filled in), else a polling source.
 
     ``backlog()`` is how many updates the runtime holds unfinished (a webhook answers 429
-    above its ``max_backlog``). Raises ConfigError when the secret cannot be kept.
+    above its ``max_backlog``). Raises ConfigError when Telegram would not deliver to the URL
+    (on Telegram's own server: https:// on port 443, 80, 88 or 8443), or the secret cannot
+    be kept.
     """
     webhook = settings.webhook
     if webhook is None:
         return PollingSource(bot, settings.polling)
     from tgrunner.sources.webhook import WebhookSource  # aiohttp's server: only when used
 
+    if webhook.set_webhook:
+        check_webhook_url(webhook.url, bot.api_url)  # Telegram's own rules, on its server
     changes: dict[str, Any] = {}
     if webhook.secret is None:
         changes["secret"] = stored_secret(settings.intake, bot.id)

@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError
 from tgrunner.sources.polling import check_update_kinds
 
-__all__ = ["TELEGRAM_IPS", "Network", "WebhookOptions", "parse_listen", "parse_networks"]
+__all__ = [
+    "TELEGRAM_IPS",
+    "Network",
+    "WebhookOptions",
+    "check_webhook_url",
+    "parse_listen",
+    "parse_networks",
+]
 
 TELEGRAM_IPS = ("149.154.160.0/20", "91.108.4.0/22")
 """The networks Telegram sends webhooks from; ``"telegram"`` in ``allow_ips`` means these."""
@@ -202,6 +210,11 @@ class WebhookOptions:
         for field, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"webhook {field} {str(path)!r} is not a file; pass a PEM file")
+        if self.tls_cert is not None and urlsplit(self.url).scheme.lower() != "https":
+            raise ConfigError(
+                f"webhook tls_cert serves HTTPS, but the url {self.url!r} is not https://: "
+                "give the https:// URL Telegram posts to"
+            )
 
     @property
     def host(self) -> str:
@@ -222,3 +235,29 @@ class WebhookOptions:
         """``(allowed, trusted proxies)`` parsed; ``allowed`` is None when all are allowed."""
         allowed = None if self.allow_ips is None else parse_networks("allow_ips", self.allow_ips)
         return allowed, parse_networks("trusted_proxies", self.trusted_proxies)
+
+
+_TELEGRAM_PORTS = (443, 80, 88, 8443)
+
+
+def check_webhook_url(url: str, api_url: str) -> None:
+    """ConfigError unless Telegram can deliver to ``url``: with Telegram's own server
+    (``api_url`` is api.telegram.org) it must be https:// on port 443, 80, 88 or 8443; a
+    self-hosted server also takes http:// and any port."""
+    if urlsplit(api_url).hostname != urlsplit(DEFAULT_API_URL).hostname:
+        return
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https":
+        raise ConfigError(
+            f"Telegram delivers webhooks only to https:// URLs, not to {url!r}; put the bot "
+            "behind TLS (a reverse proxy with a certificate)."
+        )
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise ConfigError(f"{url!r} has a port that is not a number.") from None
+    if port not in _TELEGRAM_PORTS:
+        raise ConfigError(
+            f"Telegram delivers webhooks only to ports 443, 80, 88 and 8443, not {port}; "
+            "listen on one of them, or forward one to the bot."
+        )
