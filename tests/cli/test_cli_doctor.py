@@ -4,6 +4,7 @@ the Date header, --json, the ASCII marks, and bad usage (one line, exit code 2).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -249,3 +250,21 @@ def test_these_commands_never_import_fake_telegram() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=25, check=True
     )
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.timeout(60)
+async def test_a_reader_that_goes_away_is_no_failure(tg: FakeTelegram) -> None:
+    """``tgrunner doctor | head -1``: the rest of the output has nowhere to go; tgrunner ends
+    quietly, as a writer ended by SIGPIPE, not with a failure line."""
+    r, w = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", "doctor", "--api-url", tg.api_url, "--token", tg.token,
+        stdin=asyncio.subprocess.DEVNULL, stdout=w, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    os.close(w)
+    with os.fdopen(r, "rb") as out:
+        first = await asyncio.to_thread(out.readline)  # then the reader is gone
+    assert b"token" in first
+    _, err = await asyncio.wait_for(proc.communicate(), 40)
+    assert proc.returncode in (0, 141), err
+    assert b"failure" not in err and b"Traceback" not in err and b"Exception" not in err, err

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import platform
+import select
 import sys
 from collections.abc import Sequence
 
@@ -104,7 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=level, format=_FORMAT)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError as exc:
+        if _stdout_gone():
+            return 141  # as a shell reports a writer that SIGPIPE ended: `| head` is no failure
+        print(f"tgrunner: stopped after a failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"tgrunner: {exc}", file=sys.stderr)
         return 2
@@ -117,6 +126,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("tgrunner").debug("the runtime failed", exc_info=exc)
         print(f"tgrunner: stopped after a failure: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout's reader went away (``tgrunner doctor | head -1``: the pipe's write end
+    reports an error); if so, stdout is pointed at /dev/null, so the interpreter's last flush
+    at exit does not fail again. A broken pipe elsewhere (a socket) is not this."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return False
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poll.poll(0)):
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return True
 
 
 if __name__ == "__main__":
