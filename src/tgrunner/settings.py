@@ -302,6 +302,13 @@ class Settings:
                 "A webhook needs the journal: its 200 tells Telegram to forget the update, so "
                 "the update must be on disk first. Drop --no-journal."
             )
+        if self.webhook is not None and self.metrics is not None:
+            port = self.metrics.rpartition(":")[2]
+            if port != "0" and port == self.webhook.listen.rpartition(":")[2]:
+                raise ConfigError(
+                    f"--metrics ({self.metrics}) and the webhook's --listen address "
+                    f"({self.webhook.listen}) share port {port}: give each its own"
+                )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -65,6 +65,10 @@ RUN_ARGS = [
     (["--webhook-url", "http://x.example/hook", "--tls-cert", "/etc/hostname", "--tls-key",
       "/etc/hostname"],
      "webhook --tls-cert serves HTTPS, but the url 'http://x.example/hook' is not https://"),
+    (["--webhook-url", "https://x.example/hook", "--listen", "127.0.0.1:8443", "--metrics",
+      "127.0.0.1:8443"],
+     "--metrics (127.0.0.1:8443) and the webhook's --listen address (127.0.0.1:8443) share "
+     "port 8443: give each its own"),
     (["--webhook-url", "https://x.example/hook", "--webhook-allow-ips", "10.0.0.300/8"],
      "--webhook-allow-ips has '10.0.0.300/8', which is not an address or network"),
     (["--metrics", "localhost"], "argument --metrics: 'localhost' is not host:port, e.g. 127.0"),

@@ -141,8 +141,8 @@ async def test_a_webhook_set_and_its_last_error_are_reported(
     assert text.startswith(f"set to {hook}; 1 pending update; last delivery error ")
     assert str(tg.state.primary.last_error_message) in text
     assert text.endswith(
-        "polling ('tgrunner run') fails with 409 Conflict while it is set: remove it with "
-        "'tgrunner delete-webhook'"
+        "right for a bot run with --webhook-url; polling fails with 409 Conflict while it "
+        "is set: to poll, remove it with 'tgrunner delete-webhook'"
     )
 
 

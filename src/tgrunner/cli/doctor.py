@@ -223,8 +223,8 @@ async def _webhook(bot: Bot) -> Check:
         parts.append(f"last delivery error{since}: {info['last_error_message']}")
     if url:
         parts.append(
-            "polling ('tgrunner run') fails with 409 Conflict while it is set: remove it with "
-            "'tgrunner delete-webhook'"
+            "right for a bot run with --webhook-url; polling fails with 409 Conflict while it "
+            "is set: to poll, remove it with 'tgrunner delete-webhook'"
         )
     status = "warn" if url or info.get("last_error_message") else "ok"
     return Check("webhook", status, "; ".join(parts), {"info": info})
