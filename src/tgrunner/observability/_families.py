@@ -109,7 +109,7 @@ FAMILIES = (
     ),
     Family("tgrunner_updates_in_flight", "gauge", "Updates being handled now."),
     Family("tgrunner_lanes", "gauge", "Keys with a lane (updates queued or running)."),
-    Family("tgrunner_backlog", "gauge", "Updates queued, not started: in lanes, and parked for a full lane."),
+    Family("tgrunner_backlog", "gauge", "Updates queued, not started (in lanes, or parked)."),
     Family("tgrunner_journal_pending", "gauge", "Updates in the journal, not finished."),
     Family("tgrunner_journal_quarantined", "gauge", "Updates set aside after 3 crashes."),
     Family(
