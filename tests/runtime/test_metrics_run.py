@@ -261,3 +261,29 @@ async def test_a_port_in_use_or_no_prometheus_client_is_one_line(
     code, _, err = await in_subprocess(*run, "--metrics", "127.0.0.1:0", env={"PYTHONPATH": path})
     assert code == 2 and "Traceback" not in err, err
     assert "pip install 'tgrunner[metrics]'" in err.strip().splitlines()[-1], err
+
+
+@pytest.mark.parametrize("mode", ["journal", "direct", "direct --workers 2"])
+@pytest.mark.timeout(120)
+async def test_a_returned_method_rides_in_a_direct_webhook_answer(
+    tg: FakeTelegram, mode: str
+) -> None:
+    """aiogram's convention: a handler returns its reply. In direct mode it is the webhook's
+    answer (Telegram sends it; the bot makes no request); otherwise the bot sends it."""
+    extra = ["--webhook-mode", mode.split()[0], *mode.split()[1:]]
+    env = {"BOT_TOKEN": tg.token}
+    sent = send_load(tg, chats=5, per_chat=4)
+    bot = await start_bot(
+        tg, "aiogram_answer_bot:dp", *HOOK, *METRICS, *extra, cwd=BOTS, env=env, webhook=True
+    )
+    url = await _base_url(bot)
+    await tg.wait_for(lambda: replied(tg) >= 20, timeout=60)
+    s = await until(url, handled_ok(20))
+    texts = {(int(r.params["chat_id"]), r.params["text"]) for r in tg.calls("sendMessage")}
+    assert texts == {(chat, t) for chat, ts in sent.items() for t in ts}
+    direct = mode.startswith("direct")
+    assert tg.answer_methods == (["sendMessage"] * 20 if direct else []), tg.answer_methods
+    if not mode.endswith("--workers 2"):  # there the workers' counts come a second later
+        calls = value(s, "tgrunner_api_calls_total", method="sendMessage", status="ok")
+        assert calls == (0 if direct else 20), calls
+    await _stop(bot)

@@ -35,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tgrunner.answers import ANSWERS
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
 from tgrunner.errors import ConfigError, PoisonUpdate
 from tgrunner.executors.inline import InlineExecutor, UpdateHandler
@@ -172,6 +173,10 @@ class Runner:
         self.source: Source = source or make_source(bot, settings, backlog=self._backlog)
         direct = settings.webhook is not None and settings.webhook.mode == "direct"
         self._answer = getattr(self.source, "finished", None) if direct else None
+        if direct:  # a handler's returned method may ride in the answer (tgrunner.answers)
+            ANSWERS.enabled = True
+            if isinstance(executor, ProcessExecutor):
+                executor.bind(answers=True)
         self.executor: Executor = executor or InlineExecutor(handler, bot)
         self.workers: WorkerControl | None = None
         self.observation: Observation | None = None  # metrics: settings.metrics, in _open

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
+from tgrunner.answers import ANSWERS
 from tgrunner.client.bot import Bot
 from tgrunner.errors import ConfigError, NetworkError, TelegramError, Unauthorized
 from tgrunner.sources.webhook_guard import (
@@ -77,6 +78,7 @@ class _Pending:
     update: Update
     answer: asyncio.Future[int]
     requests: int = field(default=1)
+    body: bytes | None = None  # direct mode: a method the handler left as the answer
 
 
 class WebhookSource:
@@ -355,6 +357,7 @@ class WebhookSource:
         entry = self._handling.pop(update_id, None)
         if entry is None:
             return
+        entry.body = ANSWERS.take(update_id)
         self._pending.pop(update_id, None)
         now = time.monotonic()
         self._recent.pop(update_id, None)
@@ -478,4 +481,6 @@ class WebhookSource:
         status = await asyncio.shield(entry.answer)
         if status == 503:
             return web.Response(status=503, text="the bot is stopping")
+        if status == 200 and entry.body is not None:
+            return web.Response(status=200, body=entry.body, content_type="application/json")
         return web.Response(status=status)

@@ -28,11 +28,13 @@ from typing import Any
 
 import orjson
 
+from tgrunner.answers import ANSWERS
 from tgrunner.errors import ConfigError, HandlerError, PoisonUpdate, UserCodeError
 from tgrunner.executors.processes.options import CRASH_LIMIT, POISON_DEATHS, WorkerOptions
 from tgrunner.executors.processes.process import State, WorkerProcess, describe_exit
 from tgrunner.executors.processes.slots import Job, Slot, WorkerEvent, WorkerStats, now
 from tgrunner.executors.processes.wire import (
+    ANSWER,
     CANCELLED,
     DONE,
     FAILED,
@@ -124,6 +126,10 @@ class Pool:
         job.worker = None
         if not job.done():
             if not payload:
+                job.succeed()
+            elif payload[:1] == ANSWER:  # a webhook answer the handler left (direct mode)
+                if job.update_id is not None:
+                    ANSWERS.put(job.update_id, payload[1:])
                 job.succeed()
             elif payload[:1] == FAILED:
                 job.set_exception(_handler_error(payload[1:], worker))

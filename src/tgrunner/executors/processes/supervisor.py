@@ -151,15 +151,21 @@ class ProcessExecutor:
         on_event: Callable[[WorkerEvent], None] | None = None,
         on_poison: Callable[[int | None], None] | None = None,
         on_metrics: Callable[[int, int, bytes], None] | None = None,
+        answers: bool = False,
     ) -> None:
         """Add hooks after construction (the runtime driving the executor does, before
         ``start()``); each is called before the one given to the constructor, if any.
+
+        ``answers``: the workers hand back the method a handler left as its webhook's answer
+        (:mod:`tgrunner.answers`; a direct-mode webhook), default False.
 
         ``on_metrics(slot, pid, snapshot)``: the workers keep metrics and send their
         snapshots (:meth:`~tgrunner.observability.Metrics.snapshot`), about every second and
         at exit; default: they keep none.
         """
         pool = self._pool
+        if answers:
+            self._init["answers"] = True
         if on_metrics is not None:
             pool.on_metrics = on_metrics
             self._init["metrics"] = True

@@ -35,6 +35,7 @@ import struct
 from collections.abc import Callable
 
 __all__ = [
+    "ANSWER",
     "CANCEL",
     "CANCELLED",
     "DONE",
@@ -79,6 +80,9 @@ FAILED = b"\x01"
 """The first byte of a ``DONE`` payload whose handler raised (JSON follows)."""
 CANCELLED = b"\x02"
 """The whole ``DONE`` payload of a handler that was cancelled."""
+ANSWER = b"\x03"
+"""The first byte of a ``DONE`` payload whose handler left a webhook answer (JSON follows;
+see :mod:`tgrunner.answers`)."""
 
 HEADER = struct.Struct("<IBQ")
 """payload length, kind, token."""

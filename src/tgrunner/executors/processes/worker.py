@@ -50,10 +50,12 @@ from typing import Any
 
 import orjson
 
+from tgrunner.answers import ANSWERS
 from tgrunner.client import calls
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
 from tgrunner.errors import ConfigError, UserCodeError
 from tgrunner.executors.processes.wire import (
+    ANSWER,
     CANCEL,
     CANCELLED,
     DONE,
@@ -111,6 +113,7 @@ class Worker:
         self._end: asyncio.Future[int] | None = None
         self._beat: asyncio.TimerHandle | None = None
         self._metrics: Any = None  # a Metrics when INIT turns metrics on
+        self._answers: dict[int, int] | None = None  # token -> update id, with answers on
         self._snapshots: asyncio.TimerHandle | None = None
 
     async def serve(self) -> int:
@@ -175,6 +178,9 @@ class Worker:
         )
         if init.get("metrics"):
             self._observe(bot)
+        if init.get("answers"):
+            ANSWERS.enabled = True
+            self._answers = {}
         set_username = getattr(frontend.handler, "set_username", None)
         if set_username is not None:
             set_username((await bot.get_me()).get("username"))
@@ -224,7 +230,10 @@ class Worker:
     def _start(self, token: int, payload: bytes) -> None:
         assert self._handler is not None
         try:
-            aw = self._handler(orjson.loads(payload), self._bot)
+            update = orjson.loads(payload)
+            if self._answers is not None:
+                self._answers[token] = update["update_id"]
+            aw = self._handler(update, self._bot)
             task = asyncio.ensure_future(aw)
         except Exception as exc:
             self._report_error(token, exc)
@@ -241,12 +250,15 @@ class Worker:
 
     def _finished(self, token: int, task: asyncio.Future[Any]) -> None:
         self._running.pop(token, None)
+        answer = None
+        if self._answers is not None and token in self._answers:
+            answer = ANSWERS.take(self._answers.pop(token))
         if task.cancelled():
             self._send(DONE, token, CANCELLED)
         else:
             exc = task.exception()
             if exc is None:
-                self._send(DONE, token)
+                self._send(DONE, token, ANSWER + answer if answer is not None else b"")
             else:
                 self._report_error(token, exc)
         waiting = self._waiting

@@ -57,6 +57,7 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -66,6 +67,7 @@ from aiogram.types import Update
 from aiogram.utils.token import TokenValidationError, validate_token
 
 import tgrunner.frontends.aiogram.compat as compat
+from tgrunner.answers import ANSWERS
 from tgrunner.errors import ConfigError
 from tgrunner.frontends import Frontend
 from tgrunner.frontends.aiogram.session import TgrunnerSession
@@ -518,7 +520,10 @@ class _Lifecycle:
             event = validate(update, context=context)
             response = await feed(bot, event, **lifecycle.data)
             if isinstance(response, TelegramMethod):
-                # A handler's answer, as start_polling sends it (errors are logged, not raised).
+                # A direct-mode webhook carries it in its answer; else it is sent, as
+                # start_polling sends it (errors are logged, not raised).
+                if ANSWERS.enabled and await _as_answer(bot, update["update_id"], response):
+                    return
                 await dp.silent_call_request(bot, response)
 
         return handle_update
@@ -544,3 +549,17 @@ class _Lifecycle:
             await self.dp.emit_shutdown(bot=self.bot, **self.data)
         finally:
             await self.bot.session.close()
+
+
+async def _as_answer(bot: Any, update_id: int, method: TelegramMethod[Any]) -> bool:
+    """Offer a handler's returned method as the webhook's answer: JSON parameters only (a
+    file upload cannot ride in it)."""
+    session = bot.session
+    encode = getattr(session, "_encode", None)
+    if encode is None:  # not tgrunner's session
+        return False
+    body, content_type = await encode(bot, method)
+    if not content_type.startswith("application/json"):
+        return False
+    params = orjson.loads(body) if body else {}
+    return ANSWERS.offer(update_id, compat.method_name(method), params)

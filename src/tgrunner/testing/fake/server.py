@@ -94,6 +94,8 @@ class FakeTelegram(Recording):
         self.max_body = max_body
         self.webhook_retry = webhook_retry or WebhookRetry()
         self.webhook_timings = webhook_timings
+        self.answer_methods: list[str] = []
+        """The methods run from webhook answers (not requests of the bot's own), in order."""
         self.ssl = ssl
         # A bounded record means a long run: bound the message history too.
         bounded = record is not True
@@ -544,6 +546,7 @@ class FakeTelegram(Recording):
         method = self.state.spec.method(name)
         if method is None:
             return
+        self.answer_methods.append(method.name)
         response = self._execute(bot, method, dict(params))
         if inspect.isawaitable(response):
             self._background(asyncio.ensure_future(response))
