@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import stat
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from processes import BotProcess, end_started_bots, start_bot
@@ -204,3 +206,41 @@ async def test_a_url_telegram_would_not_deliver_to_is_refused_at_once(url: str, 
     _, err = await asyncio.wait_for(proc.communicate(), 40)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], lines
+
+
+REFUSALS = [
+    ({"method": "GET"}, 405),
+    ({"secret": None}, 401),
+    ({"secret": "wrong-one"}, 401),
+    ({"content_type": "text/plain"}, 415),
+    ({"body": b"{not json"}, 400),
+    ({"body": b'{"message": {}}'}, 400),
+    ({"body": b"x" * (2 << 20)}, 413),
+    ({"path": "/elsewhere"}, 404),
+]
+
+
+@pytest.mark.parametrize("kind", ["native", "native --workers 2", "aiogram", "ptb"])
+@pytest.mark.timeout(120)
+async def test_bad_requests_are_refused_and_the_bot_serves_on(tg: FakeTelegram, kind: str) -> None:
+    target, extra = BOT_TARGETS[kind]
+    env = {"BOT_TOKEN": tg.token}
+    bot = await start_bot(tg, target, *HOOK, *extra, cwd=BOTS, env=env, webhook=True)
+    log = await bot.wait_for_line(" · webhook http://127.0.0.1:", timeout=30)
+    url = re.search(r"webhook (http://127\.0\.0\.1:\d+/tg/hook)", log)[1]  # type: ignore[index]
+    secret = tg.calls("setWebhook")[-1].params["secret_token"]
+    async with aiohttp.ClientSession() as session:
+        for n, (how, status) in enumerate(REFUSALS):
+            headers = {"Content-Type": how.get("content_type", "application/json")}
+            if how.get("secret", secret) is not None:
+                headers["X-Telegram-Bot-Api-Secret-Token"] = how.get("secret", secret)
+            body = how.get("body", b'{"update_id": %d, "message": {}}' % (10**9 + n))
+            where = url.replace("/tg/hook", how.get("path", "/tg/hook"))
+            async with session.request(
+                how.get("method", "POST"), where, data=body, headers=headers
+            ) as resp:
+                assert resp.status == status, (how, resp.status, await resp.text())
+    alice = tg.user("Alice")
+    alice.send("still here")
+    await tg.wait_for_replies(alice, 1, timeout=30)
+    await _stop(bot)

@@ -229,28 +229,7 @@ class Bot:
 
     @on_call.setter
     def on_call(self, hook: Callable[[str, BaseException | None, float], None] | None) -> None:
-        # The timed request shadows the class's on this instance only while a hook is set,
-        # so a Bot without one pays nothing per call.
         self._on_call = hook
-        if hook is None:
-            vars(self).pop("request", None)
-        else:
-            vars(self)["request"] = self._timed_request
-
-    async def _timed_request(
-        self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
-    ) -> Any:
-        hook = self._on_call
-        start = time.perf_counter()
-        try:
-            result = await Bot.request(self, method, params, timeout=timeout)
-        except BaseException as exc:
-            if hook is not None:
-                hook(method, exc, time.perf_counter() - start)
-            raise
-        if hook is not None:
-            hook(method, None, time.perf_counter() - start)
-        return result
 
     def __init__(
         self,
@@ -352,38 +331,54 @@ class Bot:
         self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
         """Like :meth:`call`, with the parameters as a mapping (never changed)."""
-        ctype = _JSON
-        if not params:
-            body = b""
-        elif (plain := _json_body(params)) is not None:
-            body = plain
-        else:
-            body, ctype = await _encode_files(params)
-        path = self._prefix + method
-        limit = timeout if timeout is not None else self.timeout
+        # Timed here, when on_call is set, not by a wrapper coroutine: a try costs nothing
+        # until something is raised.
+        began = time.perf_counter() if self._on_call is not None else 0.0
         try:
-            resp = await self._http.request("POST", path, body, content_type=ctype, timeout=limit)
-        except TransportError as exc:
-            if not may_resend(method, exc):
-                raise _network_error(method, self.api_url, exc) from exc
-            log.debug("%s: sending it once more, as it is safe to repeat: %s", method, exc)
+            ctype = _JSON
+            if not params:
+                body = b""
+            elif (plain := _json_body(params)) is not None:
+                body = plain
+            else:
+                body, ctype = await _encode_files(params)
+            path = self._prefix + method
+            limit = timeout if timeout is not None else self.timeout
             try:
                 resp = await self._http.request(
                     "POST", path, body, content_type=ctype, timeout=limit
                 )
-            except (TransportError, OSError) as again:
-                raise _network_error(method, self.api_url, again) from again
-        except OSError as exc:
-            raise _network_error(method, self.api_url, exc) from exc
-        try:
-            payload = orjson.loads(resp.body)
-        except orjson.JSONDecodeError:
-            raise _bad_answer(method, resp) from None
-        if type(payload) is dict:
-            if payload.get("ok"):
-                return payload.get("result")
-            raise telegram_error(method, payload, resp.status)
-        raise _bad_answer(method, resp, f"JSON that is not an object ({type(payload).__name__})")
+            except TransportError as exc:
+                if not may_resend(method, exc):
+                    raise _network_error(method, self.api_url, exc) from exc
+                log.debug("%s: sending it once more, as it is safe to repeat: %s", method, exc)
+                try:
+                    resp = await self._http.request(
+                        "POST", path, body, content_type=ctype, timeout=limit
+                    )
+                except (TransportError, OSError) as again:
+                    raise _network_error(method, self.api_url, again) from again
+            except OSError as exc:
+                raise _network_error(method, self.api_url, exc) from exc
+            try:
+                payload = orjson.loads(resp.body)
+            except orjson.JSONDecodeError:
+                raise _bad_answer(method, resp) from None
+            if type(payload) is not dict:
+                raise _bad_answer(
+                    method, resp, f"JSON that is not an object ({type(payload).__name__})"
+                )
+            if not payload.get("ok"):
+                raise telegram_error(method, payload, resp.status)
+        except BaseException as exc:
+            hook = self._on_call
+            if hook is not None:
+                hook(method, exc, time.perf_counter() - began)
+            raise
+        hook = self._on_call
+        if hook is not None:
+            hook(method, None, time.perf_counter() - began)
+        return payload.get("result")
 
     # -- typed helpers for the common methods -------------------------------------------------
     # They return the awaitable of :meth:`request` rather than awaiting it in a coroutine of

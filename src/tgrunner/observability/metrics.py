@@ -197,6 +197,27 @@ class Metrics:
             hist[bisect_left(BUCKETS, duration)] += 1
             hist[-1] += duration
 
+    def api_result(self, method: str, error: BaseException | None, duration: float) -> None:
+        """:meth:`api_call` for a call that ended with ``error`` (None: it succeeded), as
+        :class:`~tgrunner.client.bot.Bot`'s ``on_call`` hook reports it; one frame less on
+        the hot path than converting the status in a hook of one's own."""
+        if error is not None:
+            self.api_call(method, api_status(error), duration)
+            return
+        # The usual case, api_call() inlined: a known method that succeeded.
+        label = _METHODS.get(method)
+        if label is None:
+            self.api_call(method, "ok", duration)
+            return
+        key = (label, "ok")
+        calls = self._api_calls
+        calls[key] = calls.get(key, 0) + 1
+        hist = self._api_hists.get(label)
+        if hist is None:
+            hist = self._api_hists[label] = new_histogram()
+        hist[bisect_left(BUCKETS, duration)] += 1
+        hist[-1] += duration
+
     def webhook_response(self, code: int) -> None:
         """Count one webhook request answered with HTTP status ``code`` (100-599)."""
         counts = self._webhook

@@ -131,20 +131,15 @@ class Observation:
 def attach_metrics(runner: Runner, metrics: Metrics) -> Observation:
     """Set the hooks of ``runner``'s scheduler, admission, Bot, source and executor to record
     into ``metrics``, and bind its gauges; before the runner's executor starts."""
-    from tgrunner.observability import Aggregator, api_status
+    from tgrunner.observability import Aggregator
 
     observation = Observation(runner, metrics)
     scheduler, admission = runner.scheduler, runner.admission
     scheduler.observer = observation._finished
     handled = metrics.handled
     admission.on_shed = lambda update: handled("shed")
-    call = metrics.api_call
-
-    def api(method: str, error: BaseException | None, seconds: float) -> None:
-        call(method, "ok" if error is None else api_status(error), seconds)
-
-    runner.bot.on_call = api
-    calls.on_call = call  # what an aiogram or PTB bot sends through its own session
+    runner.bot.on_call = metrics.api_result
+    calls.on_call = metrics.api_call  # what an aiogram or PTB bot sends through its session
     if hasattr(runner.source, "on_response"):
         runner.source.on_response = metrics.webhook_response
     executor = runner.executor

@@ -190,12 +190,11 @@ class Worker:
         return frontend
 
     def _observe(self, bot: Bot) -> None:
-        from tgrunner.observability import Metrics, api_status
+        from tgrunner.observability import Metrics
 
         self._metrics = metrics = Metrics(build_info=False)
-        call = metrics.api_call
-        bot.on_call = lambda method, error, seconds: call(method, api_status(error), seconds)
-        calls.on_call = call  # an aiogram or PTB bot's own session reports here
+        bot.on_call = metrics.api_result
+        calls.on_call = metrics.api_call  # an aiogram or PTB bot's own session reports here
         self._snapshot()
 
     def _snapshot(self, *, again: bool = True) -> None:
