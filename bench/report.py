@@ -9,9 +9,11 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.harness import NODE_MODULES
 
@@ -22,6 +24,9 @@ SCENARIO_TITLES = {
     "b": "(b) 50 ms API latency on every method but getUpdates, fixed offered rate",
 }
 COLORS = {"tgrunner": "#2a7ab0", "aiogram": "#e08a1e", "ptb": "#3a9a4a", "grammy": "#8e5bb5"}
+
+
+R = TypeVar("R")
 
 
 def _cpu_model() -> str:
@@ -242,3 +247,28 @@ def write_png(
 
 def write_json(path: Path, results: list[dict[str, Any]], info: dict[str, str]) -> None:
     path.write_text(json.dumps({"machine": info, "results": results}, indent=1) + "\n")
+
+
+def rebuild_main(name: str, write: Callable[..., None], argv: list[str] | None) -> int:
+    """``python -m bench.<name>_report DIR``: write DIR's ``<name>.md`` and ``.png`` again from
+    its ``<name>.json`` (after a change to a report module, without running the bots again)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not (Path(args[0]) / f"{name}.json").is_file():
+        print(f"usage: python -m bench.{name}_report DIR (a folder holding {name}.json)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    out = Path(args[0])
+    data = json.loads((out / f"{name}.json").read_text())
+    write(out, data["results"], data["machine"], data["plans"], data.get("command", "?"))
+    return 0
+
+
+def pick_rows(rows: Sequence[R], keys: list[str] | None) -> list[R] | None:
+    """The rows ``--rows`` names (each row has a ``key``), all when it names none; None, after
+    a line saying which are unknown, when it names rows that are not there."""
+    known = {row.key: row for row in rows}  # type: ignore[attr-defined]
+    unknown = [key for key in keys or () if key not in known]
+    if unknown:
+        print(f"unknown rows {unknown}; choose from {', '.join(known)}", file=sys.stderr)
+        return None
+    return [known[key] for key in keys] if keys else list(rows)

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 from bench import webhook_report
 from bench.harness import LOGS, REPO, SCRATCH, START_TIMEOUT, RowFailed, _env, _pin_bot, _tail
 from bench.proctree import ALL_CPUS, tree_cpu, tree_rss_mb
+from bench.report import pick_rows
 from bench.workers import _warm_up
 from tgrunner.testing import FakeTelegram, WebhookRetry, WebhookTimings
 from tgrunner.testing.load import LoadPlan, run_load
@@ -415,12 +416,9 @@ def run(
 ) -> int:
     """The webhook scenario, from the parsed ``python -m bench`` arguments; ``pinned``: the
     harness is on core 0; ``run_on`` runs the harness's coroutine (on asyncio or uvloop)."""
-    known = {row.key: row for row in HOOK_ROWS}
-    unknown = [key for key in args.rows or () if key not in known]
-    if unknown:
-        print(f"unknown rows {unknown}; choose from {', '.join(known)}", file=sys.stderr)
+    rows = pick_rows(HOOK_ROWS, args.rows)
+    if rows is None:
         return 2
-    rows = [known[key] for key in args.rows] if args.rows else list(HOOK_ROWS)
     kills = args.kills if args.kills is not None else (3 if args.quick else 5)
     parts = plans(args)
     if pinned:

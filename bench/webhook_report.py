@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.report import COLORS
+from bench.report import COLORS, rebuild_main
 
 __all__ = ["goals", "write"]
 
@@ -280,17 +280,8 @@ def write(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.webhook_report DIR``: write DIR's webhook.md and webhook.png again
-    from its webhook.json (after a change to this module, without running the bots again)."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not (Path(args[0]) / "webhook.json").is_file():
-        print("usage: python -m bench.webhook_report DIR (a folder holding webhook.json)",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    out = Path(args[0])
-    data = json.loads((out / "webhook.json").read_text())
-    write(out, data["results"], data["machine"], data["plans"], data.get("command", "?"))
-    return 0
+    """``python -m bench.webhook_report DIR``: rebuild DIR's report from its webhook.json."""
+    return rebuild_main("webhook", write, argv)
 
 
 if __name__ == "__main__":

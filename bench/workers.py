@@ -51,6 +51,7 @@ from bench.harness import (
     missing,
 )
 from bench.proctree import ALL_CPUS, tree_cpu, tree_rss_mb
+from bench.report import pick_rows
 from tgrunner.testing import FakeTelegram
 from tgrunner.testing.load import LoadPlan, run_load
 
@@ -394,12 +395,9 @@ def run(
 ) -> int:
     """The workers scenario, from the parsed ``python -m bench`` arguments; ``pinned``: the
     harness is on core 0; ``run_on`` runs the harness's coroutine (on asyncio or uvloop)."""
-    known = {row.key: row for row in WORKER_ROWS}
-    unknown = [key for key in args.rows or () if key not in known]
-    if unknown:
-        print(f"unknown rows {unknown}; choose from {', '.join(known)}", file=sys.stderr)
+    rows = pick_rows(WORKER_ROWS, args.rows)
+    if rows is None:
         return 2
-    rows = [known[key] for key in args.rows] if args.rows else list(WORKER_ROWS)
     parts = plans(args)
     info["pinning"] = (
         "FakeTelegram + load driver on core 0; the bot and its workers unpinned (every core)"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos import BIN
-from bench.report import COLORS
+from bench.report import COLORS, rebuild_main
 
 __all__ = ["figures", "write"]
 
@@ -394,17 +394,8 @@ def write(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.workers_report DIR``: write DIR's workers.md and workers.png again
-    from its workers.json (after a change to this module, without running the bots again)."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not (Path(args[0]) / "workers.json").is_file():
-        print("usage: python -m bench.workers_report DIR (a folder holding workers.json)",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    out = Path(args[0])
-    data = json.loads((out / "workers.json").read_text())
-    write(out, data["results"], data["machine"], data["plans"], data.get("command", "?"))
-    return 0
+    """``python -m bench.workers_report DIR``: rebuild DIR's report from its workers.json."""
+    return rebuild_main("workers", write, argv)
 
 
 if __name__ == "__main__":

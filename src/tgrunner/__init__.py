@@ -18,6 +18,7 @@ or, with every core (worker processes load the bot from its import string)::
 """
 
 from tgrunner import errors
+from tgrunner._version import __version__
 from tgrunner.client.bot import Bot, InputFile
 from tgrunner.errors import (
     BadRequest,
@@ -41,8 +42,6 @@ from tgrunner.runtime.runner import Runner, RunnerStats
 from tgrunner.scheduler import Scheduler, SchedulerOptions
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BadRequest",

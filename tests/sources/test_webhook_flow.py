@@ -259,7 +259,9 @@ async def test_serves_https_with_a_cert_and_key(
 ) -> None:
     cert, key, client = tls_files
     async with (
-        serving(tg, secret=SECRET, tls_cert=cert, tls_key=key) as src,
+        serving(
+            tg, secret=SECRET, tls_cert=cert, tls_key=key, url="https://127.0.0.1:0/hook"
+        ) as src,
         Driver(src) as drv,
         aiohttp.ClientSession() as session,
     ):

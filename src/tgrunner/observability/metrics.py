@@ -106,7 +106,7 @@ class Metrics:
         require_prometheus()
         from prometheus_client import CollectorRegistry
 
-        from tgrunner import __version__
+        from tgrunner._version import __version__
 
         self._received: dict[str, dict[str, int]] = {source: {} for source in SOURCES}
         self._handled: dict[str, int] = dict.fromkeys(OUTCOMES, 0)

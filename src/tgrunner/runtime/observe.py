@@ -41,13 +41,15 @@ from tgrunner.intake.journal import Journal
 
 if TYPE_CHECKING:
     from tgrunner.observability import Metrics, ObserveServer
-    from tgrunner.runtime.runner import Runner
 
 __all__ = ["Observation", "attach_metrics", "close_observation", "start_observation"]
 
 say = logging.getLogger("tgrunner")
 
 JSON = dict[str, Any]
+Runner = Any
+"""A :class:`~tgrunner.runtime.runner.Runner` (which imports this module: not imported here,
+to keep the layers acyclic)."""
 
 
 class Observation:
