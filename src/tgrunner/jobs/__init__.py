@@ -1,0 +1,8 @@
+"""Heavy work off the bot: jobs run by job workers, their results sent back as replies.
+
+So far only the embedded store (:mod:`tgrunner.jobs.store`) is here.
+"""
+
+from tgrunner.jobs.store import FINAL_STATES, MAX_DEATHS, STATES, Job, JobState, JobStore
+
+__all__ = ["FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]

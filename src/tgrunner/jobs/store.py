@@ -1,0 +1,380 @@
+"""The embedded job store: jobs in one SQLite file, taken by worker processes under leases.
+
+One file is shared by several processes: the bot enqueues, N job workers take jobs. SQLite's
+own locking keeps them apart (a claim is one ``BEGIN IMMEDIATE`` transaction; a writer waits
+up to ``busy_timeout`` for another), so no process lock is taken, unlike the intake journal.
+
+States::
+
+    queued ──claim──▶ started ──finish──▶ finished
+      ▲  │              │ │ └──fail, no retry left──▶ failed
+      │  cancel         │ └──fail, retries left──▶ scheduled ──(run_at comes)──▶ claim
+      │  ▼              │                            │
+      │ canceled ◀──────┼──────────cancel────────────┘
+      └───release───────┘
+
+- **Leases.** :meth:`JobStore.claim` gives the job to one owner until ``lease_until``; the
+  worker renews the lease while the job runs. A lease past its time stays the owner's until
+  another claim takes the job: then that claim counts one *death* (the worker is presumed
+  dead) and the job runs again. At :data:`MAX_DEATHS` (3) deaths the job is not run again: it
+  is failed with the error ``"killed its worker 3 times"``.
+- **Owners.** Only the lease owner may :meth:`~JobStore.renew`, :meth:`~JobStore.finish`,
+  :meth:`~JobStore.fail` or :meth:`~JobStore.release` a job; anyone else gets ``False`` and
+  changes nothing, so a worker that lost its lease cannot overwrite the new owner's run.
+- **Replies.** :meth:`~JobStore.finish` records whether the job's reply was sent in the same
+  transaction as the completion, so a restart never sends it twice.
+- **Sync.** ``synchronous=NORMAL``: every commit survives a process crash, not a power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import orjson
+
+from tgrunner.errors import ConfigError
+
+__all__ = ["FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
+
+JobState = Literal["queued", "scheduled", "started", "finished", "failed", "canceled"]
+STATES: tuple[JobState, ...] = ("queued", "scheduled", "started", "finished", "failed", "canceled")
+"""Every state a job can be in."""
+FINAL_STATES: frozenset[str] = frozenset({"finished", "failed", "canceled"})
+"""States a job never leaves."""
+MAX_DEATHS = 3
+"""Lease expiries (while started) after which a job is failed instead of run again."""
+DEATHS_ERROR = f"killed its worker {MAX_DEATHS} times"
+
+_REPLY_KEYS = frozenset({"chat_id", "message_id", "message_thread_id", "business_connection_id"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    function TEXT NOT NULL,
+    args BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_retries INTEGER NOT NULL,
+    timeout REAL,
+    enqueued_at REAL NOT NULL,
+    run_at REAL,
+    lease_owner TEXT,
+    lease_until REAL,
+    result BLOB,
+    error TEXT,
+    reply_to BLOB,
+    reply_sent INTEGER NOT NULL DEFAULT 0,
+    deaths INTEGER NOT NULL DEFAULT 0,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_live ON jobs (seq)
+    WHERE state IN ('queued', 'scheduled', 'started');
+"""
+
+_COLUMNS = (
+    "id, function, args, state, attempts, max_retries, timeout, enqueued_at, run_at, "
+    "lease_owner, lease_until, result, error, reply_to, reply_sent, deaths, ended_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job as stored. Times are epoch seconds of the store's clock.
+
+    - ``attempts``: runs that ended in :meth:`JobStore.fail`; ``max_retries``: how many of
+      those are run again.
+    - ``deaths``: leases that expired while the job was started (its worker presumed dead).
+    - ``reply_to``: where the job's reply goes (``chat_id``, ``message_id``, and optionally
+      ``message_thread_id`` and ``business_connection_id``), or None.
+    """
+
+    id: str
+    function: str
+    args: bytes
+    state: JobState
+    attempts: int
+    max_retries: int
+    timeout: float | None
+    enqueued_at: float
+    run_at: float | None
+    lease_owner: str | None
+    lease_until: float | None
+    result: bytes | None
+    error: str | None
+    reply_to: dict[str, Any] | None
+    reply_sent: bool
+    deaths: int
+    ended_at: float | None
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> Job:
+        values = list(row)
+        values[13] = None if values[13] is None else orjson.loads(values[13])
+        values[14] = bool(values[14])
+        return cls(*values)
+
+
+class JobStore:
+    """Jobs in the SQLite file ``path`` (created with its schema when missing).
+
+    - ``busy_timeout``: seconds a write waits for another process's transaction (default 10).
+    - ``clock``: the time source for enqueue times, ``run_at`` and leases (default
+      ``time.time``; tests pass a fake one). Every process on one file must share a clock.
+
+    Methods are synchronous and thread-safe (one connection behind a lock); from an event
+    loop, call them through ``asyncio.to_thread`` when a busy file could make them wait.
+    Raises :class:`~tgrunner.errors.ConfigError` when the file cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise ConfigError(
+                f"Cannot open the job store {self.path}: its folder {self.path.parent} does "
+                "not exist. Create it, or pass another path."
+            )
+        self._clock = clock
+        self._lock = threading.Lock()
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"Cannot open the job store {self.path}: {exc}. Pass a writable path, on a "
+                "local disk (SQLite locking does not work over NFS)."
+            ) from exc
+        self._db: sqlite3.Connection | None = db
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection. Safe to call twice."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. IMMEDIATE takes the write lock first (waiting up to the busy
+        timeout), so a read inside it cannot be overtaken by another process's write (a claim
+        reads, then updates), and a write never fails at once on a stale snapshot."""
+        with self._lock:
+            db = self._db
+            if db is None:
+                raise RuntimeError("the job store is closed")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self._db is None:
+                raise RuntimeError("the job store is closed")
+            return self._db.execute(sql, args).fetchall()
+
+    # -- the bot's side -----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        function: str,
+        args_json: bytes,
+        *,
+        retries: int = 0,
+        timeout: float | None = None,
+        reply_to: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue a call of ``function`` (``"module:qualname"``) with ``args_json`` (JSON
+        bytes); return the new job's id (uuid4 hex).
+
+        - ``retries``: times a failed run is run again (default 0).
+        - ``timeout``: seconds a run may take, for the worker to enforce (default None: no
+          limit).
+        - ``reply_to``: where the reply goes: ``chat_id`` and ``message_id``, optionally
+          ``message_thread_id`` and ``business_connection_id`` (default None: no reply).
+        """
+        if ":" not in function:
+            raise ConfigError(
+                f"job function {function!r} is not an import path: write 'module:qualname'"
+            )
+        if retries < 0:
+            raise ConfigError(f"job retries must be 0 or more, not {retries}")
+        reply: bytes | None = None
+        if reply_to is not None:
+            unknown = set(reply_to) - _REPLY_KEYS
+            if unknown or "chat_id" not in reply_to:
+                raise ConfigError(
+                    f"reply_to needs chat_id and may have {sorted(_REPLY_KEYS)}; got "
+                    f"{sorted(reply_to)}"
+                )
+            reply = orjson.dumps(dict(reply_to))
+        job_id = uuid.uuid4().hex
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (id, function, args, state, max_retries, timeout, "
+                "enqueued_at, reply_to) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (job_id, function, args_json, retries, timeout, self._clock(), reply),
+            )
+        return job_id
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or scheduled job; False when it is in any other state (or absent)."""
+        with self._transaction() as db:
+            n = db.execute(
+                "UPDATE jobs SET state = 'canceled', run_at = NULL, ended_at = ? "
+                "WHERE id = ? AND state IN ('queued', 'scheduled')",
+                (self._clock(), job_id),
+            ).rowcount
+        return n == 1
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        rows = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return Job._from_row(rows[0]) if rows else None
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each state (every state is a key, 0 when none)."""
+        found = dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    # -- the worker's side --------------------------------------------------------------------
+
+    def claim(self, owner: str, lease_seconds: float = 5.0) -> Job | None:
+        """Take the oldest runnable job for ``owner`` with a lease of ``lease_seconds``
+        (default 5), or return None when none is runnable.
+
+        Runnable: queued; scheduled with ``run_at`` come; or started with its lease expired,
+        which counts one death (at :data:`MAX_DEATHS`, the job is failed, not taken).
+        """
+        with self._transaction() as db:
+            now = self._clock()
+            while True:
+                row = db.execute(
+                    "SELECT seq, state, deaths FROM jobs WHERE state = 'queued' "
+                    "OR (state = 'scheduled' AND run_at <= ?) "
+                    "OR (state = 'started' AND lease_until < ?) ORDER BY seq LIMIT 1",
+                    (now, now),
+                ).fetchone()
+                if row is None:
+                    return None
+                seq, state, deaths = row
+                if state == "started":
+                    deaths += 1
+                    if deaths >= MAX_DEATHS:
+                        db.execute(
+                            "UPDATE jobs SET state = 'failed', deaths = ?, error = ?, "
+                            "lease_owner = NULL, lease_until = NULL, ended_at = ? "
+                            "WHERE seq = ?",
+                            (deaths, DEATHS_ERROR, now, seq),
+                        )
+                        continue
+                db.execute(
+                    "UPDATE jobs SET state = 'started', deaths = ?, run_at = NULL, "
+                    "lease_owner = ?, lease_until = ? WHERE seq = ?",
+                    (deaths, owner, now + lease_seconds, seq),
+                )
+                found = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq = ?", (seq,))
+                return Job._from_row(found.fetchone())
+
+    def renew(self, job_id: str, owner: str, lease_seconds: float = 5.0) -> bool:
+        """Extend ``owner``'s lease to ``lease_seconds`` (default 5) from now; False when the
+        job is no longer started by ``owner`` (another worker took it, or it ended)."""
+        with self._transaction() as db:
+            n = db.execute(
+                "UPDATE jobs SET lease_until = ? "
+                "WHERE id = ? AND state = 'started' AND lease_owner = ?",
+                (self._clock() + lease_seconds, job_id, owner),
+            ).rowcount
+        return n == 1
+
+    def finish(self, job_id: str, owner: str, result: bytes, *, reply_sent: bool) -> bool:
+        """End ``owner``'s run as finished with ``result``, recording ``reply_sent`` in the
+        same transaction; False (and no change) when ``owner`` does not hold the job."""
+        with self._transaction() as db:
+            n = db.execute(
+                "UPDATE jobs SET state = 'finished', result = ?, reply_sent = ?, "
+                "lease_owner = NULL, lease_until = NULL, ended_at = ? "
+                "WHERE id = ? AND state = 'started' AND lease_owner = ?",
+                (result, reply_sent, self._clock(), job_id, owner),
+            ).rowcount
+        return n == 1
+
+    def fail(
+        self,
+        job_id: str,
+        owner: str,
+        error: str,
+        *,
+        retry_delay: float | None,
+        reply_sent: bool = False,
+    ) -> bool:
+        """End ``owner``'s run with ``error``. With retries left and a ``retry_delay`` (None:
+        do not retry), the job is scheduled to run again ``retry_delay`` seconds from now;
+        otherwise it is failed for good, with ``reply_sent`` (default False) recorded.
+        False (and no change) when ``owner`` does not hold the job."""
+        with self._transaction() as db:
+            now = self._clock()
+            delay = -1.0 if retry_delay is None else retry_delay
+            n = db.execute(
+                "UPDATE jobs SET attempts = attempts + 1, error = ?, "
+                "lease_owner = NULL, lease_until = NULL, "
+                "state = CASE WHEN ? >= 0 AND attempts < max_retries "
+                "    THEN 'scheduled' ELSE 'failed' END, "
+                "run_at = CASE WHEN ? >= 0 AND attempts < max_retries THEN ? END, "
+                "ended_at = CASE WHEN ? >= 0 AND attempts < max_retries THEN NULL ELSE ? END, "
+                "reply_sent = CASE WHEN ? >= 0 AND attempts < max_retries THEN 0 ELSE ? END "
+                "WHERE id = ? AND state = 'started' AND lease_owner = ?",
+                (error, delay, delay, now + delay, delay, now, delay, reply_sent, job_id, owner),
+            ).rowcount
+        return n == 1
+
+    def release(self, job_id: str, owner: str) -> bool:
+        """Give ``owner``'s unfinished job back to the queue at once (a clean stop), with no
+        death or attempt counted; False when ``owner`` does not hold it."""
+        with self._transaction() as db:
+            n = db.execute(
+                "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL "
+                "WHERE id = ? AND state = 'started' AND lease_owner = ?",
+                (job_id, owner),
+            ).rowcount
+        return n == 1

@@ -1,0 +1,279 @@
+"""JobStore transitions, owner checks and leases, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tgrunner.errors import ConfigError
+from tgrunner.jobs import MAX_DEATHS, STATES, JobStore
+
+FN = "tests.jobs.work:noop"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[JobStore]:
+    with JobStore(tmp_path / "jobs.sqlite", clock=clock) as s:
+        yield s
+
+
+@pytest.mark.timeout(10)
+def test_enqueue_stores_everything(store: JobStore, clock: Clock) -> None:
+    reply = {"chat_id": 5, "message_id": 7, "message_thread_id": 9}
+    job_id = store.enqueue(FN, b"[1,2]", retries=2, timeout=30.0, reply_to=reply)
+    job = store.get(job_id)
+    assert job is not None and len(job_id) == 32
+    assert (job.function, job.args, job.state) == (FN, b"[1,2]", "queued")
+    assert (job.attempts, job.max_retries, job.timeout) == (0, 2, 30.0)
+    assert (job.enqueued_at, job.run_at, job.reply_to, job.reply_sent) == (
+        clock.now,
+        None,
+        reply,
+        False,
+    )
+    assert (job.lease_owner, job.lease_until, job.deaths) == (None, None, 0)
+    assert store.counts() == dict.fromkeys(STATES, 0) | {"queued": 1}
+    assert store.get("nope") is None
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("function", "kwargs"),
+    [
+        ("no_colon", {}),
+        (FN, {"retries": -1}),
+        (FN, {"reply_to": {"message_id": 1}}),
+        (FN, {"reply_to": {"chat_id": 1, "text": "x"}}),
+    ],
+)
+def test_enqueue_rejects_bad_input(store: JobStore, function: str, kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        store.enqueue(function, b"[]", **kwargs)
+
+
+@pytest.mark.timeout(10)
+def test_claim_takes_oldest_and_leases(store: JobStore, clock: Clock) -> None:
+    first = store.enqueue(FN, b"[1]")
+    second = store.enqueue(FN, b"[2]")
+    job = store.claim("w1", lease_seconds=3.0)
+    assert job is not None and job.id == first
+    assert (job.state, job.lease_owner, job.lease_until) == ("started", "w1", clock.now + 3.0)
+    job2 = store.claim("w2")
+    assert job2 is not None and job2.id == second
+    assert store.claim("w3") is None
+    assert store.counts()["started"] == 2
+
+
+@pytest.mark.timeout(10)
+def test_finish_records_result_and_reply(store: JobStore, clock: Clock) -> None:
+    job_id = store.enqueue(FN, b"[]", reply_to={"chat_id": 1, "message_id": 2})
+    assert store.claim("w1") is not None
+    clock.now += 1
+    assert store.finish(job_id, "w1", b'"ok"', reply_sent=True)
+    job = store.get(job_id)
+    assert job is not None
+    assert (job.state, job.result, job.reply_sent, job.ended_at) == (
+        "finished",
+        b'"ok"',
+        True,
+        clock.now,
+    )
+    assert (job.lease_owner, job.lease_until) == (None, None)
+    # A second finish (the same or another owner) changes nothing.
+    assert not store.finish(job_id, "w1", b'"again"', reply_sent=False)
+    job = store.get(job_id)
+    assert job is not None and (job.result, job.reply_sent) == (b'"ok"', True)
+
+
+@pytest.mark.timeout(10)
+def test_only_the_owner_may_act(store: JobStore) -> None:
+    job_id = store.enqueue(FN, b"[]")
+    assert store.claim("w1") is not None
+    assert not store.renew(job_id, "w2")
+    assert not store.finish(job_id, "w2", b"1", reply_sent=True)
+    assert not store.fail(job_id, "w2", "boom", retry_delay=None)
+    assert not store.release(job_id, "w2")
+    job = store.get(job_id)
+    assert job is not None and (job.state, job.lease_owner, job.attempts) == ("started", "w1", 0)
+    assert store.renew(job_id, "w1")
+    assert not store.renew("nope", "w1")
+
+
+@pytest.mark.timeout(10)
+def test_fail_retries_then_fails(store: JobStore, clock: Clock) -> None:
+    job_id = store.enqueue(FN, b"[]", retries=1)
+    assert store.claim("w1") is not None
+    assert store.fail(job_id, "w1", "first", retry_delay=10.0)
+    job = store.get(job_id)
+    assert job is not None
+    assert (job.state, job.attempts, job.run_at, job.error) == (
+        "scheduled",
+        1,
+        clock.now + 10.0,
+        "first",
+    )
+    assert job.lease_owner is None and job.ended_at is None
+    assert store.claim("w1") is None  # not due yet
+    clock.now += 10.0
+    job = store.claim("w2")
+    assert job is not None and job.id == job_id and job.run_at is None
+    assert store.fail(job_id, "w2", "second", retry_delay=10.0, reply_sent=True)
+    job = store.get(job_id)
+    assert job is not None
+    assert (job.state, job.attempts, job.error, job.reply_sent) == ("failed", 2, "second", True)
+    assert job.ended_at == clock.now and job.run_at is None
+    assert store.claim("w1") is None
+
+
+@pytest.mark.timeout(10)
+def test_fail_without_delay_does_not_retry(store: JobStore) -> None:
+    job_id = store.enqueue(FN, b"[]", retries=5)
+    assert store.claim("w1") is not None
+    assert store.fail(job_id, "w1", "fatal", retry_delay=None)
+    job = store.get(job_id)
+    assert job is not None and (job.state, job.attempts) == ("failed", 1)
+
+
+@pytest.mark.timeout(10)
+def test_release_queues_at_once(store: JobStore) -> None:
+    first = store.enqueue(FN, b"[]")
+    store.enqueue(FN, b"[]")
+    assert store.claim("w1") is not None
+    assert store.release(first, "w1")
+    job = store.get(first)
+    assert job is not None
+    assert (job.state, job.lease_owner, job.deaths, job.attempts) == ("queued", None, 0, 0)
+    assert not store.release(first, "w1")
+    again = store.claim("w2")
+    assert again is not None and again.id == first  # still the oldest
+
+
+@pytest.mark.timeout(10)
+def test_cancel_only_queued_or_scheduled(store: JobStore) -> None:
+    queued = store.enqueue(FN, b"[]")
+    assert store.cancel(queued)
+    assert not store.cancel(queued)
+    job = store.get(queued)
+    assert job is not None and job.state == "canceled" and job.ended_at is not None
+    scheduled = store.enqueue(FN, b"[]", retries=1)
+    assert store.claim("w1") is not None
+    assert not store.cancel(scheduled)  # started
+    assert store.fail(scheduled, "w1", "x", retry_delay=60.0)
+    assert store.cancel(scheduled)
+    job = store.get(scheduled)
+    assert job is not None and (job.state, job.run_at) == ("canceled", None)
+    assert not store.cancel("nope")
+    assert store.claim("w1") is None
+
+
+@pytest.mark.timeout(10)
+def test_expired_lease_is_taken_with_a_death(store: JobStore, clock: Clock) -> None:
+    job_id = store.enqueue(FN, b"[]")
+    assert store.claim("w1", lease_seconds=5.0) is not None
+    clock.now += 5.0
+    assert store.claim("w2") is None  # exactly at lease_until: still w1's
+    # Past its time, the lease stays w1's until another claim takes the job.
+    clock.now += 1.0
+    assert store.renew(job_id, "w1", lease_seconds=5.0)
+    clock.now += 6.0
+    job = store.claim("w2")
+    assert job is not None and (job.id, job.lease_owner, job.deaths) == (job_id, "w2", 1)
+    # The old owner lost it: it cannot overwrite w2's run.
+    assert not store.renew(job_id, "w1")
+    assert not store.finish(job_id, "w1", b"old", reply_sent=True)
+    assert not store.fail(job_id, "w1", "old", retry_delay=0.0)
+    assert not store.release(job_id, "w1")
+    assert store.finish(job_id, "w2", b"new", reply_sent=False)
+    job = store.get(job_id)
+    assert job is not None and (job.result, job.deaths) == (b"new", 1)
+
+
+@pytest.mark.timeout(10)
+def test_third_death_fails_the_job(store: JobStore, clock: Clock) -> None:
+    poison = store.enqueue(FN, b"[]")
+    for n in range(MAX_DEATHS):
+        job = store.claim(f"w{n}", lease_seconds=1.0)
+        assert job is not None and (job.id, job.deaths) == (poison, n)
+        clock.now += 2.0
+    other = store.enqueue(FN, b"[]")
+    job = store.claim("w9")
+    assert job is not None and job.id == other  # the poison job is skipped, not taken
+    dead = store.get(poison)
+    assert dead is not None
+    assert (dead.state, dead.deaths, dead.error, dead.lease_owner) == (
+        "failed",
+        MAX_DEATHS,
+        "killed its worker 3 times",
+        None,
+    )
+    assert dead.ended_at == clock.now
+
+
+@pytest.mark.timeout(10)
+def test_jobs_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with JobStore(path) as s:
+        job_id = s.enqueue(FN, b"[]")
+        assert s.claim("w1") is not None
+    with JobStore(path) as s:
+        job = s.get(job_id)
+        assert job is not None and (job.state, job.lease_owner) == ("started", "w1")
+        assert s.counts()["started"] == 1
+
+
+@pytest.mark.timeout(10)
+def test_close_twice_and_use_after_close(tmp_path: Path) -> None:
+    s = JobStore(tmp_path / "jobs.sqlite")
+    s.close()
+    s.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        s.counts()
+
+
+@pytest.mark.timeout(10)
+def test_wal_mode_and_missing_folder(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with JobStore(path):
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.close()
+    with pytest.raises(ConfigError, match="does not exist"):
+        JobStore(tmp_path / "missing" / "jobs.sqlite")
+    (tmp_path / "garbage.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(ConfigError, match="Cannot open the job store"):
+        JobStore(tmp_path / "garbage.sqlite")
+
+
+@pytest.mark.timeout(10)
+def test_lease_expires_in_real_time(tmp_path: Path) -> None:
+    with JobStore(tmp_path / "jobs.sqlite") as s:
+        job_id = s.enqueue(FN, b"[]")
+        assert s.claim("dead", lease_seconds=0.2) is not None
+        assert s.claim("live", lease_seconds=0.2) is None
+        deadline = time.monotonic() + 5.0
+        job = None
+        while job is None and time.monotonic() < deadline:
+            job = s.claim("live", lease_seconds=5.0)
+            if job is None:
+                time.sleep(0.02)
+        assert job is not None and (job.id, job.lease_owner, job.deaths) == (job_id, "live", 1)
+        assert s.finish(job_id, "live", b"null", reply_sent=False)
