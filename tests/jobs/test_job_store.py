@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,3 +278,52 @@ def test_lease_expires_in_real_time(tmp_path: Path) -> None:
                 time.sleep(0.02)
         assert job is not None and (job.id, job.lease_owner, job.deaths) == (job_id, "live", 1)
         assert s.finish(job_id, "live", b"null", reply_sent=False)
+
+
+@pytest.mark.timeout(30)
+def test_threads_and_connections_share_one_file(tmp_path: Path) -> None:
+    """Four threads, two on a shared store and two with stores of their own, drain 200 jobs:
+    each is claimed and finished exactly once."""
+    path = tmp_path / "jobs.sqlite"
+    shared = JobStore(path)
+    ids = {shared.enqueue(FN, b"[]") for _ in range(200)}
+    finished: list[list[str]] = [[] for _ in range(4)]
+    claimed: list[list[str]] = [[] for _ in range(4)]
+
+    def work(n: int) -> None:
+        store = shared if n < 2 else JobStore(path)
+        while (job := store.claim(f"w{n}", lease_seconds=30.0)) is not None:
+            claimed[n].append(job.id)
+            if store.finish(job.id, f"w{n}", b"null", reply_sent=False):
+                finished[n].append(job.id)
+        if store is not shared:
+            store.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads)
+    all_claimed = [i for c in claimed for i in c]
+    all_finished = [i for f in finished for i in f]
+    assert sorted(all_claimed) == sorted(all_finished) == sorted(ids)
+    assert shared.counts()["finished"] == 200
+    shared.close()
+
+
+@pytest.mark.timeout(10)
+def test_exported_names() -> None:
+    import tgrunner.jobs
+
+    assert set(tgrunner.jobs.__all__) == {
+        "DEATHS_ERROR",
+        "FINAL_STATES",
+        "MAX_DEATHS",
+        "STATES",
+        "Job",
+        "JobState",
+        "JobStore",
+    }
+    for name in tgrunner.jobs.__all__:
+        assert hasattr(tgrunner.jobs, name)

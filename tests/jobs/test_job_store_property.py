@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from tgrunner.jobs import FINAL_STATES, MAX_DEATHS, JobStore
 
@@ -91,6 +97,11 @@ class JobStoreMachine(RuleBasedStateMachine):
         return None
 
     # -- rules --------------------------------------------------------------------------------
+
+    @initialize(retries=st.lists(st.integers(0, 2), min_size=1, max_size=4))
+    def enqueue_some(self, retries: list[int]) -> None:
+        for n in retries:
+            self.enqueue(n)
 
     @rule(retries=st.integers(0, 2))
     def enqueue(self, retries: int) -> None:
@@ -218,7 +229,7 @@ class JobStoreMachine(RuleBasedStateMachine):
 
 TestJobStoreMachine = JobStoreMachine.TestCase
 TestJobStoreMachine.settings = settings(
-    max_examples=60,
+    max_examples=150,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -3,6 +3,14 @@
 So far only the embedded store (:mod:`tgrunner.jobs.store`) is here.
 """
 
-from tgrunner.jobs.store import FINAL_STATES, MAX_DEATHS, STATES, Job, JobState, JobStore
+from tgrunner.jobs.store import (
+    DEATHS_ERROR,
+    FINAL_STATES,
+    MAX_DEATHS,
+    STATES,
+    Job,
+    JobState,
+    JobStore,
+)
 
-__all__ = ["FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
+__all__ = ["DEATHS_ERROR", "FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]

@@ -43,7 +43,7 @@ import orjson
 
 from tgrunner.errors import ConfigError
 
-__all__ = ["FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
+__all__ = ["DEATHS_ERROR", "FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
 
 JobState = Literal["queued", "scheduled", "started", "finished", "failed", "canceled"]
 STATES: tuple[JobState, ...] = ("queued", "scheduled", "started", "finished", "failed", "canceled")
@@ -53,6 +53,7 @@ FINAL_STATES: frozenset[str] = frozenset({"finished", "failed", "canceled"})
 MAX_DEATHS = 3
 """Lease expiries (while started) after which a job is failed instead of run again."""
 DEATHS_ERROR = f"killed its worker {MAX_DEATHS} times"
+"""The error of a job failed at its last death."""
 
 _REPLY_KEYS = frozenset({"chat_id", "message_id", "message_thread_id", "business_connection_id"})
 
@@ -290,9 +291,11 @@ class JobStore:
             now = self._clock()
             while True:
                 row = db.execute(
-                    "SELECT seq, state, deaths FROM jobs WHERE state = 'queued' "
+                    # The IN term, the partial index's own, lets SQLite scan only live jobs.
+                    "SELECT seq, state, deaths FROM jobs "
+                    "WHERE state IN ('queued', 'scheduled', 'started') AND (state = 'queued' "
                     "OR (state = 'scheduled' AND run_at <= ?) "
-                    "OR (state = 'started' AND lease_until < ?) ORDER BY seq LIMIT 1",
+                    "OR (state = 'started' AND lease_until < ?)) ORDER BY seq LIMIT 1",
                     (now, now),
                 ).fetchone()
                 if row is None:
@@ -353,20 +356,29 @@ class JobStore:
         otherwise it is failed for good, with ``reply_sent`` (default False) recorded.
         False (and no change) when ``owner`` does not hold the job."""
         with self._transaction() as db:
-            now = self._clock()
-            delay = -1.0 if retry_delay is None else retry_delay
-            n = db.execute(
-                "UPDATE jobs SET attempts = attempts + 1, error = ?, "
-                "lease_owner = NULL, lease_until = NULL, "
-                "state = CASE WHEN ? >= 0 AND attempts < max_retries "
-                "    THEN 'scheduled' ELSE 'failed' END, "
-                "run_at = CASE WHEN ? >= 0 AND attempts < max_retries THEN ? END, "
-                "ended_at = CASE WHEN ? >= 0 AND attempts < max_retries THEN NULL ELSE ? END, "
-                "reply_sent = CASE WHEN ? >= 0 AND attempts < max_retries THEN 0 ELSE ? END "
+            row = db.execute(
+                "SELECT seq, attempts, max_retries FROM jobs "
                 "WHERE id = ? AND state = 'started' AND lease_owner = ?",
-                (error, delay, delay, now + delay, delay, now, delay, reply_sent, job_id, owner),
-            ).rowcount
-        return n == 1
+                (job_id, owner),
+            ).fetchone()
+            if row is None:
+                return False
+            seq, attempts, max_retries = row
+            now = self._clock()
+            if retry_delay is not None and attempts < max_retries:
+                db.execute(
+                    "UPDATE jobs SET state = 'scheduled', attempts = attempts + 1, error = ?, "
+                    "run_at = ?, lease_owner = NULL, lease_until = NULL WHERE seq = ?",
+                    (error, now + retry_delay, seq),
+                )
+            else:
+                db.execute(
+                    "UPDATE jobs SET state = 'failed', attempts = attempts + 1, error = ?, "
+                    "reply_sent = ?, ended_at = ?, lease_owner = NULL, lease_until = NULL "
+                    "WHERE seq = ?",
+                    (error, reply_sent, now, seq),
+                )
+        return True
 
     def release(self, job_id: str, owner: str) -> bool:
         """Give ``owner``'s unfinished job back to the queue at once (a clean stop), with no
