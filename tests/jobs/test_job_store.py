@@ -327,3 +327,34 @@ def test_exported_names() -> None:
     }
     for name in tgrunner.jobs.__all__:
         assert hasattr(tgrunner.jobs, name)
+
+
+@pytest.mark.timeout(10)
+def test_deaths_are_logged(store: JobStore, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    store.enqueue(FN, b"[]")
+    for n in range(MAX_DEATHS):
+        store.claim(f"w{n}", lease_seconds=1.0)
+        clock.now += 2.0
+    assert store.claim("w9") is None
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in messages] == ["WARNING", "WARNING", "ERROR"]
+    assert "death 1 of 3" in messages[0][1] and "killed its worker 3 times" in messages[2][1]
+
+
+@pytest.mark.timeout(10)
+def test_purge_deletes_old_final_jobs(store: JobStore, clock: Clock) -> None:
+    old = store.enqueue(FN, b"[]")
+    live = store.enqueue(FN, b"[]")
+    assert store.cancel(old)
+    clock.now += 100.0
+    recent = store.enqueue(FN, b"[]")
+    assert store.cancel(recent)
+    assert store.purge(older_than=50.0) == 1
+    assert store.get(old) is None
+    assert store.get(recent) is not None and store.get(live) is not None
+
+
+@pytest.mark.timeout(10)
+def test_enqueue_rejects_bad_timeout(store: JobStore) -> None:
+    with pytest.raises(ConfigError, match="timeout"):
+        store.enqueue(FN, b"[]", timeout=0)

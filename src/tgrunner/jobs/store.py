@@ -23,12 +23,15 @@ States::
   changes nothing, so a worker that lost its lease cannot overwrite the new owner's run.
 - **Replies.** :meth:`~JobStore.finish` records whether the job's reply was sent in the same
   transaction as the completion, so a restart never sends it twice.
+- **Retention.** Ended jobs stay, with their result or error, until :meth:`~JobStore.purge`
+  deletes those older than a TTL.
 - **Sync.** ``synchronous=NORMAL``: every commit survives a process crash, not a power loss.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -44,6 +47,8 @@ import orjson
 from tgrunner.errors import ConfigError
 
 __all__ = ["DEATHS_ERROR", "FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
+
+log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "scheduled", "started", "finished", "failed", "canceled"]
 STATES: tuple[JobState, ...] = ("queued", "scheduled", "started", "finished", "failed", "canceled")
@@ -240,6 +245,8 @@ class JobStore:
             )
         if retries < 0:
             raise ConfigError(f"job retries must be 0 or more, not {retries}")
+        if timeout is not None and not timeout > 0:
+            raise ConfigError(f"job timeout must be above 0 seconds (or None), not {timeout}")
         reply: bytes | None = None
         if reply_to is not None:
             unknown = set(reply_to) - _REPLY_KEYS
@@ -268,6 +275,17 @@ class JobStore:
             ).rowcount
         return n == 1
 
+    def purge(self, older_than: float) -> int:
+        """Delete finished, failed and canceled jobs that ended more than ``older_than``
+        seconds ago (their result and failure TTL); return how many were deleted."""
+        with self._transaction() as db:
+            n = db.execute(
+                "DELETE FROM jobs WHERE state IN ('finished', 'failed', 'canceled') "
+                "AND ended_at < ?",
+                (self._clock() - older_than,),
+            ).rowcount
+        return int(n)
+
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
         rows = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
@@ -287,20 +305,23 @@ class JobStore:
         Runnable: queued; scheduled with ``run_at`` come; or started with its lease expired,
         which counts one death (at :data:`MAX_DEATHS`, the job is failed, not taken).
         """
+        killed: list[str] = []  # logged once the transaction is committed
+        retaken: tuple[str, int] | None = None
+        claimed: Job | None = None
         with self._transaction() as db:
             now = self._clock()
             while True:
                 row = db.execute(
                     # The IN term, the partial index's own, lets SQLite scan only live jobs.
-                    "SELECT seq, state, deaths FROM jobs "
+                    "SELECT seq, id, state, deaths FROM jobs "
                     "WHERE state IN ('queued', 'scheduled', 'started') AND (state = 'queued' "
                     "OR (state = 'scheduled' AND run_at <= ?) "
                     "OR (state = 'started' AND lease_until < ?)) ORDER BY seq LIMIT 1",
                     (now, now),
                 ).fetchone()
                 if row is None:
-                    return None
-                seq, state, deaths = row
+                    break
+                seq, job_id, state, deaths = row
                 if state == "started":
                     deaths += 1
                     if deaths >= MAX_DEATHS:
@@ -310,14 +331,26 @@ class JobStore:
                             "WHERE seq = ?",
                             (deaths, DEATHS_ERROR, now, seq),
                         )
+                        killed.append(job_id)
                         continue
+                    retaken = (job_id, deaths)
                 db.execute(
                     "UPDATE jobs SET state = 'started', deaths = ?, run_at = NULL, "
                     "lease_owner = ?, lease_until = ? WHERE seq = ?",
                     (deaths, owner, now + lease_seconds, seq),
                 )
                 found = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq = ?", (seq,))
-                return Job._from_row(found.fetchone())
+                claimed = Job._from_row(found.fetchone())
+                break
+        for job_id in killed:
+            log.error("job %s %s (its lease expired each time); failed", job_id, DEATHS_ERROR)
+        if retaken is not None:
+            log.warning(
+                "job %s: its worker's lease expired (death %d of %d); running it again",
+                *retaken,
+                MAX_DEATHS,
+            )
+        return claimed
 
     def renew(self, job_id: str, owner: str, lease_seconds: float = 5.0) -> bool:
         """Extend ``owner``'s lease to ``lease_seconds`` (default 5) from now; False when the
