@@ -358,3 +358,29 @@ def test_purge_deletes_old_final_jobs(store: JobStore, clock: Clock) -> None:
 def test_enqueue_rejects_bad_timeout(store: JobStore) -> None:
     with pytest.raises(ConfigError, match="timeout"):
         store.enqueue(FN, b"[]", timeout=0)
+
+
+@pytest.mark.timeout(10)
+def test_unreplied_and_mark_reply_sent(store: JobStore, clock: Clock) -> None:
+    reply = {"chat_id": 1, "message_id": 2}
+    sent = store.enqueue(FN, b"[]", reply_to=reply)
+    unsent = store.enqueue(FN, b"[]", reply_to=reply)
+    silent = store.enqueue(FN, b"[]")  # no reply_to: nothing to send
+    poison = store.enqueue(FN, b"[]", reply_to=reply)
+    for job_id in (sent, unsent, silent):
+        job = store.claim("w1")
+        assert job is not None and job.id == job_id
+    assert store.finish(sent, "w1", b"1", reply_sent=True)
+    assert store.fail(unsent, "w1", "boom", retry_delay=None)
+    assert store.finish(silent, "w1", b"1", reply_sent=False)
+    for n in range(MAX_DEATHS):
+        assert store.claim(f"d{n}", lease_seconds=1.0) is not None
+        clock.now += 2.0
+    assert store.claim("w2") is None  # the poison job failed at its third death
+    assert [job.id for job in store.unreplied()] == [unsent, poison]
+    assert store.mark_reply_sent(poison)
+    assert not store.mark_reply_sent(poison)  # one winner
+    assert not store.mark_reply_sent(sent)
+    assert [job.id for job in store.unreplied(limit=5)] == [unsent]
+    queued = store.enqueue(FN, b"[]", reply_to=reply)
+    assert not store.mark_reply_sent(queued)  # not ended

@@ -17,7 +17,7 @@ from tgrunner.jobs import JobStore
 
 LEASE = 0.5
 JOBS = 200
-HOLD_AFTER = 20
+HOLD_AFTER = 10
 SRC = str(Path(tgrunner.__file__).resolve().parents[1])
 
 # A job worker: waits for "go" on stdin, then claims and finishes jobs until none is left
@@ -47,6 +47,9 @@ while True:
     if store.finish(job.id, owner, b"null", reply_sent=True):
         print("finished", job.id, flush=True)
     done += 1
+    # The job's "work": SQLite's busy wait is not fair, and a worker that only claims in a
+    # tight loop could starve the other one.
+    time.sleep(0.001)
 store.close()
 """
 
@@ -111,7 +114,9 @@ async def test_killed_worker_job_is_redone_by_the_other(tmp_path: Path) -> None:
         for w in workers:
             w.go()
         async with asyncio.timeout(20):
-            await victim.holding.wait()
+            holding = asyncio.create_task(victim.holding.wait())
+            await asyncio.wait([holding, victim.reader], return_when=asyncio.FIRST_COMPLETED)
+        assert victim.holding.is_set(), f"the victim exited holding nothing: {victim.lines}"
         held = victim.ids("holding")[0]
         os.kill(victim.proc.pid, signal.SIGKILL)
         async with asyncio.timeout(30):
@@ -130,7 +135,8 @@ async def test_killed_worker_job_is_redone_by_the_other(tmp_path: Path) -> None:
     finished = Counter(victim.ids("finished") + survivor.ids("finished"))
     assert set(finished) == ids
     assert set(finished.values()) == {1}  # every job finished exactly once
-    assert len(victim.ids("finished")) == HOLD_AFTER and len(survivor.ids("finished")) > 0
+    # (Fewer than HOLD_AFTER only if a stall past its lease let the survivor take one over.)
+    assert 0 < len(victim.ids("finished")) <= HOLD_AFTER and survivor.ids("finished")
     # The held job was taken again, after its lease expired, and finished by the survivor.
     assert held not in victim.ids("finished")
     assert held in survivor.ids("claimed") and held in survivor.ids("finished")

@@ -23,6 +23,8 @@ States::
   changes nothing, so a worker that lost its lease cannot overwrite the new owner's run.
 - **Replies.** :meth:`~JobStore.finish` records whether the job's reply was sent in the same
   transaction as the completion, so a restart never sends it twice.
+- **Fairness.** SQLite's busy wait is not fair: a process that claims in a tight loop can
+  starve the others. A worker that finds nothing to claim should wait before it looks again.
 - **Retention.** Ended jobs stay, with their result or error, until :meth:`~JobStore.purge`
   deletes those older than a TTL.
 - **Sync.** ``synchronous=NORMAL``: every commit survives a process crash, not a power loss.
@@ -285,6 +287,29 @@ class JobStore:
                 (self._clock() - older_than,),
             ).rowcount
         return int(n)
+
+    def unreplied(self, limit: int = 100) -> list[Job]:
+        """Ended jobs (finished or failed) with a ``reply_to`` whose reply is not recorded as
+        sent, oldest first, at most ``limit`` (default 100): among them, jobs failed at their
+        last death, whose failure message no worker sent."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state IN ('finished', 'failed') "
+            "AND reply_to IS NOT NULL AND reply_sent = 0 ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        return [Job._from_row(row) for row in rows]
+
+    def mark_reply_sent(self, job_id: str) -> bool:
+        """Record the reply of an ended job as sent; True only for the one call that did, so
+        of several processes racing to send it, one wins. Call it before sending (at most one
+        reply) or after (at least one), as the caller prefers."""
+        with self._transaction() as db:
+            n = db.execute(
+                "UPDATE jobs SET reply_sent = 1 "
+                "WHERE id = ? AND state IN ('finished', 'failed') AND reply_sent = 0",
+                (job_id,),
+            ).rowcount
+        return n == 1
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
