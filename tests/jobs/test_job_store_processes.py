@@ -62,6 +62,7 @@ class Worker:
         self.lines: list[tuple[str, str]] = []
         self.ready = asyncio.Event()
         self.holding = asyncio.Event()
+        self.working = asyncio.Event()  # it finished a job
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -73,6 +74,8 @@ class Worker:
                 self.ready.set()
             elif word == "holding":
                 self.holding.set()
+            elif word == "finished":
+                self.working.set()
 
     def ids(self, word: str) -> list[str]:
         return [rest for w, rest in self.lines if w == word]
@@ -111,8 +114,12 @@ async def test_killed_worker_job_is_redone_by_the_other(tmp_path: Path) -> None:
         async with asyncio.timeout(20):
             await asyncio.gather(victim.ready.wait(), survivor.ready.wait())
         ids = {store.enqueue("tests.jobs:noop", b"[]") for _ in range(JOBS)}
-        for w in workers:
-            w.go()
+        # The victim starts first: a survivor quick off the mark could do all 200 jobs
+        # before the victim took one (seen once).
+        victim.go()
+        async with asyncio.timeout(20):
+            await victim.working.wait()
+        survivor.go()
         async with asyncio.timeout(20):
             holding = asyncio.create_task(victim.holding.wait())
             await asyncio.wait([holding, victim.reader], return_when=asyncio.FIRST_COMPLETED)
