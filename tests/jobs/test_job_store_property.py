@@ -43,6 +43,7 @@ class Model:
     deaths: int = 0
     finishes: int = 0
     reply_sent: bool = False
+    replies: int = 0  # times the store recorded a reply as sent
 
 
 class Clock:
@@ -141,6 +142,7 @@ class JobStoreMachine(RuleBasedStateMachine):
             m.state, m.owner, m.until = "finished", None, None
             m.finishes += 1
             m.reply_sent = reply_sent
+            m.replies += reply_sent
 
     @precondition(lambda self: self.ids)
     @rule(
@@ -170,6 +172,17 @@ class JobStoreMachine(RuleBasedStateMachine):
         if ok:
             m = self.model[job_id]
             m.state, m.owner, m.until = "queued", None, None
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50))
+    def mark_reply_sent(self, index: int) -> None:
+        job_id = self.pick(index)
+        m = self.model[job_id]
+        ok = self.store.mark_reply_sent(job_id)
+        assert ok == (m.state in ("finished", "failed") and not m.reply_sent)
+        if ok:
+            m.reply_sent = True
+            m.replies += 1
 
     @precondition(lambda self: self.ids)
     @rule(index=st.integers(0, 50))
@@ -204,9 +217,10 @@ class JobStoreMachine(RuleBasedStateMachine):
             assert (job.attempts, job.deaths, job.run_at) == (m.attempts, m.deaths, m.run_at)
             if job.state in FINAL_STATES:
                 assert self.final_seen.setdefault(job_id, job.state) == job.state
-            assert m.finishes <= 1
+            assert m.finishes <= 1 and m.replies <= 1
             if job.state == "finished":
-                assert m.finishes == 1 and job.reply_sent == m.reply_sent
+                assert m.finishes == 1
+            assert job.reply_sent == m.reply_sent
         counts = self.store.counts()
         assert sum(counts.values()) == len(self.ids)
 
