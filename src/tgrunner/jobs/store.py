@@ -22,7 +22,10 @@ States::
   :meth:`~JobStore.fail` or :meth:`~JobStore.release` a job; anyone else gets ``False`` and
   changes nothing, so a worker that lost its lease cannot overwrite the new owner's run.
 - **Replies.** :meth:`~JobStore.finish` records whether the job's reply was sent in the same
-  transaction as the completion, so a restart never sends it twice.
+  transaction as the completion, so a finished job is never replied to again. (A worker
+  killed after sending and before ``finish`` leaves the job started: it runs again, and
+  replies again.) :meth:`~JobStore.unreplied` lists ended jobs whose reply is still owed,
+  such as jobs failed at their last death; :meth:`~JobStore.mark_reply_sent` records one.
 - **Fairness.** SQLite's busy wait is not fair: a process that claims in a tight loop can
   starve the others. A worker that finds nothing to claim should wait before it looks again.
 - **Retention.** Ended jobs stay, with their result or error, until :meth:`~JobStore.purge`
