@@ -10,9 +10,13 @@ set (metrics on): ``on_call(method, status, seconds)``, the status being ``"ok"`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
-__all__ = ["CallHook", "on_call", "status_of"]
+from tgrunner.client.transports.errors import TransportError
+
+__all__ = ["CallHook", "on_call", "reported", "status_of"]
 
 CallHook = Callable[[str, str, float], None]
 """``(method, status, seconds)``."""
@@ -24,3 +28,26 @@ on_call: CallHook | None = None
 def status_of(http_status: int) -> str:
     """The metrics status of an answer with this HTTP status: ``ok`` or ``error_<status>``."""
     return "ok" if http_status == 200 else f"error_{http_status}"
+
+
+class _Answer(Protocol):
+    status: int
+
+
+A = TypeVar("A", bound=_Answer)
+
+
+async def reported(method: str, call: Awaitable[A]) -> A:
+    """Await ``call``, one HTTP request of Bot API ``method``, and report it to
+    :data:`on_call`: its answer's status, or ``"network"`` when no answer came. Await the call
+    itself when no hook is set (this adds a frame)."""
+    began = time.monotonic()
+    try:
+        answer = await call
+    except (TransportError, OSError):
+        if on_call is not None:
+            on_call(method, "network", time.monotonic() - began)
+        raise
+    if on_call is not None:
+        on_call(method, status_of(answer.status), time.monotonic() - began)
+    return answer

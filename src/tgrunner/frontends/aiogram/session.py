@@ -16,7 +16,6 @@ object instead of form fields, which the Bot API reads the same way.
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -148,28 +147,21 @@ class TgrunnerSession(BaseSession):
         name = compat.method_name(method)
         client, path = self._path(bot.token, name)
         body, content_type = await self._encode(bot, method)
-        hook = calls.on_call
-        began = time.monotonic() if hook is not None else 0.0
+        request = client.request(
+            "POST",
+            path,
+            body,
+            content_type=content_type,
+            timeout=self.timeout if timeout is None else timeout,
+        )
         try:
-            resp = await client.request(
-                "POST",
-                path,
-                body,
-                content_type=content_type,
-                timeout=self.timeout if timeout is None else timeout,
-            )
+            resp = await (request if calls.on_call is None else calls.reported(name, request))
         except TransportTimeout as exc:
-            if hook is not None:
-                hook(name, "network", time.monotonic() - began)
             raise TelegramNetworkError(method=method, message="Request timeout error") from exc
         except (TransportError, OSError) as exc:
-            if hook is not None:
-                hook(name, "network", time.monotonic() - began)
             raise TelegramNetworkError(
                 method=method, message=f"{type(exc).__name__}: {exc}"
             ) from exc
-        if hook is not None:
-            hook(name, calls.status_of(resp.status), time.monotonic() - began)
         content = resp.body.decode("utf-8", "replace")
         if resp.status == 200:
             # The common case, as check_response parses it, without its per-call lookup of

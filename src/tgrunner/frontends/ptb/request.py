@@ -22,7 +22,6 @@ The PTB front-end installs it on the application's bot by default (``request="tg
 
 from __future__ import annotations
 
-import time
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -146,22 +145,15 @@ class TgrunnerRequest(BaseRequest):
             _resolve(pool_timeout, self._pool_timeout),
         )
         timeout = None if None in parts else sum(cast("tuple[float, ...]", parts))
-        hook = calls.on_call
-        began = time.monotonic() if hook is not None else 0.0
+        request = client.request(method, path, body, content_type=ctype, timeout=timeout)
+        if calls.on_call is not None:
+            request = calls.reported(path.rpartition("/")[2], request)
         try:
-            response = await client.request(method, path, body, content_type=ctype, timeout=timeout)
+            response = await request
         except TransportTimeout as exc:
-            if hook is not None:
-                hook(path.rpartition("/")[2], "network", time.monotonic() - began)
             raise TimedOut(str(exc)) from exc
         except (TransportError, OSError) as exc:
-            if hook is not None:
-                hook(path.rpartition("/")[2], "network", time.monotonic() - began)
             raise NetworkError(f"tgrunner HTTP client: {exc}") from exc
-        if hook is not None:
-            hook(
-                path.rpartition("/")[2], calls.status_of(response.status), time.monotonic() - began
-            )
         return response.status, response.body
 
     def _client_for(self, url: str) -> tuple[HTTPClient, str]:
