@@ -340,14 +340,8 @@ class WebhookSource:
             self._returned.clear()
             return
         now = time.monotonic()
-        recent = self._recent
         for entry in self._returned:
-            uid = entry.update["update_id"]
-            self._pending.pop(uid, None)
-            recent.pop(uid, None)
-            recent[uid] = now
-            if not entry.answer.done():
-                entry.answer.set_result(200)
+            self._answered(entry, now)
         self._returned.clear()
         self._forget(now)
 
@@ -358,13 +352,18 @@ class WebhookSource:
         if entry is None:
             return
         entry.body = ANSWERS.take(update_id)
-        self._pending.pop(update_id, None)
         now = time.monotonic()
-        self._recent.pop(update_id, None)
-        self._recent[update_id] = now
+        self._answered(entry, now)
+        self._forget(now)
+
+    def _answered(self, entry: _Pending, now: float) -> None:
+        """Answer ``entry``'s requests 200 and remember its id (newest last) for resends."""
+        uid = entry.update["update_id"]
+        self._pending.pop(uid, None)
+        self._recent.pop(uid, None)
+        self._recent[uid] = now
         if not entry.answer.done():
             entry.answer.set_result(200)
-        self._forget(now)
 
     def _forget(self, now: float) -> None:
         recent = self._recent
