@@ -182,10 +182,6 @@ class Runner:
         self.observation: Observation | None = None  # metrics: settings.metrics, in _open
         if isinstance(executor, ProcessExecutor):
             self.workers = WorkerControl(executor, failed=self._stop_failed)
-        # Attempts are counted (a start mark per update) only where handlers run in this
-        # process: a handler in a worker process cannot crash this one, and its worker's
-        # deaths are counted by the pool, which quarantines a poison update itself.
-        self._counts_attempts = self.workers is None
 
     # -- hooks wired into the scheduler -------------------------------------------------------
 
@@ -198,7 +194,10 @@ class Runner:
             done = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        if self._counts_attempts:
+        if self.workers is None:
+            # Attempts are counted (a start mark) only where handlers run in this process: a
+            # handler in a worker process cannot crash this one, and its worker's deaths are
+            # counted by the pool, which quarantines a poison update itself.
             self._running[uid] = None
             self.intake.started(uid)
         return self.executor.execute(update)
