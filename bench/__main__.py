@@ -211,12 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     plans = _plans(args)
     pinned = pin_harness()
     info = report.machine(pinned=pinned)
-    args.loop = args.loop or "asyncio"
-    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        args.loop = "asyncio"
-    info["harness event loop"] = args.loop
-    if args.quick:
-        info["run"] = "**quick development run**: small counts, not the reference figures"
+    _harness_loop(args, info, default="asyncio")
     print("\n".join(f"{k}: {v}" for k, v in info.items()), flush=True)
     results = _run_on(args.loop, _run(rows, plans, pinned))
     report.ratios(results)
@@ -236,6 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _harness_loop(args: argparse.Namespace, info: dict[str, str], *, default: str) -> None:
+    """Settle ``args.loop`` (``default`` unless given; asyncio without uvloop) and say it, and
+    a quick run, in ``info``."""
+    args.loop = args.loop or default
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        args.loop = "asyncio"
+    info["harness event loop"] = args.loop
+    if args.quick:
+        info["run"] = "**quick development run**: small counts, not the reference figures"
+
+
 def _workers(args: argparse.Namespace, argv: list[str]) -> int:
     wanted = [r for r in workers.WORKER_ROWS if not args.rows or r.key in args.rows]
     grammy = any(r.row.node and missing(r.row) for r in wanted)
@@ -244,12 +250,7 @@ def _workers(args: argparse.Namespace, argv: list[str]) -> int:
     pinned = pin_harness() if args.pin == "harness" else False
     info = report.machine(pinned=pinned)
     # The harness shares the workers' cores here: the lighter loop leaves them more.
-    args.loop = args.loop or "uvloop"
-    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        args.loop = "asyncio"
-    info["harness event loop"] = args.loop
-    if args.quick:
-        info["run"] = "**quick development run**: small counts, not the reference figures"
+    _harness_loop(args, info, default="uvloop")
     return workers.run(
         args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
     )
@@ -259,12 +260,7 @@ def _webhook(args: argparse.Namespace, argv: list[str]) -> int:
     pinned = pin_harness()
     info = report.machine(pinned=pinned)
     info["versions"] = info["versions"].split(", Node")[0]  # no grammY row here
-    args.loop = args.loop or "asyncio"
-    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        args.loop = "asyncio"
-    info["harness event loop"] = args.loop
-    if args.quick:
-        info["run"] = "**quick development run**: small counts, not the reference figures"
+    _harness_loop(args, info, default="asyncio")
     return webhook.run(
         args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
     )
