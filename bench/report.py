@@ -121,6 +121,12 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def header(title: str, info: dict[str, str], command: str) -> list[str]:
+    """A report's first lines: its title, the machine and run (``info``), the command."""
+    return [f"# {title}", "", *(f"- **{k}**: {v}" for k, v in info.items()),
+            f"- **command**: `{command}`", ""]  # fmt: skip
+
+
 def write_markdown(
     path: Path,
     results: list[dict[str, Any]],
@@ -128,9 +134,7 @@ def write_markdown(
     plans: dict[str, str],
     command: str,
 ) -> None:
-    lines = ["# tgrunner against its peers: echo bots on FakeTelegram", ""]
-    lines += [f"- **{k}**: {v}" for k, v in info.items()]
-    lines += [f"- **command**: `{command}`", ""]
+    lines = header("tgrunner against its peers: echo bots on FakeTelegram", info, command)
     lines += [
         "Each bot runs in its own process and sends every message's text back into its chat. "
         "FakeTelegram and the load driver run in the harness process. *updates/s* is replies "

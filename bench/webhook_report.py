@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.report import COLORS, rebuild_main
+from bench.report import COLORS, header, rebuild_main
 
 __all__ = ["goals", "write"]
 
@@ -186,9 +186,9 @@ def write_markdown(
     plans: dict[str, str],
     command: str,
 ) -> None:
-    lines = ["# Webhook intake: tgrunner against aiogram and python-telegram-bot", ""]
-    lines += [f"- **{k}**: {v}" for k, v in info.items()]
-    lines += [f"- **command**: `{command}`", "", "## Goals", ""]
+    title = "Webhook intake: tgrunner against aiogram and python-telegram-bot"
+    lines = header(title, info, command)
+    lines += ["## Goals", ""]
     found = goals(results)
     lines += [f"- {text}: {_verdict(ok)}." for text, ok in found] or ["- No tgrunner row ran."]
     lines += ["", "## Method", "", METHOD, ""]

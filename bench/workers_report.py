@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos import BIN
-from bench.report import COLORS, rebuild_main
+from bench.report import COLORS, header, rebuild_main
 
 __all__ = ["figures", "write"]
 
@@ -271,9 +271,9 @@ def write_markdown(
     rows = _by_key(results)
     fig = figures(results)
     base = rows["tg-w1"]["throughput"] if "tg-w1" in rows else None
-    lines = ["# Worker processes: `tgrunner run --workers N` against grammY runner", ""]
-    lines += [f"- **{k}**: {v}" for k, v in info.items()]
-    lines += [f"- **command**: `{command}`", "", "## Method", "", METHOD, ""]
+    title = "Worker processes: `tgrunner run --workers N` against grammY runner"
+    lines = header(title, info, command)
+    lines += ["## Method", "", METHOD, ""]
     for part in ("cpu", "plain", "chaos"):
         mine = [r for r in results if r["part"] == part]
         if not mine:
