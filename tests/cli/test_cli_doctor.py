@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import orjson
 import pytest
 
 from cli_support import in_process, in_subprocess, in_thread
+from servers import free_port
 from tgrunner.cli.doctor import clock_offset
 from tgrunner.testing import FakeTelegram
 from tgrunner.testing.fake.faults import Faults
@@ -24,13 +24,6 @@ NAMES = ["token", "latency", "webhook", "clock", "data dir"]
 
 def _bot(tg: FakeTelegram) -> list[str]:
     return ["--token", tg.token, "--api-url", tg.api_url]
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _lines(out: str) -> dict[str, tuple[str, str]]:
@@ -115,7 +108,7 @@ async def test_a_wrong_token_fails_and_says_where_to_get_one(
 
 @pytest.mark.timeout(30)
 async def test_an_unreachable_server_is_a_failed_check_not_a_traceback(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     code, out, err = await in_subprocess(
         "doctor", "--token", "1:x", "--api-url", url, "--data-dir", str(tmp_path)
     )
@@ -130,7 +123,7 @@ async def test_an_unreachable_server_is_a_failed_check_not_a_traceback(tmp_path:
 async def test_a_webhook_set_and_its_last_error_are_reported(
     tg: FakeTelegram, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hook = f"http://127.0.0.1:{_closed_port()}/hook"
+    hook = f"http://127.0.0.1:{free_port()}/hook"
     assert (await in_thread(capsys, "set-webhook", hook, *_bot(tg)))[0] == 0
     tg.user("Alice").send("undeliverable")
     await tg.wait_for(lambda: tg.state.primary.last_error_message is not None, timeout=10)

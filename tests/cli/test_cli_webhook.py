@@ -4,12 +4,11 @@ kept or dropped, a delivery error shown, and bad usage as one line with exit cod
 
 from __future__ import annotations
 
-import socket
-
 import orjson
 import pytest
 
 from cli_support import in_process, in_subprocess, in_thread
+from servers import free_port
 from tgrunner.cli.webhook import ago, describe_info
 from tgrunner.testing import FakeTelegram
 
@@ -18,14 +17,6 @@ SECRET = "s3cr3t_T0ken-xyz"
 
 def _bot(tg: FakeTelegram) -> list[str]:
     return ["--token", tg.token, "--api-url", tg.api_url]
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +110,7 @@ async def test_delete_webhook_keeps_pending_updates_unless_told_to_drop_them(
 async def test_webhook_info_shows_the_last_delivery_error_and_when(
     tg: FakeTelegram, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/hook"
+    url = f"http://127.0.0.1:{free_port()}/hook"
     code, _, err = await in_thread(capsys, "set-webhook", url, *_bot(tg))
     assert code == 0, err
     tg.user("Alice").send("undeliverable")
@@ -183,7 +174,7 @@ def test_bad_usage_is_one_line_and_exit_code_2(
 
 @pytest.mark.timeout(30)
 async def test_in_a_real_process_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     code, out, err = await in_subprocess("webhook-info", "--token", "1:x", "--api-url", url)
     assert (code, out) == (1, "")
     assert err.startswith("tgrunner webhook-info: getWebhookInfo: cannot reach "), err

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,9 @@ from typing import Any
 
 import trustme
 
-from servers import serving as serving  # the shared helper, re-exported for the client tests
+# The shared helpers, re-exported for the client tests.
+from servers import free_port as free_port
+from servers import serving as serving
 from tgrunner._http.server import Request, Response
 from tgrunner.client.transports.fast import HTTPClient
 
@@ -70,12 +71,6 @@ async def yield_until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("the condition never held")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def describe(request: Request) -> Response:

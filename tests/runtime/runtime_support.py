@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
 
+from servers import free_port
 from tgrunner.client.bot import Bot
 from tgrunner.runtime.runner import Runner
 from tgrunner.settings import Settings
@@ -36,13 +36,6 @@ async def echo(update: dict[str, Any], bot: Bot) -> None:
     """Reply with the message's text."""
     message = update["message"]
     await bot.send_message(message["chat"]["id"], message.get("text") or "")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (connecting to it is refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def until(event: Awaitable[Any], task: asyncio.Future[Any], timeout: float = 15) -> None:

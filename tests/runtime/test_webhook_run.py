@@ -9,7 +9,6 @@ import io
 import os
 import re
 import signal
-import socket
 import stat
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from processes import BotProcess, end_started_bots, start_bot
 from replies import frontier, replied, send_load, tally
+from servers import free_port
 from tgrunner.testing import FakeTelegram
 
 BOTS = Path(__file__).parents[1] / "bots"
@@ -160,9 +160,7 @@ async def test_direct_mode_answers_a_poison_update_once_it_is_quarantined(
 
 @pytest.mark.timeout(60)
 async def test_a_webhook_bot_waits_start_timeout_for_an_unreachable_api() -> None:
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
     began = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tgrunner", "run", "echo_bot:router", "--token", "1:AAx",
