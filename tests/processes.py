@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -82,6 +83,14 @@ class BotProcess:
             f"the process ended without saying {text!r}: {self.log}"
         )
         return self.log
+
+    async def stop(self) -> str:
+        """SIGTERM, then the whole stderr of a clean stop (exit 0, no traceback)."""
+        self.send_signal(signal.SIGTERM)
+        code, err = await self.finish()
+        assert code == 0, err
+        assert "Traceback" not in err
+        return err
 
     async def finish(self, timeout: float = 30) -> tuple[int, str]:
         """Wait for the exit; return the exit code and the whole stderr."""

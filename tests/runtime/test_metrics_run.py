@@ -87,14 +87,6 @@ def no_ids(samples: Samples, tg: FakeTelegram, sent: dict[int, list[str]]) -> No
     assert not labels & ids, labels & ids
 
 
-async def _stop(bot: BotProcess) -> str:
-    bot.send_signal(signal.SIGTERM)
-    code, err = await bot.finish()
-    assert code == 0, err
-    assert "Traceback" not in err
-    return err
-
-
 def handled_ok(n: int) -> Callable[[Samples], bool]:
     return lambda s: value(s, "tgrunner_updates_handled_total", outcome="ok") >= n
 
@@ -125,7 +117,7 @@ async def test_metrics_of_a_polling_bot(tg: FakeTelegram) -> None:
     status, body = await get_json(f"{url}/readyz")
     assert status == 200, body
     assert body["checks"] == {"source": True, "journal": True}
-    err = await _stop(bot)
+    err = await bot.stop()
     assert err.count("metrics on http://127.0.0.1:") == 1
 
 
@@ -167,7 +159,7 @@ async def test_worker_metrics_are_aggregated_and_stay_monotonic_over_a_kill(
     slots = {dict(k[1])["slot"]: v for k, v in after.items() if k[0] == restarts}
     assert sorted(slots.values()) == [1.0], slots
     no_ids(after, tg, sent)
-    await _stop(bot)
+    await bot.stop()
 
 
 @pytest.mark.timeout(90)
@@ -182,7 +174,7 @@ async def test_metrics_of_a_webhook_bot(tg: FakeTelegram) -> None:
     assert value(s, "tgrunner_updates_received_total", source="polling", kind="message") == 0
     assert value(s, "tgrunner_webhook_requests_total", code="200") == 20
     no_ids(s, tg, sent)
-    await _stop(bot)
+    await bot.stop()
 
 
 FRAMEWORKS = {
@@ -211,7 +203,7 @@ async def test_framework_bots_count_their_updates(tg: FakeTelegram, kind: str) -
     calls = "tgrunner_api_calls_total"
     s = await until(url, lambda s: value(s, calls, method="sendMessage", status="ok") >= 20)
     no_ids(s, tg, sent)
-    await _stop(bot)
+    await bot.stop()
 
 
 @pytest.mark.timeout(90)
@@ -286,4 +278,4 @@ async def test_a_returned_method_rides_in_a_direct_webhook_answer(
     if not mode.endswith("--workers 2"):  # there the workers' counts come a second later
         calls = value(s, "tgrunner_api_calls_total", method="sendMessage", status="ok")
         assert calls == (0 if direct else 20), calls
-    await _stop(bot)
+    await bot.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from processes import BotProcess, end_started_bots, start_bot
+from processes import end_started_bots, start_bot
 from replies import frontier, replied, send_load, tally
 from servers import free_port
 from tgrunner.testing import FakeTelegram
@@ -32,14 +32,6 @@ pytestmark = pytest.mark.slow
 async def _end_our_bots() -> None:  # type: ignore[misc]
     yield
     await end_started_bots()
-
-
-async def _stop(bot: BotProcess) -> str:
-    bot.send_signal(signal.SIGTERM)
-    code, err = await bot.finish()
-    assert code == 0, err
-    assert "Traceback" not in err
-    return err
 
 
 BOT_TARGETS = {
@@ -62,7 +54,7 @@ async def test_a_bot_by_webhook_answers_every_chat_in_order(tg: FakeTelegram, ki
     await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=60)
     # A reply may reach FakeTelegram before the 200 of its update, on another connection.
     await tg.wait_for(lambda: tg.pending_updates == 0, timeout=10)
-    err = await _stop(bot)
+    err = await bot.stop()
     result = tally(sent, tg.requests)
     assert (result.lost, result.violations, result.duplicates) == (0, 0, 0), result
     assert "webhook http://127.0.0.1:" in err  # the start-up line names the source
@@ -87,7 +79,7 @@ async def test_sigkills_during_a_webhook_run_lose_nothing_and_keep_order(tg: Fak
     bot = await start_bot(tg, "echo_bot:router", *HOOK, cwd=BOTS, webhook=True)
     await tg.wait_for(lambda: min(frontier(sent, tg.requests).values()) == 20, timeout=60)
     await tg.wait_for(lambda: tg.pending_updates == 0, timeout=30)
-    await _stop(bot)
+    await bot.stop()
     result = tally(sent, tg.requests)
     assert (result.lost, result.violations) == (0, 0), result
     # A kill repeats at most what was journaled and not yet marked finished on disk.
@@ -105,7 +97,7 @@ async def test_a_given_secret_is_used_and_delete_on_stop_removes_the_webhook(
     alice = tg.user("Alice")
     alice.send("hi")
     await tg.wait_for_replies(alice, 1, timeout=20)
-    await _stop(bot)
+    await bot.stop()
     hook = tg.calls("setWebhook")[-1].params
     assert (hook["secret_token"], int(hook["max_connections"])) == ("my_Secret-1", 7)
     assert len(tg.calls("deleteWebhook")) == 1
@@ -128,7 +120,7 @@ async def test_direct_mode_answers_telegram_once_the_handler_ended(tg: FakeTeleg
     )
     await tg.wait_for(lambda: tally(sent, tg.requests).lost == 0, timeout=30)
     await tg.wait_for(lambda: tg.pending_updates == 0, timeout=10)
-    await _stop(bot)
+    await bot.stop()
     result = tally(sent, tg.requests)
     assert (result.lost, result.violations, result.duplicates) == (0, 0, 0), result
 
@@ -153,7 +145,7 @@ async def test_direct_mode_answers_a_poison_update_once_it_is_quarantined(
     alice.send("hello")
     await tg.wait_for_replies(alice, 1, timeout=20)
     await tg.wait_for(lambda: tg.pending_updates == 0, timeout=20)
-    err = await _stop(bot)
+    err = await bot.stop()
     assert "quarantined" in err
     assert tg.replies(mallory) == []
 
@@ -182,7 +174,7 @@ async def test_the_start_line_of_a_webhook_bot_names_it(tg: FakeTelegram) -> Non
     bot = await start_bot(tg, "echo_bot:router", *HOOK, "--workers", "2", cwd=BOTS, webhook=True)
     # The webhook is set once the workers are ready: the start line follows at once.
     await bot.wait_for_line(" · webhook http://127.0.0.1:", timeout=20)
-    err = await _stop(bot)
+    err = await bot.stop()
     assert err.index("worker processes ready") < err.index("webhook set to"), err
     username = tg.state.primary.user["username"]
     assert f"@{username} (id " in err, err
@@ -243,4 +235,4 @@ async def test_bad_requests_are_refused_and_the_bot_serves_on(tg: FakeTelegram, 
     alice = tg.user("Alice")
     alice.send("still here")
     await tg.wait_for_replies(alice, 1, timeout=30)
-    await _stop(bot)
+    await bot.stop()
