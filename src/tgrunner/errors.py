@@ -9,6 +9,10 @@ The hierarchy::
     │   └── LaneFull                 submit() past lane_room(keys): one key's lane is full
     ├── HandlerError                 a handler raised in a worker process (its error line)
     ├── PoisonUpdate                 an update was in flight at 3 deaths of its worker process
+    ├── JobError                     a job cannot be queued: its function or arguments
+    │   ├── JobFailed                a job ended failed (its error); raised by ``job.result()``
+    │   ├── JobCanceled              a job was canceled before it ran
+    │   └── QueueUnavailable         the job queue's backend cannot be reached (after retries)
     ├── BadAnswer                    the Bot API answered with something that is not its answer
     ├── NetworkError                 the Bot API could not be reached or broke the connection
     │   ├── TimedOut                 no answer within the request timeout
@@ -39,10 +43,14 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "HandlerError",
+    "JobCanceled",
+    "JobError",
+    "JobFailed",
     "LaneFull",
     "NetworkError",
     "NotFound",
     "PoisonUpdate",
+    "QueueUnavailable",
     "RetryAfter",
     "SchedulerFull",
     "ServerError",
@@ -119,6 +127,35 @@ class PoisonUpdate(TgrunnerError):
         )
         self.update_id = update_id
         self.deaths = deaths
+
+
+class JobError(TgrunnerError):
+    """A job cannot be queued: its function is not importable by path, or its arguments do not
+    serialise. The message says which, and what to change."""
+
+
+class JobFailed(JobError):
+    """The job ended failed: ``job_id`` and ``error`` (the last run's error line, e.g.
+    ``"ValueError: bad prompt"``, ``"timed out after 120 s"`` or ``"killed its worker 3
+    times"``)."""
+
+    def __init__(self, job_id: str, error: str) -> None:
+        super().__init__(f"job {job_id} failed: {error}")
+        self.job_id = job_id
+        self.error = error
+
+
+class JobCanceled(JobError):
+    """The job was canceled before it ran (``job_id``)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} was canceled")
+        self.job_id = job_id
+
+
+class QueueUnavailable(JobError):
+    """The job queue's backend (``url``, password hidden) could not be reached, after the
+    retries with backoff; nothing was queued."""
 
 
 class BadAnswer(TgrunnerError):

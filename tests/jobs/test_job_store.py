@@ -313,23 +313,6 @@ def test_threads_and_connections_share_one_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(10)
-def test_exported_names() -> None:
-    import tgrunner.jobs
-
-    assert set(tgrunner.jobs.__all__) == {
-        "DEATHS_ERROR",
-        "FINAL_STATES",
-        "MAX_DEATHS",
-        "STATES",
-        "Job",
-        "JobState",
-        "JobStore",
-    }
-    for name in tgrunner.jobs.__all__:
-        assert hasattr(tgrunner.jobs, name)
-
-
-@pytest.mark.timeout(10)
 def test_deaths_are_logged(store: JobStore, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     store.enqueue(FN, b"[]")
     for n in range(MAX_DEATHS):
@@ -349,7 +332,7 @@ def test_purge_deletes_old_final_jobs(store: JobStore, clock: Clock) -> None:
     clock.now += 100.0
     recent = store.enqueue(FN, b"[]")
     assert store.cancel(recent)
-    assert store.purge(older_than=50.0) == 1
+    assert store.purge(result_ttl=0.0, failure_ttl=50.0) == 1
     assert store.get(old) is None
     assert store.get(recent) is not None and store.get(live) is not None
 
@@ -384,3 +367,30 @@ def test_unreplied_and_mark_reply_sent(store: JobStore, clock: Clock) -> None:
     assert [job.id for job in store.unreplied(limit=5)] == [unsent]
     queued = store.enqueue(FN, b"[]", reply_to=reply)
     assert not store.mark_reply_sent(queued)  # not ended
+
+
+@pytest.mark.timeout(10)
+def test_purge_keeps_failures_longer_than_results(store: JobStore, clock: Clock) -> None:
+    done = store.enqueue(FN, b"[]")
+    bad = store.enqueue(FN, b"[]")
+    for job_id in (done, bad):
+        assert store.claim("w1") is not None
+    assert store.finish(done, "w1", b"1", reply_sent=False)
+    assert store.fail(bad, "w1", "boom", retry_delay=None)
+    clock.now += 600.0
+    assert store.purge() == 1  # RQ's TTLs: 500 s for a result, a year for a failure
+    assert store.get(done) is None and store.get(bad) is not None
+
+
+@pytest.mark.timeout(10)
+def test_retry_requeues_only_ended_failures(store: JobStore) -> None:
+    bad = store.enqueue(FN, b"[]", reply_to={"chat_id": 1, "message_id": 2})
+    queued = store.enqueue(FN, b"[]")
+    assert store.claim("w1") is not None
+    assert store.fail(bad, "w1", "boom", retry_delay=None)
+    assert not store.retry(queued)
+    assert store.retry(bad)
+    job = store.get(bad)
+    assert job is not None and (job.state, job.attempts, job.error) == ("queued", 0, None)
+    assert [j.id for j in store.listing("queued")] == [queued, bad]
+    assert not store.retry(bad)  # queued now: nothing to retry

@@ -1,16 +1,53 @@
 """Heavy work off the bot: jobs run by job workers, their results sent back as replies.
 
-So far only the embedded store (:mod:`tgrunner.jobs.store`) is here.
+::
+
+    from tgrunner.jobs import task
+
+    @task(retries=3, timeout=120)
+    def render(prompt: str) -> str:
+        ...
+
+    await render.enqueue(prompt, reply_to=message)
+
+- :func:`task` makes a function a task; :meth:`Task.enqueue` queues a run and returns a
+  :class:`Job` (``job.id``, ``await job.status()``, ``await job.result(timeout=...)``).
+- :class:`Reply` is a result that is more than text.
+- The queue: :func:`connect` / :func:`current_queue` (:mod:`tgrunner.jobs.queue`); the
+  embedded store is :class:`JobStore`.
 """
 
+from tgrunner.jobs.handle import Job
+from tgrunner.jobs.queue import JobInfo, JobQueue, JobRequest, connect, current_queue, use_queue
+from tgrunner.jobs.reply import Reply
 from tgrunner.jobs.store import (
     DEATHS_ERROR,
     FINAL_STATES,
     MAX_DEATHS,
     STATES,
-    Job,
+    JobRecord,
     JobState,
     JobStore,
 )
+from tgrunner.jobs.task import DEFAULT_FAILURE_MESSAGE, Task, task
 
-__all__ = ["DEATHS_ERROR", "FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
+__all__ = [
+    "DEATHS_ERROR",
+    "DEFAULT_FAILURE_MESSAGE",
+    "FINAL_STATES",
+    "MAX_DEATHS",
+    "STATES",
+    "Job",
+    "JobInfo",
+    "JobQueue",
+    "JobRecord",
+    "JobRequest",
+    "JobState",
+    "JobStore",
+    "Reply",
+    "Task",
+    "connect",
+    "current_queue",
+    "task",
+    "use_queue",
+]

@@ -29,7 +29,7 @@ States::
 - **Fairness.** SQLite's busy wait is not fair: a process that claims in a tight loop can
   starve the others. A worker that finds nothing to claim should wait before it looks again.
 - **Retention.** Ended jobs stay, with their result or error, until :meth:`~JobStore.purge`
-  deletes those older than a TTL.
+  deletes those past their TTL (RQ's defaults: 500 s for results, a year for failures).
 - **Sync.** ``synchronous=NORMAL``: every commit survives a process crash, not a power loss.
 """
 
@@ -51,7 +51,15 @@ import orjson
 
 from tgrunner.errors import ConfigError
 
-__all__ = ["DEATHS_ERROR", "FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
+__all__ = [
+    "DEATHS_ERROR",
+    "FINAL_STATES",
+    "MAX_DEATHS",
+    "STATES",
+    "JobRecord",
+    "JobState",
+    "JobStore",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,9 @@ MAX_DEATHS = 3
 DEATHS_ERROR = f"killed its worker {MAX_DEATHS} times"
 """The error of a job failed at its last death."""
 
-_REPLY_KEYS = frozenset({"chat_id", "message_id", "message_thread_id", "business_connection_id"})
+_REPLY_KEYS = frozenset(
+    {"chat_id", "message_id", "message_thread_id", "business_connection_id", "status_message_id"}
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -99,14 +109,15 @@ _COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class JobRecord:
     """One job as stored. Times are epoch seconds of the store's clock.
 
     - ``attempts``: runs that ended in :meth:`JobStore.fail`; ``max_retries``: how many of
       those are run again.
     - ``deaths``: leases that expired while the job was started (its worker presumed dead).
-    - ``reply_to``: where the job's reply goes (``chat_id``, ``message_id``, and optionally
-      ``message_thread_id`` and ``business_connection_id``), or None.
+    - ``reply_to``: where the job's reply goes (``chat_id``, and optionally ``message_id``,
+      ``message_thread_id``, ``business_connection_id`` and ``status_message_id``, the
+      message to edit into the result), or None.
     """
 
     id: str
@@ -128,7 +139,7 @@ class Job:
     ended_at: float | None
 
     @classmethod
-    def _from_row(cls, row: tuple[Any, ...]) -> Job:
+    def _from_row(cls, row: tuple[Any, ...]) -> JobRecord:
         values = list(row)
         values[13] = None if values[13] is None else orjson.loads(values[13])
         values[14] = bool(values[14])
@@ -229,20 +240,21 @@ class JobStore:
     def enqueue(
         self,
         function: str,
-        args_json: bytes,
+        args: bytes,
         *,
         retries: int = 0,
         timeout: float | None = None,
         reply_to: Mapping[str, Any] | None = None,
     ) -> str:
-        """Queue a call of ``function`` (``"module:qualname"``) with ``args_json`` (JSON
-        bytes); return the new job's id (uuid4 hex).
+        """Queue a call of ``function`` (``"module:qualname"``) with ``args`` (the serialised
+        arguments, opaque to the store); return the new job's id (uuid4 hex).
 
         - ``retries``: times a failed run is run again (default 0).
         - ``timeout``: seconds a run may take, for the worker to enforce (default None: no
           limit).
-        - ``reply_to``: where the reply goes: ``chat_id`` and ``message_id``, optionally
-          ``message_thread_id`` and ``business_connection_id`` (default None: no reply).
+        - ``reply_to``: where the reply goes: ``chat_id``, optionally ``message_id``,
+          ``message_thread_id``, ``business_connection_id`` and ``status_message_id``
+          (default None: no reply).
         """
         if ":" not in function:
             raise ConfigError(
@@ -266,7 +278,7 @@ class JobStore:
             db.execute(
                 "INSERT INTO jobs (id, function, args, state, max_retries, timeout, "
                 "enqueued_at, reply_to) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (job_id, function, args_json, retries, timeout, self._clock(), reply),
+                (job_id, function, args, retries, timeout, self._clock(), reply),
             )
         return job_id
 
@@ -280,18 +292,40 @@ class JobStore:
             ).rowcount
         return n == 1
 
-    def purge(self, older_than: float) -> int:
-        """Delete finished, failed and canceled jobs that ended more than ``older_than``
-        seconds ago (their result and failure TTL); return how many were deleted."""
+    def purge(self, result_ttl: float = 500.0, failure_ttl: float = 31_536_000.0) -> int:
+        """Delete finished jobs that ended more than ``result_ttl`` seconds ago (default 500,
+        RQ's), and failed and canceled ones past ``failure_ttl`` (default one year, RQ's);
+        return how many were deleted."""
+        now = self._clock()
         with self._transaction() as db:
             n = db.execute(
-                "DELETE FROM jobs WHERE state IN ('finished', 'failed', 'canceled') "
-                "AND ended_at < ?",
-                (self._clock() - older_than,),
+                "DELETE FROM jobs WHERE (state = 'finished' AND ended_at < ?) "
+                "OR (state IN ('failed', 'canceled') AND ended_at < ?)",
+                (now - result_ttl, now - failure_ttl),
             ).rowcount
         return int(n)
 
-    def unreplied(self, limit: int = 100) -> list[Job]:
+    def retry(self, job_id: str) -> bool:
+        """Queue a failed or canceled job again, as new: attempts, deaths, error and reply
+        record cleared. False when it is in any other state (or absent)."""
+        with self._transaction() as db:
+            n = db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, deaths = 0, error = NULL, "
+                "result = NULL, reply_sent = 0, ended_at = NULL, run_at = NULL "
+                "WHERE id = ? AND state IN ('failed', 'canceled')",
+                (job_id,),
+            ).rowcount
+        return n == 1
+
+    def listing(self, state: JobState, limit: int = 20) -> list[JobRecord]:
+        """Jobs in ``state``, newest first, at most ``limit`` (default 20)."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state = ? ORDER BY seq DESC LIMIT ?",
+            (state, limit),
+        )
+        return [JobRecord._from_row(row) for row in rows]
+
+    def unreplied(self, limit: int = 100) -> list[JobRecord]:
         """Ended jobs (finished or failed) with a ``reply_to`` whose reply is not recorded as
         sent, oldest first, at most ``limit`` (default 100): among them, jobs failed at their
         last death, whose failure message no worker sent."""
@@ -300,7 +334,7 @@ class JobStore:
             "AND reply_to IS NOT NULL AND reply_sent = 0 ORDER BY seq LIMIT ?",
             (limit,),
         )
-        return [Job._from_row(row) for row in rows]
+        return [JobRecord._from_row(row) for row in rows]
 
     def mark_reply_sent(self, job_id: str) -> bool:
         """Record the reply of an ended job as sent; True only for the one call that did, so
@@ -314,10 +348,10 @@ class JobStore:
             ).rowcount
         return n == 1
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> JobRecord | None:
         """The job with this id, or None."""
         rows = self._read(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return Job._from_row(rows[0]) if rows else None
+        return JobRecord._from_row(rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state (every state is a key, 0 when none)."""
@@ -326,7 +360,7 @@ class JobStore:
 
     # -- the worker's side --------------------------------------------------------------------
 
-    def claim(self, owner: str, lease_seconds: float = 5.0) -> Job | None:
+    def claim(self, owner: str, lease_seconds: float = 5.0) -> JobRecord | None:
         """Take the oldest runnable job for ``owner`` with a lease of ``lease_seconds``
         (default 5), or return None when none is runnable.
 
@@ -335,7 +369,7 @@ class JobStore:
         """
         killed: list[str] = []  # logged once the transaction is committed
         retaken: tuple[str, int] | None = None
-        claimed: Job | None = None
+        claimed: JobRecord | None = None
         with self._transaction() as db:
             now = self._clock()
             while True:
@@ -368,7 +402,7 @@ class JobStore:
                     (deaths, owner, now + lease_seconds, seq),
                 )
                 found = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq = ?", (seq,))
-                claimed = Job._from_row(found.fetchone())
+                claimed = JobRecord._from_row(found.fetchone())
                 break
         for job_id in killed:
             log.error("job %s %s (its lease expired each time); failed", job_id, DEATHS_ERROR)

@@ -1,0 +1,270 @@
+"""``@task``: a function a job worker runs, queued from a handler with ``enqueue``.
+
+::
+
+    from tgrunner.jobs import task
+
+    @task(retries=3, timeout=120)
+    def render(prompt: str) -> str:       # sync or async; a str is sent as a text reply
+        ...
+
+    await render.enqueue(prompt, reply_to=message)   # in a native, aiogram or PTB handler
+
+- **By path.** A worker imports the function by its path, ``"module:qualname"``, so it must be
+  defined at the top level of an importable module: a lambda, a closure or a function defined
+  in another function is refused at ``@task`` time. A function of a script run as
+  ``python bot.py`` is found as ``bot:name`` (the worker imports ``bot``, so the script must
+  start the bot under ``if __name__ == "__main__":``).
+- **Arguments** are pickled at :meth:`Task.enqueue`; what does not pickle is refused there,
+  not in the worker.
+- **A JobContext parameter.** A function with a parameter annotated
+  :class:`~tgrunner.jobs.context.JobContext` gets the job's context in it (the worker passes
+  it; ``enqueue`` does not take it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pickle
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from tgrunner.errors import JobError
+from tgrunner.jobs.handle import Job
+from tgrunner.jobs.queue import JobRequest, current_queue
+from tgrunner.jobs.reply import reply_target
+
+__all__ = ["DEFAULT_FAILURE_MESSAGE", "Task", "function_path", "resolve_task", "task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_FAILURE_MESSAGE = "⚠️ Sorry, that did not work out. Please try again later."
+"""What the user is told when a job fails after its last retry, unless the task says otherwise."""
+
+_RESERVED = frozenset({"reply_to", "status_message"})
+
+
+def function_path(fn: Callable[..., Any]) -> str:
+    """``"module:qualname"`` of ``fn``, by which a worker imports it; JobError when there is no
+    such path (a lambda, a closure, a function defined in another function, a builtin)."""
+    qualname = getattr(fn, "__qualname__", None)
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__name__", repr(fn))
+    if not isinstance(qualname, str) or not isinstance(module, str):
+        raise JobError(
+            f"{name!r} has no import path: a job runs a function defined at the top level of "
+            "a module. Wrap it in one."
+        )
+    if "<" in qualname:  # <lambda>, <locals>
+        raise JobError(
+            f"{qualname!r} of {module!r} cannot be imported by a worker (a lambda, or a "
+            "function defined inside another): define the job's function at the top level of "
+            "its module."
+        )
+    if module == "__main__":
+        module = _main_module_name()
+    return f"{module}:{qualname}"
+
+
+def _main_module_name() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:  # python -m package.module
+        return str(spec.name)
+    filename = getattr(main, "__file__", None)
+    if not filename:
+        raise JobError(
+            "a job's function cannot be defined in an interactive session or a string of code: "
+            "a worker imports it by path. Define it in a module."
+        )
+    return Path(filename).stem
+
+
+def resolve_task(path: str) -> Task[..., Any]:
+    """Import the task named by ``"module:qualname"``; JobError when it is not there or is
+    not a task (the worker calls this, and ``enqueue`` does once per task, to check)."""
+    module_name, _, qualname = path.partition(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise JobError(
+            f"cannot import the job's module {module_name!r} ({exc}): run the worker from the "
+            "folder that holds it, or install it"
+        ) from None
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise JobError(f"module {module_name!r} has no {qualname!r}: was it renamed?")
+    if not isinstance(obj, Task):
+        raise JobError(
+            f"{path} is not a task: decorate it with @tgrunner.jobs.task (the worker runs only "
+            "tasks)"
+        )
+    return obj
+
+
+def _context_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of ``fn``'s parameter annotated JobContext, or None."""
+    for param in inspect.signature(fn).parameters.values():
+        note = param.annotation
+        text = note if isinstance(note, str) else getattr(note, "__name__", "")
+        if text == "JobContext" or text.endswith(".JobContext"):
+            return param.name
+    return None
+
+
+class Task(Generic[P, R]):
+    """A function made a task by :func:`task`. Calling it runs the function here, as before;
+    :meth:`enqueue` queues a run by a job worker.
+
+    ``path``: ``"module:qualname"``; ``retries``, ``timeout``, ``backoff`` and
+    ``failure_message`` as given to :func:`task`; ``context_parameter``: the name of the
+    parameter that gets the :class:`~tgrunner.jobs.context.JobContext`, or None.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        retries: int,
+        timeout: float | None,
+        backoff: float,
+        failure_message: str | None,
+    ) -> None:
+        if retries < 0:
+            raise JobError(f"@task(retries=...) must be 0 or more, not {retries}")
+        if timeout is not None and not timeout > 0:
+            raise JobError(f"@task(timeout=...) must be above 0 seconds, or None; not {timeout}")
+        if not backoff >= 0:
+            raise JobError(f"@task(backoff=...) must be 0 or more seconds, not {backoff}")
+        self.fn = fn
+        self.path = function_path(fn)
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff = backoff
+        self.failure_message = failure_message
+        self.context_parameter = _context_parameter(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._checked = False
+        self.__name__ = getattr(fn, "__name__", "task")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<task {self.path}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds before run ``attempt + 1`` (``attempt`` counts from 0): ``backoff`` doubled
+        per failed run, at most 300."""
+        return float(min(self.backoff * 2**attempt, 300.0))
+
+    def _check_path(self) -> None:
+        if self._checked:
+            return
+        if getattr(self.fn, "__module__", None) == "__main__":
+            # A script run as python bot.py: importing it here again would run it twice; its
+            # worker imports it by file name, so look the name up in the script itself.
+            main = sys.modules["__main__"]
+            if getattr(main, self.path.partition(":")[2], None) is not self:
+                raise JobError(f"{self!r}: the script has no top-level task by that name")
+            self._checked = True
+            return
+        try:
+            found = resolve_task(self.path)
+        except JobError as exc:
+            raise JobError(
+                f"{self!r} cannot be found by its path, as a worker would: {exc}"
+            ) from None
+        if found.fn is not self.fn:
+            raise JobError(
+                f"{self.path} names another function than the one decorated: give each task "
+                "its own top-level name"
+            )
+        self._checked = True
+
+    async def enqueue(
+        self,
+        *args: Any,
+        reply_to: Any = None,
+        status_message: Any = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Queue a run of the function with these arguments and return its :class:`Job`.
+
+        - ``reply_to``: the message the result answers (a native ``ctx.message`` dict or
+          ``Context``, an aiogram ``Message``, a PTB ``Message``), default None: no reply. The
+          reply uses ``reply_parameters`` (with ``allow_sending_without_reply``), the message's
+          topic and business connection.
+        - ``status_message``: a message the bot sent ("⏳ Processing…") to edit into the
+          result (and into progress), instead of sending a new message; default None.
+
+        Raises :class:`~tgrunner.errors.JobError` when the arguments do not pickle, the
+        function cannot be imported by path, or no queue is open in this process.
+        """
+        self._check_path()
+        if self.context_parameter in kwargs:
+            raise JobError(
+                f"{self.path}: {self.context_parameter!r} is the job's context, given by the "
+                "worker; do not pass it to enqueue"
+            )
+        try:
+            payload = pickle.dumps((args, kwargs), protocol=5)
+        except Exception as exc:
+            raise JobError(
+                f"the arguments of {self.path} cannot be serialised ({type(exc).__name__}: "
+                f"{exc}): pass plain data (str, numbers, lists, dicts, dataclasses of a "
+                "module), not open files, sockets, lambdas or bots"
+            ) from None
+        target = reply_target(reply_to, status_message)
+        queue = current_queue()
+        job_id = await queue.enqueue(
+            JobRequest(
+                function=self.path,
+                payload=payload,
+                retries=self.retries,
+                timeout=self.timeout,
+                reply_to=target,
+            )
+        )
+        return Job(job_id, queue)
+
+
+def task(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    retries: int = 0,
+    timeout: float | None = None,
+    backoff: float = 1.0,
+    failure_message: str | None = DEFAULT_FAILURE_MESSAGE,
+) -> Any:
+    """Make ``fn`` a task a job worker runs: ``@task`` or ``@task(...)``.
+
+    - ``retries``: failed runs run again (default 0), ``backoff`` seconds after the first
+      failure (default 1), doubled each time up to 300.
+    - ``timeout``: seconds a run may take (default None: no limit). An async function is
+      cancelled at it; a sync one's worker process is replaced, as a thread cannot be stopped.
+    - ``failure_message``: what the user is told when the job fails after its last retry
+      (default :data:`DEFAULT_FAILURE_MESSAGE`; None: tell nothing).
+
+    What the function returns is the reply: a ``str`` is sent as text, a
+    :class:`~tgrunner.jobs.reply.Reply` as what it describes, None sends nothing.
+    """
+
+    def wrap(f: Callable[P, R]) -> Task[P, R]:
+        return Task(
+            f, retries=retries, timeout=timeout, backoff=backoff, failure_message=failure_message
+        )
+
+    return wrap if fn is None else wrap(fn)
