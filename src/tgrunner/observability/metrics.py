@@ -30,7 +30,7 @@ import logging
 import platform
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -153,7 +153,7 @@ class Metrics:
             raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}") from None
         counts[kind] = counts.get(kind, 0) + 1
 
-    def received_batch(self, source: str, batch: list[Mapping[str, Any]]) -> None:
+    def received_batch(self, source: str, batch: Iterable[Mapping[str, Any]]) -> None:
         """:meth:`received` for each update of ``batch``, in one call (the runner's)."""
         try:
             counts = self._received[source]
