@@ -45,6 +45,7 @@ __all__ = [
     "FAILURE_TTL",
     "LEASE_GRACE",
     "RESULT_TTL",
+    "RQ_TIMEOUT_MARGIN",
     "STATE_OF",
     "UNREACHABLE",
     "Outage",
@@ -78,6 +79,9 @@ RESULT_TTL = DEFAULT_RESULT_TTL
 """RQ's default seconds a finished job is kept (500)."""
 FAILURE_TTL = DEFAULT_FAILURE_TTL
 """RQ's default seconds a failed (or canceled) job is kept (one year)."""
+RQ_TIMEOUT_MARGIN = 30
+"""Seconds RQ's own timeout of a job lies past its task's: a backstop behind the entry
+function's limit, which then still has time to send the failure message."""
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 """The errors that mean Redis could not be reached (retried), not that a call was wrong."""
 
@@ -265,7 +269,7 @@ def job_fields(job_id: str, request: JobRequest, options: RQOptions) -> list[Any
     data = zlib.compress(
         pickle.dumps((ENTRY, None, (request.function, request.payload), {}), protocol=5)
     )
-    timeout = -1 if request.timeout is None else max(1, math.ceil(request.timeout))
+    timeout = -1 if request.timeout is None else math.ceil(request.timeout) + RQ_TIMEOUT_MARGIN
     fields: dict[str, Any] = {
         "created_at": stamp,
         "data": data,

@@ -52,10 +52,11 @@ from tgrunner.jobs.backends._rq_common import (
     job_fields,
     retrying,
 )
+from tgrunner.jobs.backends.rq_source import RQSource
 from tgrunner.jobs.queue import JobInfo, JobRequest
 from tgrunner.jobs.store import STATES, JobState
 
-__all__ = ["RQQueue"]
+__all__ = ["RQQueue", "RQSource"]  # RQSource lives in rq_source; both sides import from here
 
 _REGISTRY_OF = {
     "started": 1,
