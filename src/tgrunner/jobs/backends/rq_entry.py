@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import pickle
-from typing import Any
+from typing import Any, cast
 
 from rq import get_current_job
 
@@ -45,6 +45,7 @@ from tgrunner.jobs.task import resolve_task
 __all__ = ["RQ_TIMEOUT_MARGIN", "perform"]
 
 log = logging.getLogger("tgrunner.jobs.rq")
+
 
 class _Recorder:
     """The :class:`~tgrunner.jobs.source.JobSource` that :func:`execute` reports to under a
@@ -142,7 +143,8 @@ async def perform(function: str, payload: bytes) -> Any:
     if job is None:
         raise JobError("perform() is the entry of tgrunner's RQ jobs; an rq worker calls it")
     fields = ("tgrunner_reply_sent", "retries_left", *CLAIM_FIELDS)
-    sent, left, *values = await asyncio.to_thread(job.connection.hmget, job.key, fields)
+    row = await asyncio.to_thread(job.connection.hmget, job.key, fields)
+    sent, left, *values = cast(list[bytes | None], row)
     if sent == b"1":
         log.warning(
             "job %s (%s): its reply was sent by an earlier run, whose worker died before RQ "
