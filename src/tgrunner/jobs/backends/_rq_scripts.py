@@ -142,11 +142,16 @@ _CLAIM_FIELDS = ", ".join(f"'{name}'" for name in CLAIM_FIELDS)
 ENQUEUE = (
     _PRELUDE
     + """
--- ARGV[5]: the job id; ARGV[6..]: the job hash, field then value. A job that is already there
--- (an enqueue retried after its answer was lost) is left alone.
+-- ARGV[5]: the job id; ARGV[6..]: the job's own fields, field then value; the fields every new
+-- job has alike are written here (as Job.to_dict writes them). A job that is already there (an
+-- enqueue retried after its answer was lost) is left alone.
 local jk = JOB .. ARGV[5]
 if redis.call('EXISTS', jk) == 1 then return 0 end
-redis.call('HSET', jk, unpack(ARGV, 6))
+redis.call('HSET', jk, 'created_at', STAMP, 'enqueued_at', STAMP, 'status', 'queued',
+  'success_callback_name', '', 'failure_callback_name', '', 'stopped_callback_name', '',
+  'started_at', '', 'ended_at', '', 'last_heartbeat', '', 'worker_name', '', 'group_id', '',
+  'tgrunner_attempts', '0', 'tgrunner_deaths', '0', 'tgrunner_reply_sent', '0',
+  unpack(ARGV, 6))
 redis.call('RPUSH', Q, ARGV[5])
 redis.call('SADD', QUEUES, Q)
 return 1
