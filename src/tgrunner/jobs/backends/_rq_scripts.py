@@ -117,7 +117,8 @@ local function reap(limit, events)
         table.insert(events, id .. ' ' .. deaths .. ' queued')
       end
     else
-      redis.call('ZREM', LEASES, id)
+      -- Ended another way (canceled or failed through RQ's own tools): tidy the lease up.
+      end_lease(id, jk)
       -- RQ's own cleanup of the started registry may have failed it: its reply is owed.
       if st == 'failed' then owe(id, jk) end
     end
