@@ -182,6 +182,7 @@ class JobWorker:
         self._thread: int | None = None
         self._wake: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._serving = False
         self._retry_due = 0.0  # monotonic time the last retry this worker scheduled comes due
@@ -220,6 +221,8 @@ class JobWorker:
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
+        if self._stopping and self._stopped is not None:
+            self._stopped.set()
         if self._fast and self._hurry is not None:
             self._hurry.set()
 
@@ -237,6 +240,7 @@ class JobWorker:
         self._thread = threading.get_ident()
         self._wake = asyncio.Event()
         self._hurry = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._poke()
         house = None if self.burst else asyncio.create_task(self._housekeeping())
         log.info(
@@ -250,8 +254,14 @@ class JobWorker:
         try:
             await self._claim_loop()
         finally:
+            self._stopping = True
+            self._poke()
             await self._shutdown()
             if house is not None:
+                # It ends at its next pause; a failure message it is sending is let go out.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_REPLYING_GRACE):
+                        await asyncio.shield(house)
                 house.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await house
@@ -289,12 +299,10 @@ class JobWorker:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if a stop comes."""
-        assert self._wake is not None
+        assert self._stopped is not None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                while not self._stopping:
-                    self._wake.clear()
-                    await self._wake.wait()
+                await self._stopped.wait()
 
     def _watch(self) -> None:
         """Have one task waiting in ``source.wait()``, which wakes the claim loop."""
@@ -449,7 +457,7 @@ class JobWorker:
 
     async def _housekeeping(self) -> None:
         next_sweep = next_purge = time.monotonic()
-        while True:
+        while not self._stopping:
             now = time.monotonic()
             if now >= next_sweep:
                 await self._sweep()
@@ -463,7 +471,7 @@ class JobWorker:
                     if purged:
                         log.info("job worker: purged %d job(s) past their TTL", purged)
                 next_purge = now + self.purge_every
-            await asyncio.sleep(max(0.0, min(next_sweep, next_purge) - time.monotonic()))
+            await self._pause(max(0.0, min(next_sweep, next_purge) - time.monotonic()))
 
     async def _sweep(self) -> None:
         """Tell the users of jobs failed at their worker's last death (see the module doc)."""
