@@ -62,7 +62,10 @@ def cleanup(name: str) -> None:
         doomed.append(raw.decode())
         r.srem("rq:workers", raw)
     for job_id in ids:
-        doomed += [keys.job + job_id.decode(), keys.results + job_id.decode()]
+        found = job_id.decode()
+        runs = f"rq:executions:{found}"
+        doomed += [keys.job + found, keys.results + found, runs]
+        doomed += [f"rq:execution:{found}:{e.decode()}" for e in r.zrange(runs, 0, -1)]
     for i in range(0, len(doomed), 1000):
         r.delete(*doomed[i : i + 1000])
     r.srem(keys.all[8], keys.queue)

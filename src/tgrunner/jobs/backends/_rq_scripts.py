@@ -66,9 +66,33 @@ local function until_score(ttl)
   return NOW + ttl
 end
 
+-- RQ's record of a run (rq.executions): its hash, and its entry in the job's executions set
+-- and in the started registry (as JOB:EXECUTION), all scored past the lease by GRACE.
+local PREFIX = string.sub(JOB, 1, #JOB - 4)  -- 'rq:' of 'rq:job:'
+
+local function execution(id, exec, deadline, grace, owner)
+  local ek, er = PREFIX .. 'execution:' .. id .. ':' .. exec, PREFIX .. 'executions:' .. id
+  local ttl = math.ceil(deadline + grace - NOW) + 60
+  if owner then
+    redis.call('HSET', ek, 'id', exec, 'job_id', id, 'created_at', NOW, 'last_heartbeat', NOW,
+      'worker_name', owner)
+    redis.call('ZADD', er, deadline + grace + 60, exec)
+  else
+    redis.call('HSET', ek, 'last_heartbeat', NOW)
+    redis.call('ZADD', er, 'XX', deadline + grace + 60, exec)
+  end
+  redis.call('EXPIRE', ek, ttl)
+  redis.call('EXPIRE', er, ttl)
+  redis.call('ZADD', WIP, deadline + grace, id .. ':' .. exec)
+end
+
 local function end_lease(id, jk)
   local exec = redis.call('HGET', jk, 'tgrunner_execution')
-  if exec then redis.call('ZREM', WIP, id .. ':' .. exec) end
+  if exec then
+    redis.call('ZREM', WIP, id .. ':' .. exec)
+    redis.call('DEL', PREFIX .. 'execution:' .. id .. ':' .. exec)
+    redis.call('ZREM', PREFIX .. 'executions:' .. id, exec)
+  end
   redis.call('ZREM', LEASES, id)
   redis.call('HDEL', jk, 'tgrunner_owner', 'tgrunner_execution')
 end
@@ -209,7 +233,7 @@ if taken == '' then
           'tgrunner_execution', EXEC)
         redis.call('PERSIST', jk)
         redis.call('ZADD', LEASES, NOW + LEASE, id)
-        redis.call('ZADD', WIP, NOW + LEASE + GRACE, id .. ':' .. EXEC)
+        execution(id, EXEC, NOW + LEASE, GRACE, OWNER)
         redis.call('SET', ck, EXEC .. ' ' .. id, 'EX', 60)
         taken = id
         break
@@ -256,7 +280,7 @@ local ok = 0
 if owned(jk, ARGV[9]) then
   local exec = redis.call('HGET', jk, 'tgrunner_execution')
   redis.call('ZADD', LEASES, NOW + tonumber(ARGV[10]), id)
-  redis.call('ZADD', WIP, NOW + tonumber(ARGV[10]) + tonumber(ARGV[12]), id .. ':' .. exec)
+  execution(id, exec, NOW + tonumber(ARGV[10]), tonumber(ARGV[12]), nil)
   redis.call('HSET', jk, 'last_heartbeat', STAMP)
   ok = 1
 end
