@@ -44,6 +44,7 @@ import contextvars
 import inspect
 import logging
 import pickle
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -155,12 +156,17 @@ async def execute(run: Run) -> Outcome:
     return await _fail(run, task, error, stuck)
 
 
+_found: dict[str, Task[..., Any]] = {}  # the tasks found, by path
+
+
 def _load(run: Run) -> tuple[Task[..., Any], tuple[Any, ...], dict[str, Any]]:
     claim = run.claim
-    try:
-        task = resolve_task(claim.function)
-    except Exception as exc:
-        raise _Final(f"cannot run {claim.function}: {exc}") from exc
+    task = _found.get(claim.function)
+    if task is None:
+        try:
+            task = _found[claim.function] = resolve_task(claim.function)
+        except Exception as exc:
+            raise _Final(f"cannot run {claim.function}: {exc}") from exc
     try:
         args, kwargs = pickle.loads(claim.payload)
     except Exception as exc:
@@ -197,10 +203,41 @@ async def _call(
             job.cancel()
 
 
+class _Threads:
+    """Daemon threads for sync jobs, started as needed and kept for the next job.
+
+    Not a ThreadPoolExecutor: its threads are joined at exit, so a job that outlived its time
+    limit (or a stop's grace) would hold the process's exit. A thread stuck in a job is left
+    to it; the next job gets another thread.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                return
+        threading.Thread(target=self._serve, name="tgrunner job", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                self._idle += 1
+
+
+_threads = _Threads()
+
+
 async def _call_in_thread(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
 ) -> Any:
-    """``fn`` in a daemon thread of its own: a stuck one must not hold the process's exit."""
+    """``fn`` in a daemon thread: one that is stuck must not hold the process's exit."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -221,7 +258,7 @@ async def _call_in_thread(
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=body, name=f"job {getattr(fn, '__name__', 'fn')}", daemon=True).start()
+    _threads.submit(body)
     try:
         async with asyncio.timeout(timeout):
             return await asyncio.shield(future)
