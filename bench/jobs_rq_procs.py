@@ -1,36 +1,36 @@
-"""What the RQ bench rows share: their worker processes, their queues on the bench's Redis
-database, and the clean-up of those queues' keys (never the whole database)."""
+"""What the RQ rows of the jobs benchmark share: their queues on the bench's Redis database
+(13), the clean-up of those queues' keys (never the whole database), the waits on RQ's
+registries, and plain ``rq worker`` processes."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sys
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import redis
+import redis.asyncio as aredis
 
-from bench.harness import LOGS, REPO
 from tgrunner.jobs.backends._rq_common import QueueKeys
 
 __all__ = [
     "DB",
     "REDIS",
-    "RQ",
-    "Worker",
     "cleanup",
-    "fresh_name",
+    "fresh_queue",
     "redis_up",
+    "rq_worker_argv",
     "sync_redis",
-    "tgrunner_worker",
+    "until",
+    "workers_registered",
 ]
 
 DB = 13
 REDIS = f"redis://127.0.0.1:6379/{DB}"
-RQ = str(Path(sys.executable).with_name("rq"))
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+_RQ = str(Path(sys.executable).with_name("rq"))
 
 
 def sync_redis() -> redis.Redis:
@@ -38,14 +38,11 @@ def sync_redis() -> redis.Redis:
 
 
 def redis_up() -> bool:
+    """Whether Redis answers on 127.0.0.1:6379."""
     try:
         return bool(sync_redis().ping())
     except redis.RedisError:
         return False
-
-
-def fresh_name(prefix: str) -> str:
-    return f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def cleanup(name: str) -> None:
@@ -54,6 +51,7 @@ def cleanup(name: str) -> None:
     keys = QueueKeys(name)
     r = sync_redis()
     ids: set[bytes] = set(r.lrange(keys.queue, 0, -1))
+    ids.update(r.lrange(f"{keys.queue}:intermediate", 0, -1))
     for key in (*keys.all[1:8], keys.deferred):
         ids.update(entry.split(b":")[0] for entry in r.zrange(key, 0, -1))
     doomed = [*keys.all[:8], keys.deferred, f"{keys.queue}:intermediate"]
@@ -72,75 +70,36 @@ def cleanup(name: str) -> None:
     r.close()
 
 
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (SRC, str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
+@asynccontextmanager
+async def fresh_queue(prefix: str) -> AsyncIterator[tuple[str, str, aredis.Redis]]:
+    """A new queue's name, its URL and a client, its keys deleted afterwards."""
+    name = f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
+    client = aredis.Redis(host="127.0.0.1", port=6379, db=DB)
+    try:
+        yield name, f"{REDIS}?queue={name}", client
+    finally:
+        await client.aclose()
+        cleanup(name)
 
 
-class Worker:
-    """A worker process; its output goes to ``log`` as it comes, and :meth:`wait_ready`
-    returns once a line holds ``ready``."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, log: Path, ready: str) -> None:
-        self.proc = proc
-        self.pid = proc.pid
-        self.log = log
-        self._ready_text = ready
-        self.ready = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(
-        cls, argv: list[str], *, name: str, ready: str, env: dict[str, str] | None = None
-    ) -> Worker:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=REPO,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,  # rq logs to stdout, tgrunner to stderr
-            stderr=asyncio.subprocess.STDOUT,
-            env=_env(env or {}),
-        )
-        return cls(proc, LOGS / f"{name}.log", ready)
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with self.log.open("ab") as out:
-            async for line in self.proc.stdout:
-                out.write(line)
-                if self._ready_text.encode() in line:
-                    self.ready.set()
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        waiting = asyncio.create_task(self.ready.wait())
-        done, _ = await asyncio.wait([waiting, self._reader], timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        if waiting not in done:
-            waiting.cancel()
-            raise RuntimeError(f"worker {self.pid} did not get ready; see {self.log}")
-
-    def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-
-    async def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, SIGKILL after ``timeout``; the exit code."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            self.kill()
-            code = await self.proc.wait()
-        await self._reader
-        return code
+async def until(test: Callable[[], Awaitable[bool]], timeout: float, every: float = 0.005) -> None:
+    """Ask ``test()`` every ``every`` s until it is true (Redis wakes nothing in this
+    process: a bench measures, and a few ms of polling are within its resolution);
+    TimeoutError after ``timeout`` s."""
+    async with asyncio.timeout(timeout):
+        while not await test():  # noqa: ASYNC110 (nothing to wait on: Redis is elsewhere)
+            await asyncio.sleep(every)
 
 
-def tgrunner_worker(url: str, token: str, api_url: str, concurrency: int) -> list[str]:
-    """``python -m tgrunner.jobs.worker`` on the queue at ``url``."""
-    return [
-        sys.executable, "-m", "tgrunner.jobs.worker", "--jobs", url,
-        "--concurrency", str(concurrency), "--path", str(REPO),
-        "--token", token, "--api-url", api_url, "--log-level", "INFO",
-    ]  # fmt: skip
+async def workers_registered(client: aredis.Redis, name: str, count: int) -> None:
+    """Until ``count`` plain RQ workers serve queue ``name`` (RQ's own worker registry)."""
+
+    async def enough() -> bool:
+        return int(await client.scard(f"rq:workers:{name}")) >= count
+
+    await until(enough, 60, every=0.02)
+
+
+def rq_worker_argv(name: str, worker_class: str) -> list[str]:
+    """A plain ``rq worker`` of ``worker_class`` on queue ``name``."""
+    return [_RQ, "worker", "-w", worker_class, "--url", REDIS, name]

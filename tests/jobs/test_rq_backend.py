@@ -330,3 +330,16 @@ async def test_rqs_own_cancel_of_a_started_job_ends_its_lease(
     assert not await source.renew(job_id, "w", 5.0)
     assert not await source.finish(job_id, "w", None, reply_sent=True)
     assert (await queue.info(job_id)).state == "canceled"  # type: ignore[union-attr]
+
+
+async def test_concurrent_enqueues_share_a_pipeline_and_each_queues_once(
+    queue: RQQueue, source: RQSource
+) -> None:
+    ids = await asyncio.gather(*(queue.enqueue(request(i)) for i in range(300)))
+    assert len(set(ids)) == 300
+    assert (await queue.counts())["queued"] == 300
+    claims = []
+    while (claim := await source.claim("w", 5.0)) is not None:
+        claims.append(claim)
+    assert [c.id for c in claims] == ids  # in the order they were asked for
+    assert [pickle.loads(c.payload)[0][0] for c in claims] == list(range(300))

@@ -149,3 +149,14 @@ def test_both_sides_follow_their_protocols() -> None:
     finally:
         asyncio.run(queue.close())
         asyncio.run(source.close())
+
+
+async def test_concurrent_enqueues_all_raise_when_redis_stays_away() -> None:
+    queue = RQQueue(f"redis://127.0.0.1:{closed_port()}/0?retry_for=0.3")
+    try:
+        results = await asyncio.gather(
+            *(queue.enqueue(request(i)) for i in range(20)), return_exceptions=True
+        )
+    finally:
+        await queue.close()
+    assert all(isinstance(r, QueueUnavailable) for r in results)
