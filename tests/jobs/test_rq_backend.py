@@ -27,6 +27,7 @@ from tgrunner.jobs.backends.rq_source import FOREIGN_ERROR, RQSource
 pytestmark = [pytest.mark.services, pytest.mark.timeout(30)]
 
 REPLY = {"chat_id": 5, "message_id": 7}
+LEASE = 1.0  # of a worker that dies: long enough for the calls made before it ends
 
 
 @pytest.fixture
@@ -166,16 +167,16 @@ async def test_a_dead_workers_job_comes_back_and_fails_at_the_third_death(
     job_id = await queue.enqueue(request(reply_to=REPLY))
     for death in range(1, MAX_DEATHS):
         owner = f"w{death}"
-        claim = await source.claim(owner, 0.2)
+        claim = await source.claim(owner, LEASE)
         assert claim is not None and claim.deaths == death - 1
-        assert await source.claim("other", 0.2) is None
+        assert await source.claim("other", LEASE) is None
         await source.wait(5.0)  # the lease's end wakes it
         assert not await source.renew(job_id, "intruder", 5.0)
-    claim = await source.claim("last", 0.2)
+    claim = await source.claim("last", LEASE)
     assert claim is not None and claim.deaths == MAX_DEATHS - 1
-    assert await source.claim("other", 0.2) is None
+    assert await source.claim("other", LEASE) is None
     await source.wait(5.0)
-    assert await source.claim("other", 0.2) is None  # reaps: the third death fails it
+    assert await source.claim("other", LEASE) is None  # reaps: the third death fails it
     assert not await source.finish(job_id, "last", None, reply_sent=True)
     info = await queue.info(job_id)
     assert info is not None and info.state == "failed" and info.error == DEATHS_ERROR
@@ -187,11 +188,11 @@ async def test_a_dead_workers_job_comes_back_and_fails_at_the_third_death(
 
 async def test_a_renewed_lease_is_not_taken(queue: RQQueue, source: RQSource) -> None:
     job_id = await queue.enqueue(request())
-    assert await source.claim("w1", 0.3) is not None
-    for _ in range(4):
-        await asyncio.sleep(0.15)
-        assert await source.renew(job_id, "w1", 0.3)
-        assert await source.claim("w2", 0.3) is None
+    assert await source.claim("w1", 2.0) is not None
+    for _ in range(6):  # 3 s in all, past the lease: renewals keep it
+        await asyncio.sleep(0.5)
+        assert await source.renew(job_id, "w1", 2.0)
+        assert await source.claim("w2", 2.0) is None
     assert await source.finish(job_id, "w1", None, reply_sent=True)
 
 

@@ -20,7 +20,7 @@ from tgrunner.testing import FakeTelegram
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(180)]
 
 RETRIES = job_tasks.chaos.retries  # 2: a job that fails 3 tries fails for good
-LEASE = 0.05  # of the workers that die
+LEASE = 0.5  # of the workers that die: past the time to claim every job, under load too
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ async def _scenario(url: str, plan: list[Spec]) -> None:
             taken = []
             while (claim := await jobs.source.claim(owner, LEASE)) is not None:
                 taken.append(claim.id)
+            assert len(set(taken)) == len(taken), "a lease ran out while claiming: raise LEASE"
             dying = [job_id for job_id in taken if deaths[job_id] >= round_]
             for job_id in taken:
                 if job_id not in dying:
