@@ -14,7 +14,7 @@ arguments, not the task itself. The trade-off:
 - a plain ``rq worker`` then runs the task *and* sends its reply, through the Bot API, with
   the token of ``TGRUNNER_TOKEN``/``BOT_TOKEN``; it records the reply as sent (the
   ``tgrunner_reply_sent`` field) before RQ records the end, and a run that finds it recorded
-  does not run again, so a retry after a kill does not reply twice;
+  with no end recorded does not run again, so RQ's retry after a kill does not reply twice;
 - a task that takes a JobContext gets one, and the last failure sends the failure message;
 - rq-dashboard still reads well: the job's ``description`` is the task's call
   (``bot.render('a cat')``), though its ``func_name`` is the entry's.
@@ -30,8 +30,16 @@ unreachable Redis is retried, default 10, then
 :class:`~tgrunner.errors.QueueUnavailable`), ``result_ttl`` and ``failure_ttl`` (default RQ's:
 500 s and a year).
 
-Calls are async (redis.asyncio), one Lua script or one pipeline each: an enqueue is one round
-trip, against three of RQ's own ``Queue.enqueue`` run in a thread.
+Calls are async (redis.asyncio), one Lua script or one pipeline each. An enqueue is one round
+trip, and enqueues made at once (concurrent handlers) share one pipeline; RQ's own
+``Queue.enqueue`` is sync and two round trips (in ``python -m bench.jobs_rq`` it ran at about
+half the rate in a thread, and blocked the loop otherwise).
+
+**Limits.** One Redis or Valkey server, as RQ (the scripts compute job keys: no Cluster).
+tgrunner's workers are not in RQ's worker registry (``rq info -W`` and the dashboard's
+workers do not list them); their jobs show in the started registry, with the lease owner as
+``worker_name``. RQ's dependencies, rate limits and callbacks are not used by tgrunner's jobs.
+A job in the queue that tgrunner did not queue is failed by tgrunner's workers, saying so.
 """
 
 from __future__ import annotations
