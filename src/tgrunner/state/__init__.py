@@ -19,7 +19,8 @@
   (retries used up, ``lock_timeout``), StateUnavailable when the backend cannot be reached.
 """
 
-from tgrunner.state.api import MAX_KEY_BYTES, Store, StoreOptions, Transaction
+from tgrunner.state.api import MAX_KEY_BYTES, StoreOptions
 from tgrunner.state.registry import BACKENDS, open_store
+from tgrunner.state.store import Store, Transaction
 
 __all__ = ["BACKENDS", "MAX_KEY_BYTES", "Store", "StoreOptions", "Transaction", "open_store"]

@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from tgrunner.errors import ConfigError
-from tgrunner.state.api import Backend, Store, StoreOptions
+from tgrunner.state.api import Backend, StoreOptions
+from tgrunner.state.store import Store
 
 __all__ = ["BACKENDS", "SCHEMES", "open_store", "safe_url"]
 
