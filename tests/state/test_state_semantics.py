@@ -160,10 +160,17 @@ async def test_a_held_key_waits_and_times_out_as_conflict(backend: str, tmp_path
                 with pytest.raises(StateConflict, match="lock_timeout"):
                     await asyncio.create_task(waiter.delete("k"))  # another task: no nesting
                 pending = asyncio.create_task(waiter.update("k", lambda v: f"{v}+w"))
+                cancelled = asyncio.create_task(waiter.delete("k"))
                 await asyncio.sleep(0.05)
                 assert not pending.done()
-            # The holder's commit hands the key over; the waiter sees its write.
+                cancelled.cancel()  # a waiter that gives up leaves nothing behind
+                with pytest.raises(asyncio.CancelledError):
+                    await cancelled
+            released = time.monotonic()
+            # The holder's commit hands the key over (woken, not found by polling: well
+            # within Redis's 3 s lease); the waiter sees its write.
             assert await asyncio.wait_for(pending, 5) == "held+w"
+            assert time.monotonic() - released < 1.0
 
 
 async def test_unopened_store_opens_at_first_use_and_closes_twice(
@@ -176,3 +183,11 @@ async def test_unopened_store_opens_at_first_use_and_closes_twice(
         await store.check()
         await store.close()
         await store.close()
+
+
+async def test_the_sweep_runs_by_itself(backend: str, tmp_path: Path) -> None:
+    async with fresh_url(backend, tmp_path, purge_interval=0.1) as url, open_store(url) as store:
+        for i in range(5):
+            await store.set(f"t{i}", i, ttl=0.1)
+        await asyncio.sleep(0.5)  # the values expire, then a sweep or more runs
+        assert await store.purge() == 0
