@@ -12,12 +12,22 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from conftest import need_service
 
-BACKENDS = ["memory", "sqlite", "postgresql", "mysql", "redis"]
-"""Every backend, for ``pytest.mark.parametrize``."""
-
 SERVERS = {"postgresql": "postgres", "mysql": "mysql", "redis": "redis"}
+
+
+def params(*names: str) -> list[object]:
+    """``names`` for ``pytest.mark.parametrize``, those on a server marked ``services``."""
+    return [pytest.param(n, marks=pytest.mark.services) if n in SERVERS else n for n in names]
+
+
+BACKENDS = params("memory", "sqlite", "postgresql", "mysql", "redis")
+"""Every backend, for ``pytest.mark.parametrize``."""
+SPANNING = params("sqlite", "postgresql", "mysql", "redis")
+"""The backends that span processes (memory lives in one)."""
 REDIS_DB = 9  # a database of the state tests' own on the shared Redis
 
 

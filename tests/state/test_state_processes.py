@@ -19,12 +19,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from state_backends import fresh_url
+from state_backends import SPANNING, fresh_url
 
 from tgrunner.errors import StateConflict
 from tgrunner.state import open_store
 
-SPANNING = ["sqlite", "postgresql", "mysql", "redis"]  # memory lives in one process
 ACCOUNTS = 100
 START = 1000
 TRANSFERS = 1000  # per process: 2,000 per backend

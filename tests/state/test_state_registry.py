@@ -11,6 +11,7 @@ import tgrunner.errors
 import tgrunner.state
 from tgrunner.errors import ConfigError, StateConflict, StateError, StateUnavailable
 from tgrunner.state import BACKENDS, StoreOptions, open_store
+from tgrunner.state.api import Retry, retrying
 from tgrunner.state.registry import SCHEMES, safe_url
 
 pytestmark = pytest.mark.timeout(30)
@@ -121,3 +122,21 @@ async def test_a_closed_store_says_so() -> None:
     await store.close()
     with pytest.raises(StateError, match="is closed"):
         await store.get("a")
+
+
+async def test_retries_are_bounded_then_a_conflict() -> None:
+    calls = 0
+
+    async def flaky(fails: int) -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= fails:
+            raise Retry("40P01: deadlock detected")
+        return "done"
+
+    assert await retrying(lambda: flaky(2), 3, "locking 'a'") == "done"
+    assert calls == 3
+    calls = 0
+    with pytest.raises(StateConflict, match=r"locking 'a': still conflicting after 3 retries"):
+        await retrying(lambda: flaky(10), 3, "locking 'a'")
+    assert calls == 4  # the first try and 3 retries
