@@ -165,12 +165,12 @@ class MySQLBackend:
                     [arg for name in names for arg in (name, timeout)],
                 )
                 got = await cur.fetchone()
-                if any(v != 1 for v in got):
-                    raise StateConflict(
-                        f"{self.url}: the keys were not free within lock_timeout ({timeout:g} s)"
-                    )
-                await cur.execute(self.read_sql(len(keys)), [k.encode() for k in keys])
-                rows = await cur.fetchall()
+                rows = None
+                if all(v == 1 for v in got):
+                    await cur.execute(self.read_sql(len(keys)), [k.encode() for k in keys])
+                    rows = await cur.fetchall()
+                else:  # timed out on one: let go of those it got
+                    await cur.execute("DO RELEASE_ALL_LOCKS()")
         except BaseException as exc:
             conn.close()  # in doubt (cancelled mid-wait, say): the server drops its locks
             self._pool.release(conn)
@@ -178,6 +178,11 @@ class MySQLBackend:
             if mapped is exc:
                 raise
             raise mapped from exc
+        if rows is None:
+            self._pool.release(conn)
+            raise StateConflict(
+                f"{self.url}: the keys were not free within lock_timeout ({timeout:g} s)"
+            )
         return _Session(self, conn, {k.decode(): v for k, v in rows})
 
     async def _fetch(self, sql: str, args: Any, what: str) -> Any:
