@@ -24,6 +24,7 @@ REQUIRE_SERVICES = os.environ.get("TGRUNNER_REQUIRE_SERVICES") == "1"
 SERVICES = {
     "redis": ("127.0.0.1", 6379),
     "postgres": ("127.0.0.1", 5432),
+    "mysql": ("127.0.0.1", 3306),
 }
 
 

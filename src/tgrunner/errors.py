@@ -13,6 +13,9 @@ The hierarchy::
     │   ├── JobFailed                a job ended failed (its error); raised by ``job.result()``
     │   ├── JobCanceled              a job was canceled before it ran
     │   └── QueueUnavailable         the job queue's backend cannot be reached (after retries)
+    ├── StateError                   the state store could not do a read or a transaction
+    │   ├── StateConflict            a transaction's keys could not be had (retries used up)
+    │   └── StateUnavailable         the state store's backend cannot be reached
     ├── BadAnswer                    the Bot API answered with something that is not its answer
     ├── NetworkError                 the Bot API could not be reached or broke the connection
     │   ├── TimedOut                 no answer within the request timeout
@@ -54,6 +57,9 @@ __all__ = [
     "RetryAfter",
     "SchedulerFull",
     "ServerError",
+    "StateConflict",
+    "StateError",
+    "StateUnavailable",
     "TelegramError",
     "TgrunnerError",
     "TimedOut",
@@ -156,6 +162,24 @@ class JobCanceled(JobError):
 class QueueUnavailable(JobError):
     """The job queue's backend (``url``, password hidden) could not be reached, after the
     retries with backoff; nothing was queued."""
+
+
+class StateError(TgrunnerError):
+    """The state store could not do what was asked; nothing of the transaction was written."""
+
+
+class StateConflict(StateError):
+    """A transaction could not get its keys: deadlock or serialization errors past the bounded
+    retries, a lock wait past ``lock_timeout``, or a lock lost (its lease ran out while the
+    process stalled). Nothing was written; running the transaction again is safe."""
+
+
+class StateUnavailable(StateError):
+    """The state store's backend (``url``, password hidden) cannot be reached or failed.
+
+    Raised at open and during a run; nothing of the failed transaction is visible. When it is
+    raised by a commit whose answer was lost, the commit may have happened (all of it or none).
+    """
 
 
 class BadAnswer(TgrunnerError):
