@@ -3,6 +3,7 @@
 So far only the embedded store (:mod:`tgrunner.jobs.store`) is here.
 """
 
+from tgrunner.jobs.offload import configure_offload, offload, offload_pids, shutdown_offload
 from tgrunner.jobs.store import (
     DEATHS_ERROR,
     FINAL_STATES,
@@ -13,4 +14,16 @@ from tgrunner.jobs.store import (
     JobStore,
 )
 
-__all__ = ["DEATHS_ERROR", "FINAL_STATES", "MAX_DEATHS", "STATES", "Job", "JobState", "JobStore"]
+__all__ = [
+    "DEATHS_ERROR",
+    "FINAL_STATES",
+    "MAX_DEATHS",
+    "STATES",
+    "Job",
+    "JobState",
+    "JobStore",
+    "configure_offload",
+    "offload",
+    "offload_pids",
+    "shutdown_offload",
+]
