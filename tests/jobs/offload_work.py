@@ -41,17 +41,32 @@ def segfault() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
-def hang(port: int) -> None:
-    """Tell the test on ``127.0.0.1:port`` this process's PID, then never return: the test
-    sees this process die as the end of the connection."""
+def _tell(port: int) -> socket.socket:
+    """Send this process's PID to the test listening on ``127.0.0.1:port``; the test sees
+    this process die as the end of the connection."""
     conn = socket.create_connection(("127.0.0.1", port))
     conn.sendall(f"{os.getpid()}\n".encode())
+    return conn
+
+
+def hang(port: int) -> None:
+    """Say so to the test (:func:`_tell`), then sleep for ever."""
+    _conn = _tell(port)
     while True:
         time.sleep(3600)
 
 
-def hold_the_gil() -> int:
-    """Compute in C for hours, holding the GIL all the while (no Python thread runs)."""
+def spin_forever(port: int) -> None:
+    """Say so to the test, then run Python code for ever."""
+    _conn = _tell(port)
+    while True:
+        pass
+
+
+def hold_the_gil(port: int) -> int:
+    """Say so to the test, then compute in C for hours, holding the GIL all the while (no
+    other thread of this process runs)."""
+    _conn = _tell(port)
     return sum(range(10**13))
 
 

@@ -15,10 +15,13 @@ Its life:
 3. EOF on ``IN_FD`` (the pool closed its end): exit 0.
 
 It never outlives the parent: on Linux the kernel sends it SIGKILL when the parent's thread
-that started it ends (``PR_SET_PDEATHSIG``), whatever the function is doing; elsewhere a
-thread waits for the hang-up of ``IN_FD`` (the parent's end closes when the parent dies) and
-exits. SIGINT and SIGTERM are ignored: Ctrl+C and a service manager reach the whole process
-group, and when a pool process ends is the parent's decision.
+that started it ends (``PR_SET_PDEATHSIG``), whatever the function is doing. A thread also
+waits for the hang-up of ``IN_FD`` (the parent's end closes when the parent dies) and exits:
+the only guard off Linux, and a slower one, since it runs only when the function lets other
+threads run (a C call that holds the GIL delays it until it returns).
+
+SIGINT and SIGTERM are ignored: Ctrl+C and a service manager reach the whole process group,
+and when a pool process ends is the parent's decision.
 
 A frame is ``<payload length: u64 LE> <kind: u8> <payload>``.
 """
