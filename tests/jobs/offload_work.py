@@ -108,6 +108,10 @@ def raise_system_exit() -> None:
     raise SystemExit(4)
 
 
+def raise_stop_iteration() -> None:
+    raise StopIteration(5)
+
+
 def return_a_lock() -> Any:
     return threading.Lock()
 

@@ -97,6 +97,8 @@ async def test_exceptions_that_cannot_cross_are_an_offload_error_naming_them() -
     with pytest.raises(OffloadError, match=r"raised builtins\.SystemExit: 4") as caught:
         await offload(work.raise_system_exit)  # not raised as SystemExit in the handler
     assert "raise SystemExit(4)" in caught.value.__notes__[0]
+    with pytest.raises(OffloadError, match=r"raised builtins\.StopIteration: 5"):
+        await offload(work.raise_stop_iteration)  # a future cannot take a StopIteration
     assert await offload(work.square, 3) == 9
 
 

@@ -35,25 +35,32 @@ while it queues.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import pickle
 import queue
 import select
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from tgrunner.errors import OffloadCrashed, OffloadError, OffloadTimeout
-from tgrunner.jobs._child import BROKEN, CALL, HEADER, INIT, RAISED, READY, RESULT, write_frame
+from tgrunner.jobs._calls import (
+    CANCELLED,
+    DONE,
+    QUEUED,
+    RUNNING,
+    Call,
+    answer,
+    deliver,
+    describe_exit,
+)
+from tgrunner.jobs._child import CALL, HEADER, INIT, READY, write_frame
 
-__all__ = ["Call", "Pool"]
+__all__ = ["CHILD", "START_TIMEOUT", "Pool", "Slot"]
 
 log = logging.getLogger("tgrunner.jobs.offload")
 
@@ -63,81 +70,12 @@ CHILD = str(Path(__file__).with_name("_child.py"))
 START_TIMEOUT = 30.0
 """Seconds a new pool process may take to answer READY."""
 _EXIT_WAIT = 1.0  # seconds an idle process may take to exit once its pipe closed
+_LINGER = 1.0  # seconds a process that closed its end may take to exit before SIGKILL
 _BACKOFF_MAX = 5.0  # seconds between two attempts to start a process, at most
 _READ = 1 << 20
 
-QUEUED, RUNNING, DONE, CANCELLED = "queued", "running", "done", "cancelled"
 
-
-class Call:
-    """One ``offload()`` call: what to send, and the future its caller awaits on ``loop``."""
-
-    __slots__ = ("future", "loop", "name", "payload", "slot", "state", "timeout")
-
-    def __init__(
-        self,
-        name: str,
-        payload: bytes,
-        timeout: float | None,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-    ) -> None:
-        self.name = name
-        self.payload = payload
-        self.timeout = timeout
-        self.loop = loop
-        self.future = future
-        self.state = QUEUED
-        self.slot: _Slot | None = None
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "ended"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # cancelled meanwhile
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-def _deliver(call: Call, result: Any = None, error: BaseException | None = None) -> None:
-    with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits
-        call.loop.call_soon_threadsafe(_settle, call.future, result, error)
-
-
-def rebuild_error(name: str, pid: int, payload: bytes) -> BaseException:
-    """The exception to raise in the caller for a RAISED answer: the pool process's own
-    exception when it unpickles (with its traceback text as a note), else an OffloadError."""
-    blob, kind, message, text = pickle.loads(payload)
-    note = f"raised in the offload pool process (pid {pid}) running {name}:\n{text.rstrip()}"
-    problem = "it could not be pickled there"
-    if blob is not None:
-        try:
-            exc = pickle.loads(blob)
-        except Exception as err:
-            problem = f"it could not be unpickled here ({type(err).__name__}: {err})"
-        else:
-            if isinstance(exc, Exception):
-                exc.add_note(note)
-                return exc
-            problem = "it is not an Exception"
-    error = OffloadError(f"{name} raised {kind}: {message} ({problem})")
-    error.add_note(note)
-    return error
-
-
-class _Slot:
+class Slot:
     """One pool process and the thread that feeds it (see the module docstring)."""
 
     def __init__(self, pool: Pool, index: int) -> None:
@@ -180,7 +118,7 @@ class _Slot:
                         # Calls must not wait for a pool that cannot start: fail the next one.
                         call = self.pool.take(self)
                         if call is not None and self.pool.finish(call):
-                            _deliver(call, error=OffloadError(
+                            deliver(call, error=OffloadError(
                                 f"{call.name} could not run: no offload pool process could "
                                 f"be started ({problem})"
                             ))  # fmt: skip
@@ -228,12 +166,12 @@ class _Slot:
         if isinstance(got, tuple) and got[0] == READY:
             log.debug("offload pool process %d started (pid %d)", self.index, proc.pid)
             return None
-        code = self._kill()
+        code = self._kill(_LINGER if got == "eof" else 0.0)
         if got == "woken":  # the pool is closing
             return "the pool was shut down"
         if got == "timeout":
             return f"it did not answer within {START_TIMEOUT:g} s"
-        return f"it {_describe_exit(code)} at start-up"
+        return f"it {describe_exit(code)} at start-up"
 
     def _wait(self, deadline: float | None, call: Call | None) -> tuple[int, bytes] | str:
         """The next frame from the process, or ``"eof"``, ``"timeout"`` (``deadline``, in
@@ -279,11 +217,11 @@ class _Slot:
             except OSError:
                 # It died while idle (the OOM killer, a kill by hand): the call never ran
                 # there, so a replacement may take it.
-                code = self._kill()
+                code = self._kill(_LINGER)
                 log.warning("offload pool process pid %d %s while idle; replacing it", pid,
-                            _describe_exit(code))  # fmt: skip
+                            describe_exit(code))  # fmt: skip
         if self.pool.finish(call):
-            _deliver(call, error=OffloadCrashed(
+            deliver(call, error=OffloadCrashed(
                 f"{call.name} could not run: its pool process died before it got the call, "
                 "and no replacement could take it", code
             ))  # fmt: skip
@@ -296,10 +234,12 @@ class _Slot:
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
         got = self._wait(deadline, call)
         if isinstance(got, tuple):
-            if self.pool.finish(call):
-                self._answer(call, pid, *got)
+            if self.pool.finish(call) and not answer(call, pid, *got):
+                self._kill()  # a corrupt stream: this process cannot be trusted
             return
-        code = self._kill()
+        # After an EOF the process is ending by itself: let it, so that its own exit code
+        # (or signal) is the one reported.
+        code = self._kill(_LINGER if got == "eof" else 0.0)
         if got == "woken" and call.state == CANCELLED:
             log.debug("%s was cancelled; its pool process (pid %d) was killed", call.name, pid)
             return
@@ -316,46 +256,24 @@ class _Slot:
         else:
             error = OffloadCrashed(
                 f"the offload pool process running {call.name} (pid {pid}) "
-                f"{_describe_exit(code)}; it is being replaced, other calls go on",
+                f"{describe_exit(code)}; it is being replaced, other calls go on",
                 code,
             )
             log.warning("%s", error)
         if self.pool.finish(call):
-            _deliver(call, error=error)
+            deliver(call, error=error)
 
-    def _answer(self, call: Call, pid: int, kind: int, payload: bytes) -> None:
-        if kind == RESULT:
-            try:
-                result = pickle.loads(payload)
-            except Exception as exc:
-                _deliver(call, error=OffloadError(
-                    f"the result of {call.name} cannot be unpickled here "
-                    f"({type(exc).__name__}: {exc})"
-                ))  # fmt: skip
-                return
-            _deliver(call, result)
-        elif kind == RAISED:
-            _deliver(call, error=rebuild_error(call.name, pid, payload))
-        elif kind == BROKEN:
-            _deliver(call, error=OffloadError(payload.decode("utf-8", "replace")))
-        else:
-            _deliver(call, error=OffloadError(f"{call.name}: a corrupt answer (kind {kind})"))
-            self._kill()
-
-    def _kill(self) -> int | None:
-        """SIGKILL the process (unless it already ended), reap it, close its pipes; its exit
-        code. The next call starts a replacement."""
+    def _kill(self, linger: float = 0.0) -> int | None:
+        """SIGKILL the process (after ``linger`` seconds, if it has not ended by then), reap
+        it, close its pipes; its exit code. The next call starts a replacement."""
         proc = self.proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            # It may be exiting by itself (its pipe closed first): give it a moment, so its
-            # own exit code (or signal) is the one reported.
-            try:
-                proc.wait(0.05)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        try:
+            proc.wait(linger)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         self._close_pipes()
         self.proc = None
         return proc.returncode
@@ -394,7 +312,7 @@ class Pool:
         self.stopping = threading.Event()
         self._lock = threading.Lock()  # guards every call's state, and closing
         self._queue: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
-        self._slots = [_Slot(self, i) for i in range(size)]
+        self._slots = [Slot(self, i) for i in range(size)]
         for slot in self._slots:
             slot.thread.start()
 
@@ -409,7 +327,7 @@ class Pool:
                 raise OffloadError(f"{call.name} was not sent: the offload pool is shutting down")
             self._queue.put(call)
 
-    def take(self, slot: _Slot) -> Call | None:
+    def take(self, slot: Slot) -> Call | None:
         """The next call for ``slot`` to run (None: the pool is closing)."""
         while True:
             call = self._queue.get()
@@ -422,7 +340,7 @@ class Pool:
                     call.state, call.slot = RUNNING, slot
                     return call
                 call.state = DONE
-            _deliver(call, error=OffloadError(f"{call.name} was not run: the pool shut down"))
+            deliver(call, error=OffloadError(f"{call.name} was not run: the pool shut down"))
 
     def finish(self, call: Call) -> bool:
         """Mark ``call`` done; False if it was cancelled (nobody wants its outcome)."""
@@ -468,4 +386,4 @@ class Pool:
                 queued = call.state == QUEUED
                 call.state = DONE
             if queued:
-                _deliver(call, error=OffloadError(f"{call.name} was not run: the pool shut down"))
+                deliver(call, error=OffloadError(f"{call.name} was not run: the pool shut down"))

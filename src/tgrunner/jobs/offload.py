@@ -64,7 +64,8 @@ import types
 from typing import Any
 
 from tgrunner.errors import ConfigError, OffloadRefused
-from tgrunner.jobs._pool import Call, Pool
+from tgrunner.jobs._calls import Call
+from tgrunner.jobs._pool import Pool
 
 __all__ = ["configure_offload", "offload", "offload_pids", "shutdown_offload"]
 
