@@ -324,6 +324,10 @@ def test_exported_names() -> None:
         "Job",
         "JobState",
         "JobStore",
+        "configure_offload",
+        "offload",
+        "offload_pids",
+        "shutdown_offload",
     }
     for name in tgrunner.jobs.__all__:
         assert hasattr(tgrunner.jobs, name)
