@@ -37,7 +37,10 @@ METHOD = """\
   and processes are the rest).
 - **Pinning.** The harness (FakeTelegram and the load driver) is pinned to core 0; the bot and
   its pool are not pinned, so on a 2-core machine one pool process shares core 0 with the
-  harness."""
+  harness.
+- **Noise.** On a small machine shared with other work, updates/s and CPU per update move by
+  tens of percent from run to run (the header's load averages say how busy it was); the lag
+  figures differ between the two bots by orders of magnitude, and are the robust part."""
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
