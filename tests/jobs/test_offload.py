@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import signal
 import sys
 import threading
 import time
@@ -15,7 +17,7 @@ from typing import Any
 
 import offload_work as work
 import pytest
-from offload_support import alive
+from offload_support import alive, wait_gone
 
 from tgrunner.errors import (
     ConfigError,
@@ -73,7 +75,7 @@ async def hung() -> AsyncIterator[Hung]:
 async def test_the_result_comes_back_from_another_process() -> None:
     assert await offload(work.square, 12) == 144
     pid = await offload(work.pid)
-    assert pid != __import__("os").getpid() and pid in offload_pids()
+    assert pid != os.getpid() and pid in offload_pids()
     assert await offload(work.Box.triple, 5) == 15  # a static method, by its qualified name
     assert await offload(work.Box(4).double) == 8  # a bound method, pickled with its object
     assert await offload(functools.partial(work.square, 9)) == 81
@@ -151,6 +153,22 @@ async def test_a_process_that_dies_fails_its_call_alone_and_is_replaced() -> Non
     _, start, end = await long_call  # the other process's call went on meanwhile
     assert end - start >= 0.4
     assert await offload(work.square, 4) == 16
+
+
+async def test_a_process_killed_from_outside_fails_only_the_call_it_ran(hung: Hung) -> None:
+    # What the OOM killer does: SIGKILL, to a busy process and to an idle one.
+    call = asyncio.ensure_future(offload(work.hang, hung.port))
+    busy = await hung.pids.get()
+    idle = [pid for pid in offload_pids() if pid != busy]
+    os.kill(busy, signal.SIGKILL)
+    with pytest.raises(OffloadCrashed, match=r"offload_work\.hang .* was killed by SIGKILL"):
+        await call
+    for pid in idle:
+        os.kill(pid, signal.SIGKILL)
+    assert await wait_gone(idle, timeout=5) == []
+    # The calls that come next go to replacements, none of them fails.
+    results = await asyncio.gather(*(offload(work.pid) for _ in range(6)))
+    assert not set(results) & {busy, *idle}
 
 
 async def test_cancelling_a_running_call_kills_its_process(hung: Hung) -> None:
@@ -288,6 +306,16 @@ async def test_the_size_is_configured_before_the_start(monkeypatch: pytest.Monke
     monkeypatch.setenv("TGRUNNER_OFFLOAD_PROCESSES", "many")
     with pytest.raises(ConfigError, match="TGRUNNER_OFFLOAD_PROCESSES='many': must be a whole"):
         await offload(work.pid)
+
+
+async def test_a_pool_that_cannot_start_fails_calls_instead_of_keeping_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    started = time.monotonic()
+    with pytest.raises(OffloadError, match=r"no offload pool process could be started .*FileNot"):
+        await offload(work.square, 1)
+    assert time.monotonic() - started < 5  # after 3 failed start-ups in a row, not for ever
 
 
 async def test_shutdown_fails_what_runs_and_queues_and_a_later_call_starts_anew(

@@ -72,6 +72,7 @@ START_TIMEOUT = 30.0
 _EXIT_WAIT = 1.0  # seconds an idle process may take to exit once its pipe closed
 _LINGER = 1.0  # seconds a process that closed its end may take to exit before SIGKILL
 _BACKOFF_MAX = 5.0  # seconds between two attempts to start a process, at most
+_FAILED_STARTS = 3  # start-ups failed in a row before calls are failed for it
 _READ = 1 << 20
 
 
@@ -106,7 +107,7 @@ class Slot:
     # -- the thread ------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        delay = 0.1
+        failures = 0  # start-ups failed in a row
         try:
             while not self.pool.closing:
                 if self.proc is None:
@@ -114,18 +115,10 @@ class Slot:
                     if problem is not None and self.pool.closing:
                         break
                     if problem is not None:
-                        log.error("could not start an offload pool process: %s", problem)
-                        # Calls must not wait for a pool that cannot start: fail the next one.
-                        call = self.pool.take(self)
-                        if call is not None and self.pool.finish(call):
-                            deliver(call, error=OffloadError(
-                                f"{call.name} could not run: no offload pool process could "
-                                f"be started ({problem})"
-                            ))  # fmt: skip
-                        self.pool.stopping.wait(delay)
-                        delay = min(delay * 2, _BACKOFF_MAX)
+                        failures += 1
+                        self._failed_start(problem, failures)
                         continue
-                    delay = 0.1
+                    failures = 0
                 call = self.pool.take(self)
                 if call is None:
                     break
@@ -138,6 +131,20 @@ class Slot:
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 self._wake_r = self._wake_w = -1
+
+    def _failed_start(self, problem: str, failures: int) -> None:
+        """A pool process did not start: try again, after a pause that doubles each time.
+        From the :data:`_FAILED_STARTS`-th failure in a row on, each one fails the next call
+        too: calls must not wait for a pool that cannot start."""
+        log.error("could not start an offload pool process (%d in a row): %s", failures, problem)
+        if failures >= _FAILED_STARTS:
+            call = self.pool.take(self)
+            if call is not None and self.pool.finish(call):
+                deliver(call, error=OffloadError(
+                    f"{call.name} could not run: no offload pool process could be started "
+                    f"({problem})"
+                ))  # fmt: skip
+        self.pool.stopping.wait(min(0.05 * 2**failures, _BACKOFF_MAX))
 
     def _spawn(self) -> str | None:
         """Start a pool process and wait for READY; None when it is ready, else why not."""
