@@ -46,6 +46,7 @@ _KNOWN_ELSEWHERE = {
     "TGRUNNER_API_URL",
     "TGRUNNER_LOG_LEVEL",
     "TGRUNNER_REQUIRE_SERVICES",
+    "TGRUNNER_OFFLOAD_PROCESSES",  # tgrunner.jobs.offload, when its pool starts
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

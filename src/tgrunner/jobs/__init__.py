@@ -18,6 +18,7 @@
 """
 
 from tgrunner.jobs.handle import Job
+from tgrunner.jobs.offload import configure_offload, offload, offload_pids, shutdown_offload
 from tgrunner.jobs.queue import JobInfo, JobQueue, JobRequest, connect, current_queue, use_queue
 from tgrunner.jobs.reply import Reply
 from tgrunner.jobs.store import (
@@ -46,8 +47,12 @@ __all__ = [
     "JobStore",
     "Reply",
     "Task",
+    "configure_offload",
     "connect",
     "current_queue",
+    "offload",
+    "offload_pids",
+    "shutdown_offload",
     "task",
     "use_queue",
 ]

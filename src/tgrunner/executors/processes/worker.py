@@ -19,7 +19,9 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    :class:`~tgrunner.observability.Metrics` of its own and send its snapshot (``METRICS``)
    every :data:`METRICS_EVERY` seconds and at exit, for the supervisor's aggregator.
 6. On ``STOP``: take nothing new, let what runs finish, run the shutdown hook, exit 0. If the
-   supervisor is gone (EOF on ``IN_FD``), cancel everything and exit 1 at once.
+   supervisor is gone (EOF on ``IN_FD``), cancel everything and exit 1 at once. Either way
+   the handlers' :func:`~tgrunner.jobs.offload` pool is shut down last; each worker has its
+   own, of its share of the cores.
 
 An entry point (``quick:main``, which starts its bot itself) is called as ``tgrunner run``
 calls it (:class:`~tgrunner.runtime.entry.EntryPoint`): when it reaches its polling call, the
@@ -74,6 +76,7 @@ from tgrunner.executors.processes.wire import (
     read_frames,
 )
 from tgrunner.frontends import Frontend, PollingCall
+from tgrunner.jobs.offload import share_cores, shutdown_offload
 from tgrunner.runtime.build import frontend_for, load_frontend
 from tgrunner.runtime.entry import EntryPoint, import_guarded
 
@@ -142,6 +145,7 @@ class Worker:
                 log.exception("the bot's shutdown hook failed")
                 code = 1
         await self._close_bot()
+        await shutdown_offload()
         if self._beat is not None:
             self._beat.cancel()
         if self._snapshots is not None:
@@ -391,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     os.set_inheritable(out_fd, False)
     init = _read_init(in_fd)
     sys.path[:] = [p for p in init["sys_path"] if isinstance(p, str)]
+    share_cores(init["frontend_options"].get("workers", 1))
     logging.basicConfig(
         level=init.get("log_level", logging.WARNING),
         format=f"%(asctime)s %(levelname)s [worker {init.get('slot', '?')}] %(name)s: %(message)s",
