@@ -189,6 +189,7 @@ class StateUnavailable(StateError):
     raised by a commit whose answer was lost, the commit may have happened (all of it or none).
     """
 
+
 class OffloadError(TgrunnerError):
     """An :func:`~tgrunner.jobs.offload` call failed because of the pool, not because its
     function raised (that exception is raised as it is): the pool was shut down, or a result,
