@@ -373,7 +373,7 @@ def test_unreplied_and_mark_reply_sent(store: JobStore, clock: Clock) -> None:
 def test_purge_keeps_failures_longer_than_results(store: JobStore, clock: Clock) -> None:
     done = store.enqueue(FN, b"[]")
     bad = store.enqueue(FN, b"[]")
-    for job_id in (done, bad):
+    for _ in range(2):
         assert store.claim("w1") is not None
     assert store.finish(done, "w1", b"1", reply_sent=False)
     assert store.fail(bad, "w1", "boom", retry_delay=None)

@@ -30,6 +30,9 @@ States::
   starve the others. A worker that finds nothing to claim should wait before it looks again.
 - **Retention.** Ended jobs stay, with their result or error, until :meth:`~JobStore.purge`
   deletes those past their TTL (RQ's defaults: 500 s for results, a year for failures).
+- **Wake-ups.** A commit that makes a job runnable (enqueue, retry, release, a failure
+  scheduled again) rings the file's doorbell (:mod:`tgrunner.jobs.wake`), waking the workers
+  that wait for one; :meth:`~JobStore.next_due` says when a scheduled job or a lease comes due.
 - **Sync.** ``synchronous=NORMAL``: every commit survives a process crash, not a power loss.
 """
 
@@ -50,6 +53,7 @@ from typing import Any, Literal
 import orjson
 
 from tgrunner.errors import ConfigError
+from tgrunner.jobs.wake import Doorbell, wake_folder
 
 __all__ = [
     "DEATHS_ERROR",
@@ -101,6 +105,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_live ON jobs (seq)
     WHERE state IN ('queued', 'scheduled', 'started');
 """
+
+# Runnable jobs, oldest first. The IN term, the partial index's own, lets SQLite scan only live
+# jobs.
+_RUNNABLE = (
+    "SELECT seq, id, state, deaths FROM jobs "
+    "WHERE state IN ('queued', 'scheduled', 'started') AND (state = 'queued' "
+    "OR (state = 'scheduled' AND run_at <= ?) "
+    "OR (state = 'started' AND lease_until < ?)) ORDER BY seq LIMIT 1"
+)
 
 _COLUMNS = (
     "id, function, args, state, attempts, max_retries, timeout, enqueued_at, run_at, "
@@ -190,6 +203,7 @@ class JobStore:
                 "local disk (SQLite locking does not work over NFS)."
             ) from exc
         self._db: sqlite3.Connection | None = db
+        self._bell = Doorbell(wake_folder(self.path))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -280,6 +294,7 @@ class JobStore:
                 "enqueued_at, reply_to) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (job_id, function, args, retries, timeout, self._clock(), reply),
             )
+        self._bell.ring()
         return job_id
 
     def cancel(self, job_id: str) -> bool:
@@ -315,6 +330,8 @@ class JobStore:
                 "WHERE id = ? AND state IN ('failed', 'canceled')",
                 (job_id,),
             ).rowcount
+        if n == 1:
+            self._bell.ring()
         return n == 1
 
     def listing(self, state: JobState, limit: int = 20) -> list[JobRecord]:
@@ -367,20 +384,17 @@ class JobStore:
         Runnable: queued; scheduled with ``run_at`` come; or started with its lease expired,
         which counts one death (at :data:`MAX_DEATHS`, the job is failed, not taken).
         """
+        # A read first: finding nothing takes no write lock (idle workers look often).
+        now = self._clock()
+        if not self._read(_RUNNABLE, (now, now)):
+            return None
         killed: list[str] = []  # logged once the transaction is committed
         retaken: tuple[str, int] | None = None
         claimed: JobRecord | None = None
         with self._transaction() as db:
             now = self._clock()
             while True:
-                row = db.execute(
-                    # The IN term, the partial index's own, lets SQLite scan only live jobs.
-                    "SELECT seq, id, state, deaths FROM jobs "
-                    "WHERE state IN ('queued', 'scheduled', 'started') AND (state = 'queued' "
-                    "OR (state = 'scheduled' AND run_at <= ?) "
-                    "OR (state = 'started' AND lease_until < ?)) ORDER BY seq LIMIT 1",
-                    (now, now),
-                ).fetchone()
+                row = db.execute(_RUNNABLE, (now, now)).fetchone()
                 if row is None:
                     break
                 seq, job_id, state, deaths = row
@@ -425,9 +439,10 @@ class JobStore:
             ).rowcount
         return n == 1
 
-    def finish(self, job_id: str, owner: str, result: bytes, *, reply_sent: bool) -> bool:
-        """End ``owner``'s run as finished with ``result``, recording ``reply_sent`` in the
-        same transaction; False (and no change) when ``owner`` does not hold the job."""
+    def finish(self, job_id: str, owner: str, result: bytes | None, *, reply_sent: bool) -> bool:
+        """End ``owner``'s run as finished with ``result`` (None: no result kept), recording
+        ``reply_sent`` in the same transaction; False (and no change) when ``owner`` does not
+        hold the job."""
         with self._transaction() as db:
             n = db.execute(
                 "UPDATE jobs SET state = 'finished', result = ?, reply_sent = ?, "
@@ -460,11 +475,12 @@ class JobStore:
                 return False
             seq, attempts, max_retries = row
             now = self._clock()
-            if retry_delay is not None and attempts < max_retries:
+            scheduled = retry_delay is not None and attempts < max_retries
+            if scheduled:
                 db.execute(
                     "UPDATE jobs SET state = 'scheduled', attempts = attempts + 1, error = ?, "
                     "run_at = ?, lease_owner = NULL, lease_until = NULL WHERE seq = ?",
-                    (error, now + retry_delay, seq),
+                    (error, now + (retry_delay or 0.0), seq),
                 )
             else:
                 db.execute(
@@ -473,6 +489,8 @@ class JobStore:
                     "WHERE seq = ?",
                     (error, reply_sent, now, seq),
                 )
+        if scheduled:
+            self._bell.ring()  # waiting workers learn its run_at
         return True
 
     def release(self, job_id: str, owner: str) -> bool:
@@ -484,4 +502,34 @@ class JobStore:
                 "WHERE id = ? AND state = 'started' AND lease_owner = ?",
                 (job_id, owner),
             ).rowcount
+        if n == 1:
+            self._bell.ring()
         return n == 1
+
+    def set_status_message(self, job_id: str, owner: str, message_id: int) -> bool:
+        """Record ``message_id`` as the status message of ``owner``'s started job (its
+        ``reply_to["status_message_id"]``), so that a later run edits the same message; False
+        (and no change) when ``owner`` does not hold the job or it has no ``reply_to``."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT seq, reply_to FROM jobs "
+                "WHERE id = ? AND state = 'started' AND lease_owner = ?",
+                (job_id, owner),
+            ).fetchone()
+            if row is None or row[1] is None:
+                return False
+            target = orjson.loads(row[1])
+            target["status_message_id"] = message_id
+            db.execute("UPDATE jobs SET reply_to = ? WHERE seq = ?", (orjson.dumps(target), row[0]))
+        return True
+
+    def next_due(self) -> float | None:
+        """When the next job becomes runnable, on the store's clock: now or earlier when one
+        is queued or due; else the earliest ``run_at`` of a scheduled job or ``lease_until`` of
+        a started one (taken again if its worker does not renew); None when no job is live."""
+        rows = self._read(
+            "SELECT min(CASE state WHEN 'queued' THEN 0 WHEN 'scheduled' THEN run_at "
+            "ELSE lease_until END) FROM jobs WHERE state IN ('queued', 'scheduled', 'started')"
+        )
+        due = rows[0][0] if rows else None
+        return None if due is None else float(due)
