@@ -25,7 +25,9 @@ It knows nothing about bots or jobs: it runs a command, watches it and replaces 
   gives back the rest and exits 0), up to ``grace + margin`` seconds for them to exit, then
   SIGKILL, by pidfd or by a PID not yet reaped (never a reused one).
 - **Process groups.** Each process leads its own group, so a Ctrl-C in the terminal reaches
-  this supervisor only, which decides how the processes stop.
+  this supervisor only, which decides how the processes stop. Should this process die
+  without stopping them (SIGKILL), the kernel sends each SIGTERM (Linux), so none is left
+  running on its own.
 - **The summary**: one line per slot after the stop (:meth:`summary`).
 """
 
@@ -33,10 +35,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -55,13 +59,40 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 10.0
 _REAP_TIMEOUT = 5.0  # seconds to wait for a SIGKILLed process to be reaped
 _LAST_LINE = 300  # characters of a process's last stderr line kept for error messages
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal(sig: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when this process dies
+    (Linux's ``PR_SET_PDEATHSIG``), or None where there is no such thing. Everything it
+    needs is looked up here, before the fork: the child only makes the call."""
+    if sig is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    kill, getppid, getpid = os.kill, os.getppid, os.getpid
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if getppid() != parent:  # the parent died before the call: nobody will send it
+            kill(getpid(), sig)
+
+    return arm
 
 
 class _Process:
     """One spawned process: its exit as a future (``exited``), its stderr forwarded."""
 
     def __init__(
-        self, command: Sequence[str], *, env: Mapping[str, str] | None, cwd: str | None
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None,
+        cwd: str | None,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.popen = subprocess.Popen(
@@ -71,6 +102,7 @@ class _Process:
             env=None if env is None else dict(env),
             cwd=cwd,
             process_group=0,
+            preexec_fn=preexec,
         )
         self.pid = self.popen.pid
         self.started_at = self.loop.time()
@@ -169,6 +201,7 @@ class _Slot:
         self.restarts = 0
         self.failures = 0  # failed starts in a row
         self.killed = False  # SIGKILLed at the end of the stop
+        self.done = False  # exited 0, not to be restarted (restart_clean_exits=False)
         self.error: ConfigError | None = None
         self.keeper: asyncio.Task[None] | None = None
 
@@ -183,6 +216,12 @@ class ProcessPool:
     - ``settle``: a process that lives this many seconds has started well (default 5); one
       that ends sooner is a failed start, and ``crash_limit`` (default 3) in a row end its slot.
     - ``replace_code``: the exit code asking to be replaced at once (default None: none).
+    - ``restart_clean_exits``: start a process that exited 0 again (default True); False
+      for processes that end when their work is done (``--burst``): such a slot is done, and
+      :meth:`serve` returns once every slot is.
+    - ``parent_death_signal``: what a process gets when this one dies without stopping it
+      (SIGKILLed, say), so none is left orphaned (default SIGTERM, a clean stop; Linux only;
+      None: nothing).
     - ``name``: what a process is called in logs and errors (default ``"job worker"``).
     - ``on_failure(exc)``: a slot's crash loop, a ConfigError (default: only logged).
     - ``on_event(kind, slot, pid)``: ``"started"`` and ``"exited"`` of each process, and
@@ -204,6 +243,8 @@ class ProcessPool:
         settle: float = 5.0,
         crash_limit: int = CRASH_LIMIT,
         replace_code: int | None = None,
+        restart_clean_exits: bool = True,
+        parent_death_signal: int | None = signal.SIGTERM,
         name: str = "job worker",
         on_failure: Callable[[ConfigError], None] | None = None,
         on_event: Callable[[str, int, int], None] | None = None,
@@ -222,6 +263,8 @@ class ProcessPool:
         self.settle = settle
         self.crash_limit = crash_limit
         self.replace_code = replace_code
+        self.restart_clean_exits = restart_clean_exits
+        self._preexec = _death_signal(parent_death_signal)
         self.name = name
         self.on_failure = on_failure
         self.on_event = on_event
@@ -282,7 +325,7 @@ class ProcessPool:
             slot.keeper = loop.create_task(
                 self._keep(slot), name=f"tgrunner-{self.name}-{slot.index}"
             )
-        log.info(
+        log.debug(
             "%d %s process(es) started (pids %s)",
             len(self.slots),
             self.name,
@@ -291,7 +334,7 @@ class ProcessPool:
 
     def _spawn(self, slot: _Slot) -> None:
         try:
-            slot.process = _Process(self.command, env=self.env, cwd=self.cwd)
+            slot.process = _Process(self.command, env=self.env, cwd=self.cwd, preexec=self._preexec)
         except OSError as exc:
             raise ConfigError(
                 f"cannot start a {self.name} ({self.command[0]}): {exc.strerror or exc}"
@@ -315,6 +358,11 @@ class ProcessPool:
                 return
             uptime = process.uptime()
             how = describe_exit(code)
+            if code == 0 and not self.restart_clean_exits:
+                slot.done = True
+                if all(s.done for s in self.slots) and self._control is not None:
+                    self._control.request_stop()
+                return
             if self.replace_code is not None and code == self.replace_code:
                 log.info("%s %d (pid %d) asked to be replaced", self.name, slot.index, process.pid)
                 slot.failures, delay = 0, 0.0

@@ -271,7 +271,7 @@ def _runner(
         )
     token = token or fe.token
     api_url = api_url or fe.api_url or DEFAULT_API_URL
-    jobs = BotJobs(settings, target=spec.target)
+    jobs = BotJobs(settings)
     jobs.token, jobs.api_url = token or "", api_url
     executor = None
     if workers > 1:

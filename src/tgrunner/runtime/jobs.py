@@ -2,7 +2,7 @@
 
 ::
 
-    jobs = BotJobs(settings, target="mybot:dp")
+    jobs = BotJobs(settings)
     runner = Runner(..., startup=jobs.startup(fe.startup), shutdown=jobs.shutdown(fe.shutdown))
 
 - **The queue** (``--jobs``; default the embedded one in ``<data dir>/<bot id>/jobs.sqlite``)
@@ -12,12 +12,13 @@
   bot that queues no job leaves no queue file. With ``--workers N``
   each handler worker process opens it too (:meth:`BotJobs.for_workers` goes in their INIT).
 - **Job workers** (``--job-workers N``): once the bot's checks passed (its token, its
-  source), a :class:`~tgrunner.jobs.pool.ProcessPool` starts N ``tgrunner worker MODULE``
-  processes, MODULE being the target's. They get the token and the Bot API URL through their
-  environment (``TGRUNNER_TOKEN``, ``TGRUNNER_API_URL``), never on a command line that
-  ``ps`` shows, and run in this folder, so the tasks' ``module:qualname`` paths import as the
-  bot's did. They are stopped after the bot: SIGTERM (each finishes its jobs within
-  ``--grace``), then SIGKILL. A crash loop of theirs stops the bot with its error.
+  source), a :class:`~tgrunner.jobs.pool.ProcessPool` starts N ``python -m
+  tgrunner.jobs.worker`` processes on the same queue. They get the token and the Bot API URL
+  through their environment (``TGRUNNER_TOKEN``, ``TGRUNNER_API_URL``), never on a command
+  line that ``ps`` shows, and have this folder on their path, so the tasks'
+  ``module:qualname`` paths import as the bot's did. They are stopped after the bot: SIGTERM
+  (each finishes its jobs within ``--grace``), then SIGKILL. A crash loop of theirs stops
+  the bot with its error; a bot killed outright takes them with it (SIGTERM from the kernel).
 - ``/readyz`` (``--metrics``) checks ``jobs`` (the queue answers) and, with job workers,
   ``job_workers`` (each slot has a process): see :func:`readiness`.
 """
@@ -42,10 +43,11 @@ from tgrunner.jobs.store import JobState
 from tgrunner.settings import Settings
 
 __all__ = [
-    "REPLACE_CODE",
+    "WORKER_MODULE",
     "BotJobs",
     "LazyQueue",
     "attach",
+    "child_environment",
     "data_root",
     "jobs_of",
     "open_worker_queue",
@@ -57,9 +59,8 @@ say = logging.getLogger("tgrunner")
 
 Hook = Callable[[], Awaitable[Any]]
 
-REPLACE_CODE = 75
-"""The exit code of a job worker that asks to be replaced (``EX_TEMPFAIL``): a sync job ran
-past its time limit in a thread that cannot be stopped."""
+WORKER_MODULE = "tgrunner.jobs.worker"
+"""The module each job worker runs (``python -m``)."""
 
 _STOP_MARGIN = 5.0  # seconds past the grace before a job worker is SIGKILLed
 _CHECK_TIMEOUT = 2.0  # seconds a /readyz check of the queue may take
@@ -71,20 +72,13 @@ _BY_RUNNER: weakref.WeakKeyDictionary[Any, BotJobs] = weakref.WeakKeyDictionary(
 class BotJobs:
     """The job queue and job workers of one bot run by ``tgrunner run`` (see the module doc).
 
-    ``settings``: the run's (``jobs``, ``intake.data_dir``, ``grace``); ``target``: the bot's
-    import string (its module is what job workers import first), None for a bot given as an
-    object, which cannot have job workers. ``token`` and ``api_url`` are set by the builder.
+    ``settings``: the run's (``jobs``, ``intake.data_dir``, ``grace``). ``token`` and
+    ``api_url`` are set by the builder once it knows them.
     """
 
-    def __init__(self, settings: Settings, *, target: str | None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.options = settings.jobs
         self.settings = settings
-        self.module = None if target is None else target.partition(":")[0]
-        if self.options.workers and self.module is None:
-            raise ConfigError(
-                "Job workers import the bot's module: pass its import string ('module:attr') "
-                "instead of the object itself"
-            )
         self.token = ""
         self.api_url = ""
         self.queue: JobQueue | None = None
@@ -139,13 +133,17 @@ class BotJobs:
         use_queue(queue)
         if not self.options.workers:
             return
+        # Imported here: this module is imported with tgrunner, and so before
+        # ``python -m tgrunner.jobs.worker`` runs that module as __main__.
+        from tgrunner.jobs.worker import EXIT_REPLACE
+
         self.pool = ProcessPool(
             self.command(root),
             processes=self.options.workers,
             env=self.environment(),
             grace=self.settings.grace,
             margin=_STOP_MARGIN,
-            replace_code=REPLACE_CODE,
+            replace_code=EXIT_REPLACE,
             on_failure=self._failed,
         )
         try:
@@ -161,22 +159,17 @@ class BotJobs:
         )
 
     def command(self, root: Path) -> list[str]:
-        """The argv of one job worker: ``tgrunner worker MODULE`` on this bot's queue."""
-        assert self.module is not None
-        argv = [sys.executable, "-m", "tgrunner", "worker", self.module, "--data-dir", str(root)]
+        """The argv of one job worker (``python -m tgrunner.jobs.worker``) on this bot's
+        queue, with this folder on its path."""
+        argv = [sys.executable, "-m", WORKER_MODULE, "--data-dir", str(root)]
         if self.options.url is not None:
             argv += ["--jobs", self.options.url]
-        return [*argv, "--grace", f"{self.settings.grace:g}"]
+        return [*argv, "--grace", f"{self.settings.grace:g}", "--path", os.getcwd(),
+                "--ignore-sigint", "--log-level", _log_level()]  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        """The job workers' environment: this one's, with the token, the Bot API URL and this
-        tgrunner first on the path."""
-        env = dict(os.environ)
-        path = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_TGRUNNER_ROOT, os.getcwd(), path) if p)
-        env["TGRUNNER_TOKEN"] = self.token
-        env["TGRUNNER_API_URL"] = self.api_url
-        return env
+        """The job workers' environment (see :func:`child_environment`)."""
+        return child_environment(self.token, self.api_url)
 
     def _failed(self, exc: BaseException) -> None:
         if self.on_failure is not None:
@@ -241,6 +234,22 @@ async def open_worker_queue(spec: dict[str, Any] | None, token: str) -> JobQueue
     queue = LazyQueue(spec["url"], data_dir=spec["data_dir"], token=token)
     use_queue(queue)
     return queue
+
+
+def child_environment(token: str, api_url: str) -> dict[str, str]:
+    """A job worker process's environment: this one's, with the token and the Bot API URL (in
+    the environment: a command line is seen in ``ps``), and this tgrunner first on its path."""
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_TGRUNNER_ROOT, os.getcwd(), path) if p)
+    env["TGRUNNER_TOKEN"] = token
+    env["TGRUNNER_API_URL"] = api_url
+    return env
+
+
+def _log_level() -> str:
+    """This process's logging level, for the job workers' ``--log-level``."""
+    return logging.getLevelName(logging.getLogger().getEffectiveLevel())
 
 
 def data_root(intake: IntakeOptions) -> Path:
