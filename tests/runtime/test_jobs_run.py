@@ -1,0 +1,223 @@
+"""Jobs from the CLI, in real processes against FakeTelegram: native, aiogram and PTB bots run
+by ``tgrunner run --job-workers 1`` (and with ``--workers 2``) each get their job's reply,
+pointing at the message that asked; queued jobs survive a restart of the bot; ``tgrunner
+worker --burst`` drains what a bot queued; SIGTERM of ``tgrunner worker`` mid-job finishes
+the job within the grace or gives it back; a bot killed outright takes its job workers with
+it; ``tgrunner jobs`` counts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processes import BotProcess, _started, end_started_bots, start_bot
+from tgrunner.testing import FakeTelegram
+
+BOTS = Path(__file__).parents[1] / "bots"
+PROCESSING = "⏳ Processing…"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+async def _end_our_processes() -> AsyncIterator[None]:
+    yield
+    await end_started_bots()
+
+
+async def tgrunner(*argv: str, tg: FakeTelegram, timeout: float = 60) -> tuple[int, str, str]:
+    """``tgrunner ARGV`` from the bots' folder with the fake's token and URL in its
+    environment: exit code, stdout, stderr."""
+    env = {**os.environ, "TGRUNNER_TOKEN": tg.token, "TGRUNNER_API_URL": tg.api_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", *argv, cwd=BOTS, env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def start_worker(tg: FakeTelegram, *argv: str) -> BotProcess:
+    """``tgrunner worker ARGV`` running (token and URL in its environment), its stderr
+    followed; ended by the fixture if the test does not."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TGRUNNER_TOKEN": tg.token,
+           "TGRUNNER_API_URL": tg.api_url}  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tgrunner", "worker", *argv, cwd=BOTS, env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    worker = BotProcess(proc)
+    _started.append(worker)
+    return worker
+
+
+def sent(tg: FakeTelegram, method: str = "sendMessage") -> list[dict[str, Any]]:
+    return [r.params for r in tg.calls(method) if r.ok]
+
+
+def job_replies(tg: FakeTelegram) -> dict[str, dict[str, Any]]:
+    """The jobs' replies (``done: …``) by text."""
+    return {p["text"]: p for p in sent(tg) if str(p.get("text", "")).startswith("done: ")}
+
+
+def processing(tg: FakeTelegram) -> int:
+    return sum(p.get("text") == PROCESSING for p in sent(tg))
+
+
+def ask(tg: FakeTelegram, count: int) -> dict[str, dict[str, Any]]:
+    """``count`` messages from two users; the messages by text."""
+    users = [tg.user("ann"), tg.user("bob")]
+    return {f"q{i}": users[i % 2].send(f"q{i}") for i in range(count)}
+
+
+def check_replies(tg: FakeTelegram, asked: dict[str, dict[str, Any]]) -> None:
+    """Each message got exactly one job reply, in its chat, pointing at it."""
+    replies = job_replies(tg)
+    assert sorted(replies) == sorted(f"done: {t}" for t in asked), replies
+    for text, message in asked.items():
+        reply = replies[f"done: {text}"]
+        assert int(reply["chat_id"]) == message["chat"]["id"]
+        assert reply["reply_parameters"] == {
+            "message_id": message["message_id"],
+            "allow_sending_without_reply": True,
+        }, reply
+    assert len([p for p in sent(tg) if str(p.get("text")).startswith("done: ")]) == len(asked)
+
+
+async def counts(tg: FakeTelegram) -> dict[str, int]:
+    code, out, err = await tgrunner("jobs", tg=tg)
+    assert code == 0, err
+    return {k: int(v) for k, v in (line.split() for line in out.splitlines()[1:])}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(
+    "target", ["jobs_native:router", "jobs_aiogram:dp", "jobs_ptb:application"]
+)
+async def test_each_front_end_gets_its_jobs_replies(
+    tg: FakeTelegram, target: str, workers: str
+) -> None:
+    bot = await start_bot(tg, target, "--job-workers", "1", "--workers", workers, cwd=BOTS)
+    await bot.wait_for_line("1 job worker(s) on sqlite:///", timeout=30)
+    asked = ask(tg, 6)
+    await tg.wait_for(lambda: len(job_replies(tg)) >= 6 and processing(tg) >= 6, timeout=45)
+    err = await bot.stop()
+    check_replies(tg, asked)
+    assert processing(tg) == 6
+    assert re.search(r"job worker 0: pid \d+, exited with code 0", err), err
+    # The job workers are stopped after the bot: their summary comes after its last update.
+    assert err.index("received SIGTERM") < err.index("job worker 0: pid"), err
+
+
+async def test_queued_jobs_survive_a_restart_of_the_bot(tg: FakeTelegram) -> None:
+    bot = await start_bot(tg, "jobs_native:router", cwd=BOTS)  # --job-workers 0
+    asked = ask(tg, 4)
+    await tg.wait_for(lambda: processing(tg) >= 4, timeout=30)
+    await bot.stop()
+    assert job_replies(tg) == {}
+    assert await counts(tg) == {"queued": 4, "scheduled": 0, "started": 0, "finished": 0,
+                                "failed": 0, "canceled": 0}  # fmt: skip
+    bot = await start_bot(tg, "jobs_native:router", "--job-workers", "1", cwd=BOTS)
+    await tg.wait_for(lambda: len(job_replies(tg)) >= 4, timeout=45)
+    await bot.stop()
+    check_replies(tg, asked)
+    assert (await counts(tg))["finished"] == 4
+
+
+async def test_tgrunner_worker_burst_drains_what_the_bot_queued(tg: FakeTelegram) -> None:
+    bot = await start_bot(tg, "jobs_aiogram:dp", "--job-workers", "0", cwd=BOTS)
+    asked = ask(tg, 5)
+    await tg.wait_for(lambda: processing(tg) >= 5, timeout=30)
+    code, _, err = await tgrunner("worker", "jobs_aiogram", "--burst", "--concurrency", "2", tg=tg)
+    assert code == 0, err
+    assert "Traceback" not in err
+    check_replies(tg, asked)  # all of them: the burst ended only once the queue was drained
+    await bot.stop()
+    assert (await counts(tg))["finished"] == 5
+
+
+async def _slow_job_started(tg: FakeTelegram, ms: int) -> None:
+    bot = await start_bot(tg, "jobs_native:router", cwd=BOTS)
+    tg.user("ann").send(f"slow {ms}")
+    await tg.wait_for(lambda: processing(tg) >= 1, timeout=30)
+    await bot.stop()
+    # The job's progress ("working") is the sign it runs.
+    await tg.wait_for(lambda: any(p.get("text") == "working" for p in sent(tg)), timeout=30)
+
+
+async def test_sigterm_of_a_worker_mid_job_lets_it_finish_within_the_grace(
+    tg: FakeTelegram,
+) -> None:
+    worker = await start_worker(tg, "jobs_native", "--grace", "30")
+    await _slow_job_started(tg, 1500)
+    worker.send_signal(signal.SIGTERM)
+    code, err = await worker.finish()
+    assert code == 0, err
+    assert "Traceback" not in err
+    edits = [p["text"] for p in sent(tg, "editMessageText")]
+    assert edits == ["done: slow 1500"], edits  # the status message became the result
+    assert (await counts(tg))["finished"] == 1
+
+
+async def test_sigterm_of_a_worker_past_the_grace_gives_the_job_back_at_once(
+    tg: FakeTelegram,
+) -> None:
+    worker = await start_worker(tg, "jobs_native", "--grace", "0.2")
+    await _slow_job_started(tg, 6000)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    worker.send_signal(signal.SIGTERM)
+    code, err = await worker.finish()
+    assert code == 0, err
+    assert loop.time() - began < 5, "given back at once, not once the job ended (6 s)"
+    assert "given back to the queue" in err, err
+    assert (await counts(tg))["queued"] == 1
+    assert sent(tg, "editMessageText") == []
+    # Another worker takes it at once (no lease to wait out) and edits the same status message.
+    code, _, err = await tgrunner("worker", "jobs_native", "--burst", tg=tg)
+    assert code == 0, err
+    status = next(r.response for r in tg.calls("sendMessage") if r.params["text"] == "working")
+    edits = [p for p in sent(tg, "editMessageText") if p["text"].startswith("done:")]
+    assert [(p["text"], p["message_id"]) for p in edits] == [
+        ("done: slow 6000", status["message_id"])
+    ]
+    assert (await counts(tg))["finished"] == 1
+
+
+async def test_a_bot_killed_outright_takes_its_job_workers_with_it(tg: FakeTelegram) -> None:
+    bot = await start_bot(tg, "jobs_native:router", "--job-workers", "2", cwd=BOTS)
+    log = await bot.wait_for_line("job worker(s) on", timeout=30)
+    found = re.search(r"2 job worker\(s\) on \S+ \(pids (\d+), (\d+)\)", log)
+    assert found, log
+    pidfds = [os.pidfd_open(int(pid)) for pid in found.groups()]
+    try:
+        bot.kill()  # SIGKILL: no stop, no chance to stop its job workers itself
+        loop = asyncio.get_running_loop()
+        for fd in pidfds:  # readable once that process has exited
+            ended = loop.create_future()
+            loop.add_reader(fd, ended.set_result, None)
+            try:
+                async with asyncio.timeout(15):
+                    await ended
+            finally:
+                loop.remove_reader(fd)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
