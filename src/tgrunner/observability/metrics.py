@@ -30,12 +30,12 @@ import logging
 import platform
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tgrunner.errors import BadAnswer, NetworkError, TelegramError
+from tgrunner.errors import BadAnswer, NetworkError, PoisonUpdate, TelegramError
 from tgrunner.observability._families import (
     BUCKETS,
     GAUGES,
@@ -114,6 +114,9 @@ class Metrics:
         self._wait_hist = new_histogram()
         self._webhook: dict[int, int] = {}
         self._api_calls: dict[tuple[str, str], int] = {}
+        # Successful calls per method label, kept apart from _api_calls so that the hot path
+        # (api_result) looks up a str, not a tuple it would build each time.
+        self._api_ok: dict[str, int] = {}
         self._api_hists: dict[str, list[float]] = {}
         self._restarts: dict[int, int] = {}
         self._gauges: dict[str, Callable[[], float]] = {}
@@ -150,6 +153,62 @@ class Metrics:
             raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}") from None
         counts[kind] = counts.get(kind, 0) + 1
 
+    def received_batch(self, source: str, batch: Iterable[Mapping[str, Any]]) -> None:
+        """:meth:`received` for each update of ``batch``, in one call (the runner's)."""
+        try:
+            counts = self._received[source]
+        except KeyError:
+            raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}") from None
+        kinds = _KINDS
+        for update in batch:
+            kind = "unknown"
+            for field in update:
+                if field != "update_id":
+                    if field in kinds:
+                        kind = field
+                    break
+            counts[kind] = counts.get(kind, 0) + 1
+
+    def scheduler_observer(
+        self, skipped: Collection[int]
+    ) -> Callable[[Mapping[str, Any], BaseException | None, bool, float, float], None]:
+        """The scheduler's ``observer``: :meth:`handled` for each finished update (ok, error,
+        timeout or poison, with its run time and lane wait), except an update whose
+        ``update_id`` is in ``skipped`` (read at each call: the runner's set of updates not
+        started at a stop).
+
+        One closure over the counters rather than a method calling :meth:`handled`: it runs
+        once per update, and a Python frame is a fair share of what a handled update costs.
+        """
+        counts, run_hist, wait_hist = self._handled, self._handle_hist, self._wait_hist
+        buckets = BUCKETS
+        first = buckets[0]  # most updates run within it, and most start with no wait
+
+        def observe(
+            item: Mapping[str, Any],
+            exc: BaseException | None,
+            timed_out: bool,
+            run: float,
+            waited: float,
+        ) -> None:
+            if skipped and item["update_id"] in skipped:
+                return  # not started: queued when a stop came, left for the next start
+            if timed_out:
+                counts["timeout"] += 1
+            elif exc is None:
+                counts["ok"] += 1
+            else:
+                counts["poison" if isinstance(exc, PoisonUpdate) else "error"] += 1
+            run_hist[0 if run <= first else bisect_left(buckets, run)] += 1
+            run_hist[-1] += run
+            if waited:
+                wait_hist[0 if waited <= first else bisect_left(buckets, waited)] += 1
+                wait_hist[-1] += waited
+            else:
+                wait_hist[0] += 1
+
+        return observe
+
     def handled(
         self, outcome: str, duration: float | None = None, lane_wait: float | None = None
     ) -> None:
@@ -181,19 +240,24 @@ class Metrics:
         label = _METHODS.get(method)
         if label is None:
             label = _METHODS_LOWER.get(method.lower(), "other")
-        key = (label, status)
-        count = self._api_calls.get(key)
-        if count is None:
-            if not _STATUS.fullmatch(status):
-                raise ValueError(
-                    f"status {status!r} is not ok, network, bad_answer, error or error_<code>"
-                )
-            count = 0
-        self._api_calls[key] = count + 1
+        if status == "ok":
+            ok = self._api_ok
+            ok[label] = ok.get(label, 0) + 1
+        else:
+            key = (label, status)
+            count = self._api_calls.get(key)
+            if count is None:
+                if not _STATUS.fullmatch(status):
+                    raise ValueError(
+                        f"status {status!r} is not ok, network, bad_answer, error or error_<code>"
+                    )
+                count = 0
+            self._api_calls[key] = count + 1
         if duration is not None:
             hist = self._api_hists.get(label)
             if hist is None:
                 hist = self._api_hists[label] = new_histogram()
+                self._api_ok.setdefault(label, 0)  # api_result's fast path counts into it
             hist[bisect_left(BUCKETS, duration)] += 1
             hist[-1] += duration
 
@@ -201,22 +265,15 @@ class Metrics:
         """:meth:`api_call` for a call that ended with ``error`` (None: it succeeded), as
         :class:`~tgrunner.client.bot.Bot`'s ``on_call`` hook reports it; one frame less on
         the hot path than converting the status in a hook of one's own."""
-        if error is not None:
-            self.api_call(method, api_status(error), duration)
-            return
-        # The usual case, api_call() inlined: a known method that succeeded.
-        label = _METHODS.get(method)
-        if label is None:
-            self.api_call(method, "ok", duration)
-            return
-        key = (label, "ok")
-        calls = self._api_calls
-        calls[key] = calls.get(key, 0) + 1
-        hist = self._api_hists.get(label)
-        if hist is None:
-            hist = self._api_hists[label] = new_histogram()
-        hist[bisect_left(BUCKETS, duration)] += 1
-        hist[-1] += duration
+        if error is None:
+            # The usual case: a method seen before that succeeded (its histogram exists).
+            hist = self._api_hists.get(method)
+            if hist is not None:
+                self._api_ok[method] += 1
+                hist[bisect_left(BUCKETS, duration)] += 1
+                hist[-1] += duration
+                return
+        self.api_call(method, api_status(error), duration)
 
     def webhook_response(self, code: int) -> None:
         """Count one webhook request answered with HTTP status ``code`` (100-599)."""
@@ -296,7 +353,7 @@ class Metrics:
             "tgrunner_webhook_requests_total": {
                 (str(code),): n for code, n in list(self._webhook.items())
             },
-            "tgrunner_api_calls_total": dict(list(self._api_calls.items())),
+            "tgrunner_api_calls_total": self._api_call_counts(),
             "tgrunner_api_call_duration_seconds": {
                 (method,): list(hist) for method, hist in list(self._api_hists.items())
             },
@@ -305,6 +362,13 @@ class Metrics:
             },
         }
         return values
+
+    def _api_call_counts(self) -> dict[Labels, Value]:
+        counts: dict[Labels, Value] = dict(list(self._api_calls.items()))
+        for label, n in list(self._api_ok.items()):
+            if n:
+                counts[(label, "ok")] = n
+        return counts
 
     def gauge_values(self) -> Values:
         """The bound gauges, read now, and build info."""

@@ -37,7 +37,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tgrunner.client import calls
-from tgrunner.errors import PoisonUpdate
 from tgrunner.executors.processes import ProcessExecutor, WorkerEvent
 from tgrunner.intake.journal import Journal
 from tgrunner.runtime.jobs import readiness
@@ -63,31 +62,11 @@ class Observation:
         self.metrics = metrics
         self.server: ObserveServer | None = None
         self._source = getattr(runner.source, "name", "polling")
-        self._skipped = runner._skipped
-        self._handled = metrics.handled
         self._opening: asyncio.Task[Any] | None = None  # the runner's open, once started
 
     def received(self, batch: list[JSON]) -> None:
         """Count each update of a batch the fetch loop took (after journaling)."""
-        received, source = self.metrics.received, self._source
-        for update in batch:
-            received(source, update)
-
-    def _finished(
-        self, item: JSON, exc: BaseException | None, timed_out: bool, run: float, waited: float
-    ) -> None:
-        skipped = self._skipped
-        if skipped and item["update_id"] in skipped:
-            return  # not started: queued when a stop came, left for the next start
-        if timed_out:
-            outcome = "timeout"
-        elif exc is None:
-            outcome = "ok"
-        elif isinstance(exc, PoisonUpdate):
-            outcome = "poison"
-        else:
-            outcome = "error"
-        self._handled(outcome, run, waited)
+        self.metrics.received_batch(self._source, batch)
 
     def _worker_event(self, event: WorkerEvent, aggregator: Any) -> None:
         if event.kind in ("died", "stopped"):
@@ -141,7 +120,7 @@ def attach_metrics(runner: Runner, metrics: Metrics) -> Observation:
 
     observation = Observation(runner, metrics)
     scheduler, admission = runner.scheduler, runner.admission
-    scheduler.observer = observation._finished
+    scheduler.observer = metrics.scheduler_observer(runner._skipped)
     handled = metrics.handled
     admission.on_shed = lambda update: handled("shed")
     runner.bot.on_call = metrics.api_result

@@ -295,7 +295,7 @@ class Scheduler(Generic[T]):
         if error is not None:
             entry.error = error
         if self.observer is not None:
-            entry.submitted = perf_counter()
+            entry.submitted = 0.0  # stamped when it has to wait; else its start's stamp
         blocked = 0
         for k in keys:
             lane = lanes.get(k)
@@ -307,6 +307,8 @@ class Scheduler(Generic[T]):
         self._queued += 1
         if blocked:
             entry.blocked = blocked
+            if self.observer is not None:
+                entry.submitted = perf_counter()
         else:
             self._make_ready(entry)
 
@@ -394,6 +396,8 @@ class Scheduler(Generic[T]):
         if self._running < self._concurrency and not self._ready:
             self._start(entry)
         else:
+            if self.observer is not None and not entry.submitted:
+                entry.submitted = perf_counter()
             self._ready.append(entry)
 
     def _start(self, entry: _Entry) -> None:
@@ -402,7 +406,9 @@ class Scheduler(Generic[T]):
         entry.state = _RUNNING
         entry.refs = 1
         if self.observer is not None:
-            entry.started = perf_counter()
+            entry.started = now = perf_counter()
+            if not entry.submitted:
+                entry.submitted = now
         loop = self._loop
         assert loop is not None  # set by submit(), which comes first
         if entry.error is None:
@@ -452,8 +458,14 @@ class Scheduler(Generic[T]):
                     exc = asyncio.CancelledError("the handler was cancelled, not by its time limit")
             else:
                 exc = task.exception()
-            if self.observer is not None:
-                self._observe(entry, exc, state is _CANCELLING)
+            observer = self.observer
+            if observer is not None:  # _observe() inlined: once per update
+                try:
+                    started = entry.started
+                    run, waited = perf_counter() - started, started - entry.submitted
+                    observer(entry.item, exc, state is _CANCELLING, run, waited)
+                except Exception:
+                    log.exception("the scheduler's observer failed on %s", describe(entry.item))
             if state is _CANCELLING:
                 if exc is not None:
                     log.warning(
