@@ -11,8 +11,11 @@ import asyncio
 import os
 import re
 import signal
+import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import pytest
 
 from job_runs import (
@@ -26,7 +29,7 @@ from job_runs import (
     start_worker,
     tgrunner,
 )
-from processes import end_started_bots, start_bot
+from processes import BotProcess, end_started_bots, start_bot
 from tgrunner.testing import FakeTelegram
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -152,3 +155,37 @@ async def test_a_bot_killed_outright_takes_its_job_workers_with_it(tg: FakeTeleg
     finally:
         for fd in pidfds:
             os.close(fd)
+
+
+async def _readyz(bot: BotProcess) -> tuple[int, dict[str, Any]]:
+    pytest.importorskip("prometheus_client")
+    await bot.wait_for_line(" · polling ", timeout=30)  # the start line: the bot has opened
+    log = await bot.wait_for_line("metrics on http://", timeout=30)
+    found = re.search(r"metrics on (http://127\.0\.0\.1:\d+)/metrics", log)
+    assert found, log
+    async with aiohttp.ClientSession() as session, session.get(f"{found[1]}/readyz") as resp:
+        return resp.status, await resp.json()
+
+
+async def test_readyz_checks_the_job_queue_and_the_job_workers(tg: FakeTelegram) -> None:
+    bot = await start_bot(tg, "jobs_native:router", "--job-workers", "1", "--metrics",
+                          "127.0.0.1:0", cwd=BOTS)  # fmt: skip
+    status, body = await _readyz(bot)
+    assert status == 200, body
+    assert body["checks"] == {"source": True, "journal": True, "jobs": True,
+                              "job_workers": True}  # fmt: skip
+    await bot.stop()
+
+
+async def test_readyz_fails_while_the_job_queue_is_unreachable(tg: FakeTelegram) -> None:
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    jobs = f"redis://127.0.0.1:{port}/0?retry_for=0.5"
+    bot = await start_bot(tg, "jobs_native:router", "--jobs", jobs, "--metrics", "127.0.0.1:0",
+                          cwd=BOTS)  # fmt: skip
+    status, body = await _readyz(bot)
+    assert status == 503, body
+    assert body["failing"] == ["jobs"] and body["checks"]["source"] is True, body
+    err = await bot.stop()
+    assert "/readyz: the job queue redis://127.0.0.1:" in err, err
