@@ -87,6 +87,21 @@ async def test_tgrunner_worker_burst_drains_what_the_bot_queued(tg: FakeTelegram
     assert (await counts(tg))["finished"] == 5
 
 
+async def test_tgrunner_worker_with_processes_drains_then_exits_in_burst_mode(
+    tg: FakeTelegram,
+) -> None:
+    bot = await start_bot(tg, "jobs_native:router", cwd=BOTS)
+    asked = ask(tg, 6)
+    await tg.wait_for(lambda: processing(tg) >= 6, timeout=30)
+    await bot.stop()
+    code, _, err = await tgrunner("worker", "jobs_native", "--processes", "2", "--burst", tg=tg)
+    assert code == 0, err
+    check_replies(tg, asked)
+    # Each process drained and exited 0, and was not started again.
+    assert len(re.findall(r"job worker \d: pid \d+, exited with code 0", err)) == 2, err
+    assert "restart" not in err, err
+
+
 async def _slow_job_started(tg: FakeTelegram, ms: int) -> None:
     bot = await start_bot(tg, "jobs_native:router", cwd=BOTS)
     tg.user("ann").send(f"slow {ms}")
