@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from tgrunner.jobs import JobContext, Reply, task
@@ -16,11 +16,16 @@ gate = threading.Event()
 started = threading.Event()
 stubborn_done = threading.Event()
 async_gate: asyncio.Event | None = None
+held_now = 0  # held() runs now
+want = 1  # held() sets `enough` once this many run at once
+enough = threading.Event()
 
 
 def reset() -> None:
     """Fresh gates for a test (async_gate on the running loop)."""
-    global async_gate
+    global async_gate, held_now, want
+    held_now, want = 0, 1
+    enough.clear()
     gate.clear()
     started.clear()
     stubborn_done.clear()
@@ -119,9 +124,16 @@ async def stubborn() -> str:
 @task
 async def held(text: str) -> str:
     """Waits for the test's async_gate."""
+    global held_now
     started.set()
+    held_now += 1
+    if held_now >= want:
+        enough.set()
     assert async_gate is not None
-    await async_gate.wait()
+    try:
+        await async_gate.wait()
+    finally:
+        held_now -= 1
     return text
 
 
@@ -145,15 +157,14 @@ async def chatty(ctx: JobContext) -> None:
     await ctx.send(Reply(document=b"data", text="two"))
 
 
-@task(retries=5, backoff=0.0)
-def marked(path: str, seconds: float, fail: bool, text: str, ctx: JobContext) -> str:
-    """For process tests: appends ``start <job id>`` to the file at ``path``, sleeps, then
-    fails (``fail``: every try) or returns ``text``."""
-    with Path(path).open("a") as f:
-        f.write(f"start {ctx.job_id} {time.time():.6f}\n")
+@task
+def marked(seconds: float, text: str, ctx: JobContext) -> str:
+    """For process tests: shows progress ``running in PID`` (the worker process's), then
+    ``still running in PID`` (an edit: the status message is recorded by then), sleeps,
+    returns ``text``."""
+    ctx.progress_sync(f"running in {os.getpid()}")
+    ctx.progress_sync(f"still running in {os.getpid()}")
     time.sleep(seconds)
-    if fail:
-        raise ValueError("asked to fail")
     return text
 
 

@@ -30,7 +30,8 @@ top of the module that defines the tasks, which the worker imports)::
         ...
 
 A hook is called once per job that failed for good, by the worker that recorded it (for a job
-failed at its worker's third death, by the worker that sends its failure message), with
+failed at its worker's third death, by the worker that sends its failure message: so only for
+such a job with a ``reply_to``, which the sweep finds by its owed reply), with
 ``error`` the exception (:class:`~tgrunner.errors.JobFailed` when there was none, as for a
 death or a timeout). A sync hook runs in a thread. A hook has :data:`HOOK_TIMEOUT` seconds;
 what it raises is logged, never raised.
@@ -44,13 +45,14 @@ import contextvars
 import inspect
 import logging
 import pickle
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tgrunner.client.bot import Bot
-from tgrunner.errors import JobFailed
+from tgrunner.errors import JobFailed, Unauthorized
 from tgrunner.jobs.context import JobContext, Run
 from tgrunner.jobs.delivery import Delivery, ReplyPolicy, deliver
 from tgrunner.jobs.reply import reply_calls
@@ -134,7 +136,8 @@ def failure_message_of(function: str) -> str | None:
 
 async def execute(run: Run) -> Outcome:
     """Run ``run``'s job to its recorded end (see the module doc). Raises only
-    :class:`~tgrunner.errors.Unauthorized` (from a reply) and ``CancelledError``."""
+    :class:`~tgrunner.errors.Unauthorized` (the token was refused, by a reply or a call of the
+    job's own: the job is not recorded) and ``CancelledError``."""
     claim = run.claim
     task: Task[..., Any] | None = None
     stuck = False
@@ -143,8 +146,8 @@ async def execute(run: Run) -> Outcome:
         task, args, kwargs = _load(run)
         result = await _call(task, args, kwargs, claim.timeout)
         reply_calls(result, run.target)  # a result that is no reply fails here, as an error
-    except asyncio.CancelledError:
-        raise
+    except (asyncio.CancelledError, Unauthorized):
+        raise  # a stop; a revoked token, with which no job can reply: the worker stops
     except _TimedOut as exc:
         stuck = exc.stuck
         error = exc
@@ -155,12 +158,17 @@ async def execute(run: Run) -> Outcome:
     return await _fail(run, task, error, stuck)
 
 
+_found: dict[str, Task[..., Any]] = {}  # the tasks found, by path
+
+
 def _load(run: Run) -> tuple[Task[..., Any], tuple[Any, ...], dict[str, Any]]:
     claim = run.claim
-    try:
-        task = resolve_task(claim.function)
-    except Exception as exc:
-        raise _Final(f"cannot run {claim.function}: {exc}") from exc
+    task = _found.get(claim.function)
+    if task is None:
+        try:
+            task = _found[claim.function] = resolve_task(claim.function)
+        except Exception as exc:
+            raise _Final(f"cannot run {claim.function}: {exc}") from exc
     try:
         args, kwargs = pickle.loads(claim.payload)
     except Exception as exc:
@@ -197,10 +205,41 @@ async def _call(
             job.cancel()
 
 
+class _Threads:
+    """Daemon threads for sync jobs, started as needed and kept for the next job.
+
+    Not a ThreadPoolExecutor: its threads are joined at exit, so a job that outlived its time
+    limit (or a stop's grace) would hold the process's exit. A thread stuck in a job is left
+    to it; the next job gets another thread.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                return
+        threading.Thread(target=self._serve, name="tgrunner job", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                self._idle += 1
+
+
+_threads = _Threads()
+
+
 async def _call_in_thread(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
 ) -> Any:
-    """``fn`` in a daemon thread of its own: a stuck one must not hold the process's exit."""
+    """``fn`` in a daemon thread: one that is stuck must not hold the process's exit."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -221,7 +260,7 @@ async def _call_in_thread(
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=body, name=f"job {getattr(fn, '__name__', 'fn')}", daemon=True).start()
+    _threads.submit(body)
     try:
         async with asyncio.timeout(timeout):
             return await asyncio.shield(future)
@@ -340,7 +379,8 @@ async def _fail(
         run.lose("its failure could not be recorded")
         return Outcome("discarded", error=line, reply=done.status, stuck=stuck)
     run.recorded = True
-    hook_error = error if not isinstance(error, _TimedOut) else JobFailed(claim.id, line)
+    private = isinstance(error, _TimedOut | _Final)
+    hook_error = JobFailed(claim.id, line) if private else error
     await call_failure_hooks(claim.id, claim.function, hook_error)
     return Outcome("failed", error=line, reply=done.status, stuck=stuck)
 

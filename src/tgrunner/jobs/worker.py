@@ -32,47 +32,26 @@ runs them (:mod:`tgrunner.jobs.execute`); and its process, ``python -m tgrunner.
   :data:`EXIT_CONFIG` (2) Telegram refused the token (401), or the process's arguments or
   queue are wrong: do not start it again as it is; 1 (the process only) an unexpected error.
 
-The process (what a pool of job workers starts; ``tgrunner.jobs.worker:main(argv)``)::
-
-    python -m tgrunner.jobs.worker [--jobs URL] [--data-dir DIR] [--token TOKEN]
-        [--api-url URL] [--concurrency N] [--burst] [--path DIR]... [--log-level LEVEL]
-        [--lease S] [--grace S] [--wake auto|fifo|poll] [--ignore-sigint]
-
-- ``--jobs``: the queue, as ``tgrunner run --jobs`` takes it (default: the embedded SQLite
-  queue in ``--data-dir/<bot id>/``; ``--data-dir`` defaults to ``$TGRUNNER_DATA_DIR``, else
-  ``./.tgrunner``). ``--wake`` is the SQLite source's (:mod:`tgrunner.jobs.backends.sqlite`).
-- ``--token``: default ``$TGRUNNER_TOKEN``, else ``$BOT_TOKEN`` (prefer those: arguments are
-  visible in ``ps``). ``--api-url``: default ``$TGRUNNER_API_URL``, else Telegram's.
-- ``--path DIR`` (repeatable) goes first on ``sys.path``, so the tasks' modules import; the
-  current folder is on it too.
-- Logs go to stderr (``--log-level``, default INFO). Once it takes jobs it logs
-  ``job worker OWNER ready: …``.
-- SIGTERM, and SIGINT unless ``--ignore-sigint`` (for a pool that stops its workers itself
-  when Ctrl+C reaches the whole process group), ask for a clean stop; a second one for a fast
-  stop. The handlers only record the signal.
-- Owners (lease holders) are ``host:pid:random``, unique per process.
+The process, ``python -m tgrunner.jobs.worker`` (or ``tgrunner.jobs.worker:main(argv)``), is
+described in :mod:`tgrunner.jobs.process`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import secrets
-import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from tgrunner.client.bot import DEFAULT_API_URL, Bot
-from tgrunner.errors import ConfigError, JobFailed, TgrunnerError, Unauthorized
+from tgrunner.client.bot import Bot
+from tgrunner.errors import ConfigError, JobFailed, Unauthorized
 from tgrunner.jobs.context import Run
 from tgrunner.jobs.delivery import ReplyPolicy
 from tgrunner.jobs.execute import (
@@ -82,7 +61,7 @@ from tgrunner.jobs.execute import (
     failure_message_of,
     send_reply,
 )
-from tgrunner.jobs.source import Claim, JobSource, open_source
+from tgrunner.jobs.source import Claim, JobSource
 from tgrunner.jobs.store import DEATHS_ERROR
 
 __all__ = ["EXIT_CONFIG", "EXIT_REPLACE", "JobWorker", "WorkerStats", "default_owner", "main"]
@@ -174,6 +153,7 @@ class JobWorker:
         self.owner = owner or default_owner()
         self.stats = WorkerStats()
         self._runs: dict[Run, asyncio.Task[None]] = {}
+        self._renewals: dict[Run, asyncio.TimerHandle | asyncio.Task[None]] = {}
         self._stopping = False
         self._fast = False
         self._replace = False
@@ -182,6 +162,7 @@ class JobWorker:
         self._thread: int | None = None
         self._wake: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._serving = False
         self._retry_due = 0.0  # monotonic time the last retry this worker scheduled comes due
@@ -220,6 +201,8 @@ class JobWorker:
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
+        if self._stopping and self._stopped is not None:
+            self._stopped.set()
         if self._fast and self._hurry is not None:
             self._hurry.set()
 
@@ -237,6 +220,7 @@ class JobWorker:
         self._thread = threading.get_ident()
         self._wake = asyncio.Event()
         self._hurry = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._poke()
         house = None if self.burst else asyncio.create_task(self._housekeeping())
         log.info(
@@ -250,8 +234,14 @@ class JobWorker:
         try:
             await self._claim_loop()
         finally:
+            self._stopping = True
+            self._poke()
             await self._shutdown()
             if house is not None:
+                # It ends at its next pause; a failure message it is sending is let go out.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_REPLYING_GRACE):
+                        await asyncio.shield(house)
                 house.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await house
@@ -278,6 +268,11 @@ class JobWorker:
                     backoff = min(backoff * 2, _CLAIM_BACKOFF[1])
                     continue
                 backoff = _CLAIM_BACKOFF[0]
+                if claim is not None and self._stopping:
+                    # The stop came while the claim was under way: give the job back at once.
+                    with contextlib.suppress(Exception):
+                        await self.source.release(claim.id, self.owner)
+                    return
                 if claim is not None:
                     self._start(claim, began)
                     continue
@@ -289,12 +284,10 @@ class JobWorker:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if a stop comes."""
-        assert self._wake is not None
+        assert self._stopped is not None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                while not self._stopping:
-                    self._wake.clear()
-                    await self._wake.wait()
+                await self._stopped.wait()
 
     def _watch(self) -> None:
         """Have one task waiting in ``source.wait()``, which wakes the claim loop."""
@@ -327,7 +320,7 @@ class JobWorker:
     # -- one job -------------------------------------------------------------------------------
 
     async def _run(self, run: Run) -> None:
-        renewer = asyncio.create_task(self._renew(run))
+        self._renew_later(run)
         outcome: Outcome | None = None
         try:
             outcome = await execute(run)
@@ -339,7 +332,9 @@ class JobWorker:
         except Exception:
             log.exception("job worker: job %s ended in an error of the worker", run.claim.id)
         finally:
-            renewer.cancel()
+            renewal = self._renewals.pop(run, None)
+            if renewal is not None:
+                renewal.cancel()
         try:
             if not run.recorded and not run.lost:
                 await self._release(run)
@@ -385,20 +380,29 @@ class JobWorker:
             self.stats.released += 1
             log.info("job %s (%s) given back to the queue", run.claim.id, run.claim.function)
 
+    def _renew_later(self, run: Run) -> None:
+        """Renew ``run``'s lease in ``renew_every`` seconds (a timer: most jobs end first)."""
+        assert self._loop is not None
+        self._renewals[run] = self._loop.call_later(self.renew_every, self._renew_now, run)
+
+    def _renew_now(self, run: Run) -> None:
+        self._renewals[run] = asyncio.create_task(self._renew(run))
+
     async def _renew(self, run: Run) -> None:
-        while True:
-            await asyncio.sleep(self.renew_every)
-            at = time.monotonic()
-            try:
-                ok = await self.source.renew(run.claim.id, self.owner, self.lease)
-            except Exception as exc:
-                log.warning("job %s: renewing its lease failed (%s)", run.claim.id, exc)
-                continue
+        at = time.monotonic()
+        try:
+            ok = await self.source.renew(run.claim.id, self.owner, self.lease)
+        except Exception as exc:
+            log.warning("job %s: renewing its lease failed (%s)", run.claim.id, exc)
+        else:
             if not ok:
                 if run.phase != "recording":  # else its end was just written: not a loss
                     run.lose("a renewal found another owner, or the job ended")
+                self._renewals.pop(run, None)
                 return
             run.renewed(at)
+        if run in self._runs:
+            self._renew_later(run)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -449,7 +453,7 @@ class JobWorker:
 
     async def _housekeeping(self) -> None:
         next_sweep = next_purge = time.monotonic()
-        while True:
+        while not self._stopping:
             now = time.monotonic()
             if now >= next_sweep:
                 await self._sweep()
@@ -463,7 +467,7 @@ class JobWorker:
                     if purged:
                         log.info("job worker: purged %d job(s) past their TTL", purged)
                 next_purge = now + self.purge_every
-            await asyncio.sleep(max(0.0, min(next_sweep, next_purge) - time.monotonic()))
+            await self._pause(max(0.0, min(next_sweep, next_purge) - time.monotonic()))
 
     async def _sweep(self) -> None:
         """Tell the users of jobs failed at their worker's last death (see the module doc)."""
@@ -499,109 +503,11 @@ class JobWorker:
                             claim.id, exc)  # fmt: skip
 
 
-# -- the process -------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m tgrunner.jobs.worker",
-        description="A tgrunner job worker process (see the module doc).",
-    )
-    p.add_argument("--jobs", help="the queue URL (default: the embedded one in the data dir)")
-    p.add_argument("--data-dir", default=os.environ.get("TGRUNNER_DATA_DIR", ".tgrunner"))
-    p.add_argument("--token", help="bot token (default: $TGRUNNER_TOKEN, else $BOT_TOKEN)")
-    p.add_argument("--api-url", help="Bot API server (default: $TGRUNNER_API_URL, else Telegram)")
-    p.add_argument("--api-timeout", type=float, default=60.0, help="seconds per answer (60)")
-    p.add_argument("--concurrency", type=int, default=1, help="jobs at once (default 1)")
-    p.add_argument("--burst", action="store_true", help="drain the queue, then exit")
-    p.add_argument("--path", action="append", default=[], help="a folder put on sys.path")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING…")
-    p.add_argument("--lease", type=float, default=5.0, help="lease seconds (default 5)")
-    p.add_argument("--renew-every", type=float, default=2.0, help="seconds (default 2)")
-    p.add_argument("--grace", type=float, default=30.0, help="stop grace seconds (default 30)")
-    p.add_argument("--wake", choices=("auto", "fifo", "poll"), help="SQLite: how to wait")
-    p.add_argument("--ignore-sigint", action="store_true", help="leave Ctrl+C to a supervisor")
-    return p
-
-
-def _token(given: str | None) -> str:
-    token = given or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
-    if not token:
-        raise ConfigError("no bot token: pass --token, or set TGRUNNER_TOKEN or BOT_TOKEN")
-    return token.strip()
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    api_url = args.api_url or os.environ.get("TGRUNNER_API_URL") or DEFAULT_API_URL
-    bot = Bot(_token(args.token), api_url=api_url, timeout=args.api_timeout)
-    try:
-        options = {"wake": args.wake} if args.wake else None
-        source = open_source(args.jobs, data_dir=args.data_dir, bot_id=bot.id, options=options)
-        try:
-            worker = JobWorker(source, bot, concurrency=args.concurrency, lease=args.lease,
-                               renew_every=args.renew_every, burst=args.burst,
-                               grace=args.grace)  # fmt: skip
-            return await _with_signals(worker, ignore_sigint=args.ignore_sigint)
-        finally:
-            await source.close()
-    finally:
-        await bot.close()
-
-
-async def _with_signals(worker: JobWorker, *, ignore_sigint: bool) -> int:
-    loop = asyncio.get_running_loop()
-    seen = [0]
-
-    def record(sig: int) -> None:  # only records: the worker's loop acts on it
-        seen[0] += 1
-        worker.stop(fast=seen[0] > 1)
-
-    signals = [signal.SIGTERM] + ([] if ignore_sigint else [signal.SIGINT])
-    if ignore_sigint:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for sig in signals:
-        loop.add_signal_handler(sig, record, sig)
-    try:
-        return await worker.serve()
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a job worker process (see the module doc); return its exit code."""
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    level: Any = args.log_level.upper()
-    logging.basicConfig(
-        level=level if isinstance(logging.getLevelName(level), int) else logging.INFO,
-        format="%(asctime)s %(levelname)s [job worker %(process)d] %(name)s: %(message)s",
-    )
-    for folder in reversed(args.path):
-        sys.path.insert(0, str(Path(folder).resolve()))
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            code = runner.run(_serve(args))
-    except (ConfigError, Unauthorized) as exc:
-        log.error("job worker: %s", exc)
-        return EXIT_CONFIG
-    except TgrunnerError as exc:
-        log.error("job worker stopped: %s", exc)
-        return 1
-    if code == EXIT_REPLACE:
-        # A job's thread still runs; do not wait for it (or for anything it holds).
-        logging.shutdown()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    """The job worker process (:func:`tgrunner.jobs.process.main`); its exit code."""
+    from tgrunner.jobs.process import main as run_process
+
+    return run_process(argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The embedded queue over one :class:`~tgrunner.jobs.store.JobStore` file: the bot's side
 (:class:`SQLiteQueue`) and the job worker's (:class:`SQLiteSource`).
 
-The store's calls are short transactions, but a busy file can make one wait for another
-process's (up to its busy timeout), so each runs in a thread, off the event loop.
+On the bot's side each store call runs in a thread, off the bot's event loop (a commit may
+checkpoint the file); the worker's side runs them on its loop (see :class:`SQLiteSource`).
 
 **How an idle worker waits** (:meth:`SQLiteSource.wait`). By default (``wake="auto"``) it
 sleeps on its doorbell FIFO (:mod:`tgrunner.jobs.wake`), which every commit that makes a job
@@ -21,13 +21,16 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from tgrunner.errors import ConfigError
+from tgrunner.errors import ConfigError, QueueUnavailable
 from tgrunner.jobs.queue import JobInfo, JobRequest
 from tgrunner.jobs.source import Claim
-from tgrunner.jobs.store import STATES, JobRecord, JobState, JobStore
+from tgrunner.jobs.store import STATES, JobRecord, JobState, JobStore, NewJob, new_job
 from tgrunner.jobs.wake import Listener, listener_for
 
-__all__ = ["SQLiteQueue", "SQLiteSource", "claim_of", "info_of"]
+__all__ = ["BATCH", "SQLiteQueue", "SQLiteSource", "claim_of", "info_of"]
+
+BATCH = 500
+"""Enqueues written in one transaction at most."""
 
 _FIRST_POLL = 0.005
 _LAST_POLL = 0.1
@@ -52,23 +55,49 @@ def info_of(job: JobRecord) -> JobInfo:
 
 
 class SQLiteQueue:
-    """The embedded queue in the SQLite file ``path`` (``url``: ``sqlite:///PATH``)."""
+    """The embedded queue in the SQLite file ``path`` (``url``: ``sqlite:///PATH``).
+
+    Enqueues are group-committed: those that come while a write is under way are written
+    together by the next one (at most :data:`BATCH` at a time), in one transaction, so many
+    handlers queueing at once cost one commit, not one each.
+    """
 
     def __init__(self, url: str, path: Path | None) -> None:
         if path is None:
             raise ConfigError("the SQLite job queue needs a file path")
         self.url = url
         self.store = JobStore(path)
+        self._pending: list[tuple[NewJob, asyncio.Future[str]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def enqueue(self, request: JobRequest) -> str:
-        return await asyncio.to_thread(
-            self.store.enqueue,
+        job = new_job(
             request.function,
             request.payload,
             retries=request.retries,
             timeout=request.timeout,
             reply_to=request.reply_to,
         )
+        written: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((job, written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await asyncio.shield(written)
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+            try:
+                await asyncio.to_thread(self.store.enqueue_many, [job for job, _ in batch])
+            except Exception as exc:
+                error = QueueUnavailable(f"the job queue {self.url} cannot be written: {exc}")
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(error)
+            else:
+                for job, written in batch:
+                    if not written.done():
+                        written.set_result(job.id)
 
     async def info(self, job_id: str) -> JobInfo | None:
         job = await asyncio.to_thread(self.store.get, job_id)
@@ -93,6 +122,8 @@ class SQLiteQueue:
         await asyncio.to_thread(self.store.counts)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.wait([self._writer])
         self.store.close()
 
 
@@ -112,7 +143,9 @@ def claim_of(job: JobRecord) -> Claim:
 
 class SQLiteSource:
     """The job worker's side of the embedded queue in the SQLite file ``path``
-    (:class:`~tgrunner.jobs.source.JobSource`).
+    (:class:`~tgrunner.jobs.source.JobSource`). Its calls run on the event loop, without a
+    thread (:meth:`JobStore.run <tgrunner.jobs.store.JobStore.run>`): a worker's loop has time
+    for SQLite's few tens of µs, and a thread hop costs more.
 
     - ``wake``: how :meth:`wait` learns of a new job: ``"auto"`` (default: the doorbell FIFO
       where it can be made, else polling), ``"fifo"`` (the FIFO, or ConfigError) or
@@ -155,7 +188,7 @@ class SQLiteSource:
         return self._listener is not None
 
     async def claim(self, owner: str, lease: float) -> Claim | None:
-        job = await asyncio.to_thread(self.store.claim, owner, lease)
+        job = await self.store.run(self.store.claim, owner, lease)
         if job is None:
             return None
         self._poll = _FIRST_POLL
@@ -171,7 +204,7 @@ class SQLiteSource:
                 await asyncio.sleep(min(self._poll, left))
                 self._poll = min(self._poll * 2, _LAST_POLL)
                 return
-            due = await asyncio.to_thread(self.store.next_due)
+            due = await self.store.run(self.store.next_due)
             if due is not None:
                 until = due - time.time()
                 if until <= 0:
@@ -183,37 +216,35 @@ class SQLiteSource:
             # again, to its new end).
 
     async def renew(self, job_id: str, owner: str, lease: float) -> bool:
-        return await asyncio.to_thread(self.store.renew, job_id, owner, lease)
+        return await self.store.run(self.store.renew, job_id, owner, lease)
 
     async def finish(
         self, job_id: str, owner: str, result: bytes | None, *, reply_sent: bool
     ) -> bool:
-        return await asyncio.to_thread(
-            self.store.finish, job_id, owner, result, reply_sent=reply_sent
-        )
+        return await self.store.run(self.store.finish, job_id, owner, result, reply_sent=reply_sent)
 
     async def fail(
         self, job_id: str, owner: str, error: str, *, retry_delay: float | None, reply_sent: bool
     ) -> bool:
-        return await asyncio.to_thread(
+        return await self.store.run(
             self.store.fail, job_id, owner, error, retry_delay=retry_delay, reply_sent=reply_sent
         )
 
     async def release(self, job_id: str, owner: str) -> bool:
-        return await asyncio.to_thread(self.store.release, job_id, owner)
+        return await self.store.run(self.store.release, job_id, owner)
 
     async def set_status_message(self, job_id: str, owner: str, message_id: int) -> bool:
-        return await asyncio.to_thread(self.store.set_status_message, job_id, owner, message_id)
+        return await self.store.run(self.store.set_status_message, job_id, owner, message_id)
 
     async def unreplied(self, limit: int = 100) -> list[Claim]:
-        jobs = await asyncio.to_thread(self.store.unreplied, limit)
+        jobs = await self.store.run(self.store.unreplied, limit)
         return [claim_of(job) for job in jobs]
 
     async def mark_reply_sent(self, job_id: str) -> bool:
-        return await asyncio.to_thread(self.store.mark_reply_sent, job_id)
+        return await self.store.run(self.store.mark_reply_sent, job_id)
 
     async def purge(self) -> int:
-        return await asyncio.to_thread(self.store.purge, self.result_ttl, self.failure_ttl)
+        return await self.store.run(self.store.purge, self.result_ttl, self.failure_ttl)
 
     async def close(self) -> None:
         if self._listener is not None:
