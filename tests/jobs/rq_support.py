@@ -81,7 +81,10 @@ def cleanup(name: str) -> None:
                 ids.add(entry.split(b":")[0])
         doomed = [*keys.all[:8], keys.deferred, f"{keys.queue}:intermediate"]
         for job_id in ids:
-            doomed += [keys.job + job_id.decode(), keys.results + job_id.decode()]
+            found = job_id.decode()
+            runs = f"rq:executions:{found}"
+            doomed += [keys.job + found, keys.results + found, runs]
+            doomed += [f"rq:execution:{found}:{e.decode()}" for e in r.zrange(runs, 0, -1)]
         workers = f"rq:workers:{name}"
         for worker in r.smembers(workers):
             doomed.append(worker.decode())

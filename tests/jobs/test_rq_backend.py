@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from rq.job import Job as RQJob
 from rq.job import JobStatus
-from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
+from rq.registry import (
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 from rq_support import fresh_queue, queue_name, request, sync_redis
 
 from tgrunner.jobs import DEATHS_ERROR, MAX_DEATHS
@@ -75,13 +80,19 @@ async def test_claim_then_finish(queue: RQQueue, source: RQSource) -> None:
     assert claim.reply_to == REPLY and pickle.loads(claim.payload) == (("x",), {})
     assert await source.claim("w2", 5.0) is None
     assert [j.id for j in await queue.listing("started")] == [job_id]
-    assert RQJob.fetch(job_id, connection=sync_redis()).get_status() == JobStatus.STARTED
+    job = RQJob.fetch(job_id, connection=sync_redis())
+    assert job.get_status() == JobStatus.STARTED
+    [execution] = job.get_executions()  # RQ's record of the run, as its workers leave it
+    assert execution.worker_name == "w1"
+    wip = sync_redis().zrange(f"rq:wip:{queue.options.queue}", 0, -1)
+    assert wip == [execution.composite_key.encode()]
     assert await source.finish(job_id, "w1", pickle.dumps("done"), reply_sent=True)
     info = await queue.info(job_id)
     assert info is not None and info.state == "finished" and info.ended_at is not None
     assert info.result is not None and pickle.loads(info.result) == "done"
     job = RQJob.fetch(job_id, connection=sync_redis())
     assert job.get_status() == JobStatus.FINISHED and job.return_value() == "done"
+    assert job.get_executions() == []
     assert job_id in FinishedJobRegistry(queue.options.queue, connection=sync_redis())
     assert 0 < sync_redis().ttl(job.key) <= 500  # RQ's result TTL
     assert (await queue.counts())["finished"] == 1
@@ -307,3 +318,28 @@ async def test_a_claim_retried_with_its_token_gets_the_same_job(
     source._pending["w"] = "token-1"
     assert (await source.claim("w", 5.0)).id == first  # type: ignore[union-attr]
     assert (await source.claim("w", 5.0)).id != first  # type: ignore[union-attr]
+
+
+async def test_rqs_own_cancel_of_a_started_job_ends_its_lease(
+    queue: RQQueue, source: RQSource
+) -> None:
+    job_id = await queue.enqueue(request())
+    assert await source.claim("w", 5.0) is not None
+    RQJob.fetch(job_id, connection=sync_redis()).cancel()  # rq-dashboard's cancel
+    assert StartedJobRegistry(queue.options.queue, connection=sync_redis()).get_job_ids() == []
+    assert not await source.renew(job_id, "w", 5.0)
+    assert not await source.finish(job_id, "w", None, reply_sent=True)
+    assert (await queue.info(job_id)).state == "canceled"  # type: ignore[union-attr]
+
+
+async def test_concurrent_enqueues_share_a_pipeline_and_each_queues_once(
+    queue: RQQueue, source: RQSource
+) -> None:
+    ids = await asyncio.gather(*(queue.enqueue(request(i)) for i in range(300)))
+    assert len(set(ids)) == 300
+    assert (await queue.counts())["queued"] == 300
+    claims = []
+    while (claim := await source.claim("w", 5.0)) is not None:
+        claims.append(claim)
+    assert [c.id for c in claims] == ids  # in the order they were asked for
+    assert [pickle.loads(c.payload)[0][0] for c in claims] == list(range(300))

@@ -134,6 +134,21 @@ async def test_a_plain_rq_worker_runs_tgrunners_jobs_and_replies(
     assert "not run again" in log
 
 
+async def test_a_job_requeued_with_rqs_own_tools_runs_again(jobs: RQJobs, url: str) -> None:
+    from rq.registry import FailedJobRegistry
+
+    asked = jobs.tg.user("Ann").send("42?")
+    failed = await job_tasks.wrong_type.enqueue(reply_to=asked)
+    argv = ("worker", "--burst", "--url", REDIS, "-w", "rq.SimpleWorker", queue_name(url))
+    assert (await _rq(jobs.tg, *argv))[0] == 0
+    FailedJobRegistry(queue_name(url), connection=sync_redis()).requeue(failed.id)
+    code, log = await _rq(jobs.tg, *argv)
+    assert code == 0, log
+    texts = [p["text"] for p in jobs.sent("sendMessage", asked["message_id"])]
+    assert texts == [DEFAULT_FAILURE_MESSAGE] * 2
+    assert "not run again" not in log
+
+
 async def test_rq_info_sees_tgrunners_queue(jobs: RQJobs, url: str) -> None:
     name = queue_name(url)
     started = await job_tasks.echo.enqueue("a")

@@ -126,3 +126,37 @@ async def test_a_worker_says_once_when_redis_answers_again(
     lines = [r.getMessage() for r in caplog.records if r.name == "tgrunner.jobs.rq"]
     assert len(lines) == 2 and "answers again" in lines[1]
     assert sync_redis().ping()
+
+
+def test_every_rq_status_is_one_of_ours() -> None:
+    from rq.job import JobStatus
+
+    from tgrunner.jobs import STATES
+    from tgrunner.jobs.backends._rq_common import STATE_OF
+
+    assert set(STATE_OF) == {status.value for status in JobStatus}
+    assert set(STATE_OF.values()) == set(STATES)
+    assert (STATE_OF["deferred"], STATE_OF["stopped"]) == ("scheduled", "canceled")
+
+
+def test_both_sides_follow_their_protocols() -> None:
+    from tgrunner.jobs.queue import JobQueue
+    from tgrunner.jobs.source import JobSource
+
+    queue, source = RQQueue("redis://127.0.0.1:6379/12"), RQSource("redis://127.0.0.1:6379/12")
+    try:
+        assert isinstance(queue, JobQueue) and isinstance(source, JobSource)
+    finally:
+        asyncio.run(queue.close())
+        asyncio.run(source.close())
+
+
+async def test_concurrent_enqueues_all_raise_when_redis_stays_away() -> None:
+    queue = RQQueue(f"redis://127.0.0.1:{closed_port()}/0?retry_for=0.3")
+    try:
+        results = await asyncio.gather(
+            *(queue.enqueue(request(i)) for i in range(20)), return_exceptions=True
+        )
+    finally:
+        await queue.close()
+    assert all(isinstance(r, QueueUnavailable) for r in results)

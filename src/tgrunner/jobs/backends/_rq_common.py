@@ -262,37 +262,23 @@ def _describe(function: str, payload: bytes) -> str:
 
 
 def job_fields(job_id: str, request: JobRequest, options: RQOptions) -> list[Any]:
-    """The hash of a new queued job, as field, value, field, value…: RQ's fields as
-    ``Job.to_dict`` writes them (the entry function's call in ``data``, so a plain ``rq
-    worker`` runs it), then tgrunner's."""
-    stamp = utcformat(now())
+    """The fields of a new queued job that depend on it, as field, value, field, value…: RQ's
+    (the entry function's call in ``data``, so a plain ``rq worker`` runs it), then
+    tgrunner's. The enqueue script writes the fields every new job has alike (its times,
+    ``status``, the empty callback names…), as ``Job.to_dict`` does."""
     data = zlib.compress(
         pickle.dumps((ENTRY, None, (request.function, request.payload), {}), protocol=5)
     )
     timeout = -1 if request.timeout is None else math.ceil(request.timeout) + RQ_TIMEOUT_MARGIN
     fields: dict[str, Any] = {
-        "created_at": stamp,
         "data": data,
-        "success_callback_name": "",
-        "failure_callback_name": "",
-        "stopped_callback_name": "",
-        "started_at": "",
-        "ended_at": "",
-        "last_heartbeat": "",
-        "worker_name": "",
-        "group_id": "",
         "retries_left": request.retries,
         "origin": options.queue,
         "description": _describe(request.function, request.payload),
-        "enqueued_at": stamp,
         "timeout": timeout,
-        "status": "queued",
         "tgrunner_function": request.function,
         "tgrunner_retries": request.retries,
-        "tgrunner_attempts": 0,
-        "tgrunner_deaths": 0,
         "tgrunner_timeout": "" if request.timeout is None else repr(float(request.timeout)),
-        "tgrunner_reply_sent": 0,
     }
     if options.result_ttl is not None:
         fields["result_ttl"] = options.result_ttl

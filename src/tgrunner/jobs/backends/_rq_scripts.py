@@ -66,9 +66,33 @@ local function until_score(ttl)
   return NOW + ttl
 end
 
+-- RQ's record of a run (rq.executions): its hash, and its entry in the job's executions set
+-- and in the started registry (as JOB:EXECUTION), all scored past the lease by GRACE.
+local PREFIX = string.sub(JOB, 1, #JOB - 4)  -- 'rq:' of 'rq:job:'
+
+local function execution(id, exec, deadline, grace, owner)
+  local ek, er = PREFIX .. 'execution:' .. id .. ':' .. exec, PREFIX .. 'executions:' .. id
+  local ttl = math.ceil(deadline + grace - NOW) + 60
+  if owner then
+    redis.call('HSET', ek, 'id', exec, 'job_id', id, 'created_at', NOW, 'last_heartbeat', NOW,
+      'worker_name', owner)
+    redis.call('ZADD', er, deadline + grace + 60, exec)
+  else
+    redis.call('HSET', ek, 'last_heartbeat', NOW)
+    redis.call('ZADD', er, 'XX', deadline + grace + 60, exec)
+  end
+  redis.call('EXPIRE', ek, ttl)
+  redis.call('EXPIRE', er, ttl)
+  redis.call('ZADD', WIP, deadline + grace, id .. ':' .. exec)
+end
+
 local function end_lease(id, jk)
   local exec = redis.call('HGET', jk, 'tgrunner_execution')
-  if exec then redis.call('ZREM', WIP, id .. ':' .. exec) end
+  if exec then
+    redis.call('ZREM', WIP, id .. ':' .. exec)
+    redis.call('DEL', PREFIX .. 'execution:' .. id .. ':' .. exec)
+    redis.call('ZREM', PREFIX .. 'executions:' .. id, exec)
+  end
   redis.call('ZREM', LEASES, id)
   redis.call('HDEL', jk, 'tgrunner_owner', 'tgrunner_execution')
 end
@@ -117,7 +141,8 @@ local function reap(limit, events)
         table.insert(events, id .. ' ' .. deaths .. ' queued')
       end
     else
-      redis.call('ZREM', LEASES, id)
+      -- Ended another way (canceled or failed through RQ's own tools): tidy the lease up.
+      end_lease(id, jk)
       -- RQ's own cleanup of the started registry may have failed it: its reply is owed.
       if st == 'failed' then owe(id, jk) end
     end
@@ -142,11 +167,16 @@ _CLAIM_FIELDS = ", ".join(f"'{name}'" for name in CLAIM_FIELDS)
 ENQUEUE = (
     _PRELUDE
     + """
--- ARGV[5]: the job id; ARGV[6..]: the job hash, field then value. A job that is already there
--- (an enqueue retried after its answer was lost) is left alone.
+-- ARGV[5]: the job id; ARGV[6..]: the job's own fields, field then value; the fields every new
+-- job has alike are written here (as Job.to_dict writes them). A job that is already there (an
+-- enqueue retried after its answer was lost) is left alone.
 local jk = JOB .. ARGV[5]
 if redis.call('EXISTS', jk) == 1 then return 0 end
-redis.call('HSET', jk, unpack(ARGV, 6))
+redis.call('HSET', jk, 'created_at', STAMP, 'enqueued_at', STAMP, 'status', 'queued',
+  'success_callback_name', '', 'failure_callback_name', '', 'stopped_callback_name', '',
+  'started_at', '', 'ended_at', '', 'last_heartbeat', '', 'worker_name', '', 'group_id', '',
+  'tgrunner_attempts', '0', 'tgrunner_deaths', '0', 'tgrunner_reply_sent', '0',
+  unpack(ARGV, 6))
 redis.call('RPUSH', Q, ARGV[5])
 redis.call('SADD', QUEUES, Q)
 return 1
@@ -203,7 +233,7 @@ if taken == '' then
           'tgrunner_execution', EXEC)
         redis.call('PERSIST', jk)
         redis.call('ZADD', LEASES, NOW + LEASE, id)
-        redis.call('ZADD', WIP, NOW + LEASE + GRACE, id .. ':' .. EXEC)
+        execution(id, EXEC, NOW + LEASE, GRACE, OWNER)
         redis.call('SET', ck, EXEC .. ' ' .. id, 'EX', 60)
         taken = id
         break
@@ -250,7 +280,7 @@ local ok = 0
 if owned(jk, ARGV[9]) then
   local exec = redis.call('HGET', jk, 'tgrunner_execution')
   redis.call('ZADD', LEASES, NOW + tonumber(ARGV[10]), id)
-  redis.call('ZADD', WIP, NOW + tonumber(ARGV[10]) + tonumber(ARGV[12]), id .. ':' .. exec)
+  execution(id, exec, NOW + tonumber(ARGV[10]), tonumber(ARGV[12]), nil)
   redis.call('HSET', jk, 'last_heartbeat', STAMP)
   ok = 1
 end

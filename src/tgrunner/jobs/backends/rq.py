@@ -36,7 +36,9 @@ trip, against three of RQ's own ``Queue.enqueue`` run in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -57,6 +59,8 @@ from tgrunner.jobs.queue import JobInfo, JobRequest
 from tgrunner.jobs.store import STATES, JobState
 
 __all__ = ["RQQueue", "RQSource"]  # RQSource lives in rq_source; both sides import from here
+
+_BATCH = 200  # enqueues in one pipeline at most
 
 _REGISTRY_OF = {
     "started": 1,
@@ -81,6 +85,8 @@ class RQQueue:
         self._enqueue = self._redis.register_script(lua.ENQUEUE)
         self._cancel = self._redis.register_script(lua.CANCEL)
         self._retry = self._redis.register_script(lua.RETRY)
+        self._batch: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<RQQueue {self.url} queue={self.options.queue!r}>"
@@ -98,12 +104,52 @@ class RQQueue:
         """Queue the job as an RQ job and return its id. While Redis is unreachable, retried
         with backoff for ``retry_for`` seconds, then QueueUnavailable. The job is written
         whole or not at all (one script), and a retry after a lost answer does not queue it
-        twice."""
+        twice. Enqueues made at once (by concurrent handlers) go in one pipeline: one round
+        trip for all of them."""
         job_id = uuid.uuid4().hex
-        await self._run(
-            self._enqueue, "queueing a job", job_id, *job_fields(job_id, request, self.options)
-        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch.append(([job_id, *job_fields(job_id, request, self.options)], done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await done
         return job_id
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the enqueues of this turn of the loop join the batch
+        while self._batch:
+            batch, self._batch = self._batch[:_BATCH], self._batch[_BATCH:]
+            calls = [args for args, _ in batch]
+            try:
+                answers = await retrying(
+                    partial(self._send, calls),
+                    outage=self._outage,
+                    seconds=self.options.retry_for,
+                    what="queueing a job",
+                )
+            except BaseException as exc:  # every enqueue of the batch gets the error
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, done), answer in zip(batch, answers, strict=True):
+                if done.done():
+                    continue
+                if isinstance(answer, Exception):
+                    done.set_exception(answer)
+                else:
+                    done.set_result(None)
+
+    async def _send(self, batch: list[list[Any]]) -> list[Any]:
+        keys = self.keys
+        prelude = keys.prelude("tgrunner")
+        if len(batch) == 1:
+            return [await self._enqueue(keys=keys.all, args=[*prelude, *batch[0]])]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for args in batch:
+                await self._enqueue(keys=keys.all, args=[*prelude, *args], client=pipe)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def _fetch(self, ids: list[str]) -> list[JobInfo]:
         if not ids:
@@ -198,4 +244,6 @@ class RQQueue:
             ) from None
 
     async def close(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.gather(self._flusher, return_exceptions=True)
         await self._redis.aclose()

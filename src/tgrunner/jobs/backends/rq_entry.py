@@ -15,8 +15,9 @@ the tasks' modules on its path, as tgrunner's does.
   left, after the task's backoff (set as the job's ``retry_intervals``; ``--with-scheduler``
   brings scheduled jobs back, as does any tgrunner worker on the queue), else fails it.
 - **One reply.** The reply is recorded as sent (``tgrunner_reply_sent``) before RQ records the
-  job's end. A run that finds it recorded (its worker was killed in between, and RQ's cleanup
-  queued the job again) does not run the task again, and sends nothing.
+  job's end. A run that finds it recorded while RQ recorded no end (its worker was killed in
+  between, and RQ's cleanup queued the job again) does not run the task again, and sends
+  nothing; a job queued again after its end (rq-dashboard's requeue) runs.
 - **Time limits.** RQ's own timeout of the job is the task's plus :data:`RQ_TIMEOUT_MARGIN`,
   a backstop: the limit of :func:`perform` comes first, and sends the failure message.
 """
@@ -31,6 +32,7 @@ import pickle
 from typing import Any, cast
 
 from rq import get_current_job
+from rq.results import Result
 
 from tgrunner.client.bot import DEFAULT_API_URL, Bot
 from tgrunner.errors import ConfigError, JobError, JobFailed
@@ -135,6 +137,15 @@ def _set_backoff(job: Any, claim: Claim) -> None:
     job.retry_intervals = [math.ceil(task.retry_delay(i)) for i in range(claim.retries)]
 
 
+async def _ended_before(job: Any) -> bool:
+    """Whether an earlier run of ``job`` ended in RQ's records (a Result: RQ writes one at a
+    job's end, not at a retry): the job was queued again on purpose (rq-dashboard's requeue),
+    not after a death."""
+    key = Result.get_key(job.id)
+    latest = await asyncio.to_thread(job.connection.xrevrange, key, count=1)
+    return bool(latest)
+
+
 async def perform(function: str, payload: bytes) -> Any:
     """Run the tgrunner task at ``function`` with ``payload`` (its pickled arguments) as the
     current RQ job, and send its reply (see the module doc). Returns the task's result;
@@ -145,7 +156,7 @@ async def perform(function: str, payload: bytes) -> Any:
     fields = ("tgrunner_reply_sent", "retries_left", *CLAIM_FIELDS)
     row = await asyncio.to_thread(job.connection.hmget, job.key, fields)
     sent, left, *values = cast(list[bytes | None], row)
-    if sent == b"1":
+    if sent == b"1" and not await _ended_before(job):
         log.warning(
             "job %s (%s): its reply was sent by an earlier run, whose worker died before RQ "
             "recorded its end; not run again",
