@@ -14,6 +14,8 @@ writes ``workers.md``, ``workers.png`` and ``workers.json``.
 ``webhook.md``, ``webhook.png`` and ``webhook.json``.
 ``--scenario offload`` is 5 ms of CPU per update, inline against ``offload()``
 (:mod:`bench.offload`): it writes ``offload.md``, ``offload.png`` and ``offload.json``.
+``--scenario jobs`` is the job queue benchmark (:mod:`bench.jobs`): it writes ``jobs.md``,
+``jobs.png`` and ``jobs.json``.
 ``--quick`` is a small run for development (2,000 updates over 200 chats; 2 s in (b)).
 """
 
@@ -29,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import offload, report, webhook, workers
+from bench import jobs, offload, report, webhook, workers
 from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
 from tgrunner.testing.load import LoadPlan
 
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     worker_keys = ", ".join(row.key for row in workers.WORKER_ROWS)
     hook_keys = ", ".join(row.key for row in webhook.HOOK_ROWS)
     offload_keys = ", ".join(row.key for row in offload.OFFLOAD_ROWS)
+    job_keys = ", ".join(row.key for row in jobs.all_rows())
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="tgrunner against aiogram, python-telegram-bot and grammY, in one run.",
@@ -60,10 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenario",
-        choices=("a", "b", "all", "workers", "webhook", "offload"),
+        choices=("a", "b", "all", "workers", "webhook", "offload", "jobs"),
         default="all",
         help="a, b, or all (both; the default): the peers; workers: worker processes; "
-        "webhook: webhook intake; offload: 5 ms of CPU per update, inline or offloaded",
+        "webhook: webhook intake; offload: 5 ms of CPU per update, inline or offloaded; "
+        "jobs: job queues",
     )
     p.add_argument(
         "--spread",
@@ -77,13 +81,14 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="ROW",
         help=f"rows to run (default all): {keys}; with --scenario workers: {worker_keys}; "
-        f"with --scenario webhook: {hook_keys}; with --scenario offload: {offload_keys}",
+        f"with --scenario webhook: {hook_keys}; with --scenario offload: {offload_keys}; "
+        f"with --scenario jobs: {job_keys}",
     )
     p.add_argument(
         "--kill-every",
         type=float,
-        default=2.0,
-        help="workers: seconds between SIGKILLs of a worker in the chaos row (default 2)",
+        help="workers, jobs: seconds between SIGKILLs of a worker in the chaos row (default 2; "
+        "jobs: 3)",
     )
     p.add_argument(
         "--kills",
@@ -207,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         return _webhook(args, argv if argv is not None else sys.argv[1:])
     if args.scenario == "offload":
         return _offload(args, argv if argv is not None else sys.argv[1:])
+    if args.scenario == "jobs":
+        return _jobs(args, argv if argv is not None else sys.argv[1:])
     known = {row.key: row for row in ROWS}
     unknown = [key for key in args.rows or () if key not in known]
     if unknown:
@@ -254,6 +261,7 @@ def _workers(args: argparse.Namespace, argv: list[str]) -> int:
     grammy = any(r.row.node and missing(r.row) for r in wanted)
     if grammy and not args.no_install and shutil.which("node"):
         _install_grammy()
+    args.kill_every = args.kill_every or 2.0
     pinned = pin_harness() if args.pin == "harness" else False
     info = report.machine(pinned=pinned)
     # The harness shares the workers' cores here: the lighter loop leaves them more.
@@ -281,6 +289,13 @@ def _offload(args: argparse.Namespace, argv: list[str]) -> int:
     return offload.run(
         args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
     )
+
+
+def _jobs(args: argparse.Namespace, argv: list[str]) -> int:
+    info = report.machine(pinned=False)
+    info["versions"] = info["versions"].split(", aiogram")[0]
+    _harness_loop(args, info, default="asyncio")
+    return jobs.run(args, argv, info, run_on=lambda main: _run_on(args.loop, main))
 
 
 if __name__ == "__main__":

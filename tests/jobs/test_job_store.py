@@ -394,3 +394,51 @@ def test_retry_requeues_only_ended_failures(store: JobStore) -> None:
     assert job is not None and (job.state, job.attempts, job.error) == ("queued", 0, None)
     assert [j.id for j in store.listing("queued")] == [queued, bad]
     assert not store.retry(bad)  # queued now: nothing to retry
+
+
+@pytest.mark.timeout(10)
+def test_set_status_message_is_the_owners_and_kept(store: JobStore) -> None:
+    reply = {"chat_id": 5, "message_id": 7}
+    job_id = store.enqueue(FN, b"[]", reply_to=reply)
+    bare = store.enqueue(FN, b"[]")
+    assert not store.set_status_message(job_id, "w1", 99)  # not started yet
+    assert store.claim("w1") is not None and store.claim("w1") is not None
+    assert not store.set_status_message(job_id, "w2", 99)  # not w2's
+    assert not store.set_status_message(bare, "w1", 99)  # no reply_to
+    assert store.set_status_message(job_id, "w1", 99)
+    job = store.get(job_id)
+    assert job is not None and job.reply_to == {**reply, "status_message_id": 99}
+
+
+@pytest.mark.timeout(10)
+def test_next_due_is_the_next_job_to_become_runnable(store: JobStore, clock: Clock) -> None:
+    assert store.next_due() is None
+    a = store.enqueue(FN, b"[]", retries=1)
+    assert store.next_due() == 0  # queued: runnable now
+    assert store.claim("w1", lease_seconds=5.0) is not None
+    assert store.next_due() == clock.now + 5.0  # its lease's end
+    b = store.enqueue(FN, b"[]", retries=1)
+    assert store.claim("w1", lease_seconds=9.0) is not None
+    assert store.fail(b, "w1", "boom", retry_delay=2.0)
+    assert store.next_due() == clock.now + 2.0  # b's retry comes first
+    assert store.finish(a, "w1", None, reply_sent=True)
+    job = store.get(a)
+    assert job is not None and job.result is None
+    assert store.next_due() == clock.now + 2.0
+
+
+@pytest.mark.timeout(10)
+def test_an_empty_claim_takes_no_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with JobStore(path) as store, JobStore(path, busy_timeout=0.05) as other:
+        store.enqueue(FN, b"[]")
+        assert store.claim("w1") is not None
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            assert other.claim("w2") is None  # nothing runnable: answered without waiting
+            with pytest.raises(sqlite3.OperationalError):
+                other.renew("x", "w2")  # a write does wait, and times out
+        finally:
+            db.execute("ROLLBACK")
+            db.close()

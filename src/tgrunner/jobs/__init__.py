@@ -12,11 +12,17 @@
 
 - :func:`task` makes a function a task; :meth:`Task.enqueue` queues a run and returns a
   :class:`Job` (``job.id``, ``await job.status()``, ``await job.result(timeout=...)``).
-- :class:`Reply` is a result that is more than text.
+- :class:`Reply` is a result that is more than text; a task function with a
+  :class:`JobContext` parameter reports progress and sends as it goes; :func:`on_failure`
+  registers a hook for jobs that fail for good.
+- The job worker is :mod:`tgrunner.jobs.worker` (``python -m tgrunner.jobs.worker``).
 - The queue: :func:`connect` / :func:`current_queue` (:mod:`tgrunner.jobs.queue`); the
   embedded store is :class:`JobStore`.
 """
 
+from tgrunner.jobs.context import JobContext
+from tgrunner.jobs.delivery import ReplyPolicy
+from tgrunner.jobs.execute import on_failure
 from tgrunner.jobs.handle import Job
 from tgrunner.jobs.offload import configure_offload, offload, offload_pids, shutdown_offload
 from tgrunner.jobs.queue import JobInfo, JobQueue, JobRequest, connect, current_queue, use_queue
@@ -39,6 +45,7 @@ __all__ = [
     "MAX_DEATHS",
     "STATES",
     "Job",
+    "JobContext",
     "JobInfo",
     "JobQueue",
     "JobRecord",
@@ -46,12 +53,14 @@ __all__ = [
     "JobState",
     "JobStore",
     "Reply",
+    "ReplyPolicy",
     "Task",
     "configure_offload",
     "connect",
     "current_queue",
     "offload",
     "offload_pids",
+    "on_failure",
     "shutdown_offload",
     "task",
     "use_queue",

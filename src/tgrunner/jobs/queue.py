@@ -28,6 +28,7 @@ __all__ = [
     "JobRequest",
     "connect",
     "current_queue",
+    "locate",
     "open_queue",
     "use_queue",
 ]
@@ -115,10 +116,18 @@ def open_queue(jobs: str | None, *, data_dir: str | Path, bot_id: int) -> JobQue
     """The queue ``jobs`` names: None for the embedded one in ``data_dir/<bot_id>/`` (created
     when missing), ``sqlite:///PATH`` for an embedded one at ``PATH``, or a ``redis://``,
     ``rediss://`` or ``unix://`` URL for RQ. ConfigError for anything else."""
+    backend, url, path = locate(jobs, data_dir=data_dir, bot_id=bot_id)
+    return _build(backend, url, path)
+
+
+def locate(jobs: str | None, *, data_dir: str | Path, bot_id: int) -> tuple[str, str, Path | None]:
+    """The backend name, URL and (SQLite) file path of the queue ``jobs`` names, as
+    :func:`open_queue` reads it (the data dir's folder is created when missing); ConfigError
+    for a URL of no backend."""
     if jobs is None:
         folder = Path(data_dir) / str(bot_id)
         folder.mkdir(parents=True, exist_ok=True)
-        return _build("sqlite", f"sqlite:///{folder / 'jobs.sqlite'}", folder / "jobs.sqlite")
+        return "sqlite", f"sqlite:///{folder / 'jobs.sqlite'}", folder / "jobs.sqlite"
     scheme, sep, rest = jobs.partition("://")
     backend = _SCHEMES.get(scheme.lower()) if sep else None
     if backend is None:
@@ -127,14 +136,15 @@ def open_queue(jobs: str | None, *, data_dir: str | Path, bot_id: int) -> JobQue
             "Valkey/Redis), or sqlite:///PATH, or leave it out for the embedded queue in the "
             "data dir"
         )
-    path = Path(rest) if backend == "sqlite" else None
-    if path is not None and (not rest or not path.parent.is_dir()):
+    # sqlite:///rel/path is relative, sqlite:////abs/path absolute (SQLAlchemy's reading).
+    path = Path(rest.removeprefix("/")) if backend == "sqlite" else None
+    if path is not None and (not rest.strip("/") or not path.parent.is_dir()):
         raise ConfigError(
             f"--jobs {jobs!r}: the folder of the SQLite file does not exist; create it, or "
             "give sqlite:///PATH with an existing folder (sqlite:////abs/path for an absolute "
             "path)"
         )
-    return _build(backend, jobs, path)
+    return backend, jobs, path
 
 
 def _build(backend: str, url: str, path: Path | None) -> JobQueue:

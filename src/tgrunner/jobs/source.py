@@ -16,10 +16,23 @@ renews, finishes, fails and releases through a :class:`JobSource`:
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Claim", "JobSource"]
+from tgrunner.errors import ConfigError
+from tgrunner.jobs.queue import locate
+
+__all__ = ["SOURCES", "Claim", "JobSource", "open_source"]
+
+SOURCES = {
+    "sqlite": "tgrunner.jobs.backends.sqlite:SQLiteSource",
+    "redis": "tgrunner.jobs.backends.rq:RQSource",
+}
+"""Backend name → ``"module:class"`` of its worker's side, built with ``(url, path,
+**options)`` (see :func:`open_source`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +118,27 @@ class JobSource(Protocol):
     async def close(self) -> None:
         """Release connections; safe to call twice."""
         ...
+
+
+def open_source(
+    jobs: str | None,
+    *,
+    data_dir: str | Path,
+    bot_id: int,
+    options: Mapping[str, Any] | None = None,
+) -> JobSource:
+    """The worker's side of the queue ``jobs`` names, read as
+    :func:`~tgrunner.jobs.queue.open_queue` reads it (None: the embedded queue in
+    ``data_dir/<bot_id>/``); ``options`` go to the backend's class (default none).
+    ConfigError for a URL of no backend, or one whose package is not installed."""
+    backend, url, path = locate(jobs, data_dir=data_dir, bot_id=bot_id)
+    module_name, _, attr = SOURCES[backend].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"The {backend} job queue needs a package that is not installed ({exc.name}): "
+            "pip install 'tgrunner[rq]'"
+        ) from None
+    source: JobSource = getattr(module, attr)(url, path, **dict(options or {}))
+    return source

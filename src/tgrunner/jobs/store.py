@@ -28,28 +28,36 @@ States::
   such as jobs failed at their last death; :meth:`~JobStore.mark_reply_sent` records one.
 - **Fairness.** SQLite's busy wait is not fair: a process that claims in a tight loop can
   starve the others. A worker that finds nothing to claim should wait before it looks again.
+  The store's own busy wait tries again after 50 µs, doubling up to 2 ms
+  (:mod:`tgrunner.jobs.db`); SQLite's sleeps whole milliseconds.
+- **From an event loop.** :meth:`~JobStore.run` calls a method on the loop itself, without a
+  thread (:mod:`tgrunner.jobs.db`). The job worker does so: a thread hop costs more than most
+  of the store's calls.
 - **Retention.** Ended jobs stay, with their result or error, until :meth:`~JobStore.purge`
   deletes those past their TTL (RQ's defaults: 500 s for results, a year for failures).
+- **Wake-ups.** A commit that makes a job runnable (enqueue, retry, release, a failure
+  scheduled again) rings the file's doorbell (:mod:`tgrunner.jobs.wake`), waking the workers
+  that wait for one; :meth:`~JobStore.next_due` says when a scheduled job or a lease comes due.
 - **Sync.** ``synchronous=NORMAL``: every commit survives a process crash, not a power loss.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
 from tgrunner.errors import ConfigError
+from tgrunner.jobs.db import Database
+from tgrunner.jobs.wake import Doorbell, wake_folder
 
 __all__ = [
     "DEATHS_ERROR",
@@ -59,9 +67,13 @@ __all__ = [
     "JobRecord",
     "JobState",
     "JobStore",
+    "NewJob",
+    "new_job",
 ]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 JobState = Literal["queued", "scheduled", "started", "finished", "failed", "canceled"]
 STATES: tuple[JobState, ...] = ("queued", "scheduled", "started", "finished", "failed", "canceled")
@@ -101,6 +113,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_live ON jobs (seq)
     WHERE state IN ('queued', 'scheduled', 'started');
 """
+
+# Runnable jobs, oldest first. The IN term, the partial index's own, lets SQLite scan only live
+# jobs.
+_RUNNABLE = (
+    "SELECT seq, id, state, deaths FROM jobs "
+    "WHERE state IN ('queued', 'scheduled', 'started') AND (state = 'queued' "
+    "OR (state = 'scheduled' AND run_at <= ?) "
+    "OR (state = 'started' AND lease_until < ?)) ORDER BY seq LIMIT 1"
+)
 
 _COLUMNS = (
     "id, function, args, state, attempts, max_retries, timeout, enqueued_at, run_at, "
@@ -146,6 +167,55 @@ class JobRecord:
         return cls(*values)
 
 
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to queue, checked by :func:`new_job`: its ``id``, ``function``, ``args``,
+    ``retries``, ``timeout`` and ``reply`` (the serialised ``reply_to``, or None)."""
+
+    id: str
+    function: str
+    args: bytes
+    retries: int
+    timeout: float | None
+    reply: bytes | None
+
+
+def new_job(
+    function: str,
+    args: bytes,
+    *,
+    retries: int = 0,
+    timeout: float | None = None,
+    reply_to: Mapping[str, Any] | None = None,
+) -> NewJob:
+    """A call of ``function`` (``"module:qualname"``) with ``args`` (the serialised arguments,
+    opaque to the store), checked, with a new id (uuid4 hex); ConfigError when it is wrong.
+
+    - ``retries``: times a failed run is run again (default 0).
+    - ``timeout``: seconds a run may take, for the worker to enforce (default None: no limit).
+    - ``reply_to``: where the reply goes: ``chat_id``, optionally ``message_id``,
+      ``message_thread_id``, ``business_connection_id`` and ``status_message_id`` (default
+      None: no reply).
+    """
+    if ":" not in function:
+        raise ConfigError(
+            f"job function {function!r} is not an import path: write 'module:qualname'"
+        )
+    if retries < 0:
+        raise ConfigError(f"job retries must be 0 or more, not {retries}")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"job timeout must be above 0 seconds (or None), not {timeout}")
+    reply: bytes | None = None
+    if reply_to is not None:
+        unknown = set(reply_to) - _REPLY_KEYS
+        if unknown or "chat_id" not in reply_to:
+            raise ConfigError(
+                f"reply_to needs chat_id and may have {sorted(_REPLY_KEYS)}; got {sorted(reply_to)}"
+            )
+        reply = orjson.dumps(dict(reply_to))
+    return NewJob(uuid.uuid4().hex, function, args, retries, timeout, reply)
+
+
 class JobStore:
     """Jobs in the SQLite file ``path`` (created with its schema when missing).
 
@@ -154,7 +224,8 @@ class JobStore:
       ``time.time``; tests pass a fake one). Every process on one file must share a clock.
 
     Methods are synchronous and thread-safe (one connection behind a lock); from an event
-    loop, call them through ``asyncio.to_thread`` when a busy file could make them wait.
+    loop, call them through ``asyncio.to_thread``, or :meth:`run` (no thread; a busy file is
+    waited for with ``asyncio.sleep``).
     Raises :class:`~tgrunner.errors.ConfigError` when the file cannot be opened.
     """
 
@@ -172,33 +243,23 @@ class JobStore:
                 "not exist. Create it, or pass another path."
             )
         self._clock = clock
-        self._lock = threading.Lock()
+        self._found = False  # whether the last claim found a job
         try:
-            db = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(_SCHEMA)
-            except BaseException:
-                db.close()
-                raise
+            self._db = Database(self.path, schema=_SCHEMA, busy_timeout=busy_timeout)
         except sqlite3.Error as exc:
             raise ConfigError(
                 f"Cannot open the job store {self.path}: {exc}. Pass a writable path, on a "
                 "local disk (SQLite locking does not work over NFS)."
             ) from exc
-        self._db: sqlite3.Connection | None = db
+        self._transaction = self._db.transaction
+        self._read = self._db.read
+        self._bell = Doorbell(wake_folder(self.path))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection. Safe to call twice."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self._db.close()
 
     def __enter__(self) -> JobStore:
         return self
@@ -211,29 +272,11 @@ class JobStore:
     ) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction. IMMEDIATE takes the write lock first (waiting up to the busy
-        timeout), so a read inside it cannot be overtaken by another process's write (a claim
-        reads, then updates), and a write never fails at once on a stale snapshot."""
-        with self._lock:
-            db = self._db
-            if db is None:
-                raise RuntimeError("the job store is closed")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-
-    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            if self._db is None:
-                raise RuntimeError("the job store is closed")
-            return self._db.execute(sql, args).fetchall()
+    async def run(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """``method(*args, **kwargs)``, a method of this store, called on the running event
+        loop without a thread: a busy file is waited for with ``asyncio.sleep`` (see
+        :mod:`tgrunner.jobs.db`). The job worker calls the store this way."""
+        return await self._db.run(method, *args, **kwargs)
 
     # -- the bot's side -----------------------------------------------------------------------
 
@@ -246,41 +289,23 @@ class JobStore:
         timeout: float | None = None,
         reply_to: Mapping[str, Any] | None = None,
     ) -> str:
-        """Queue a call of ``function`` (``"module:qualname"``) with ``args`` (the serialised
-        arguments, opaque to the store); return the new job's id (uuid4 hex).
+        """Queue a call of ``function`` with ``args`` (see :func:`new_job`); return the new
+        job's id (uuid4 hex)."""
+        job = new_job(function, args, retries=retries, timeout=timeout, reply_to=reply_to)
+        self.enqueue_many([job])
+        return job.id
 
-        - ``retries``: times a failed run is run again (default 0).
-        - ``timeout``: seconds a run may take, for the worker to enforce (default None: no
-          limit).
-        - ``reply_to``: where the reply goes: ``chat_id``, optionally ``message_id``,
-          ``message_thread_id``, ``business_connection_id`` and ``status_message_id``
-          (default None: no reply).
-        """
-        if ":" not in function:
-            raise ConfigError(
-                f"job function {function!r} is not an import path: write 'module:qualname'"
-            )
-        if retries < 0:
-            raise ConfigError(f"job retries must be 0 or more, not {retries}")
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"job timeout must be above 0 seconds (or None), not {timeout}")
-        reply: bytes | None = None
-        if reply_to is not None:
-            unknown = set(reply_to) - _REPLY_KEYS
-            if unknown or "chat_id" not in reply_to:
-                raise ConfigError(
-                    f"reply_to needs chat_id and may have {sorted(_REPLY_KEYS)}; got "
-                    f"{sorted(reply_to)}"
-                )
-            reply = orjson.dumps(dict(reply_to))
-        job_id = uuid.uuid4().hex
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> None:
+        """Queue ``jobs`` (from :func:`new_job`) in one transaction, in order: what a group
+        commit of several enqueues writes."""
+        now = self._clock()
         with self._transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO jobs (id, function, args, state, max_retries, timeout, "
                 "enqueued_at, reply_to) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (job_id, function, args, retries, timeout, self._clock(), reply),
+                [(j.id, j.function, j.args, j.retries, j.timeout, now, j.reply) for j in jobs],
             )
-        return job_id
+        self._bell.ring()
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a queued or scheduled job; False when it is in any other state (or absent)."""
@@ -315,6 +340,8 @@ class JobStore:
                 "WHERE id = ? AND state IN ('failed', 'canceled')",
                 (job_id,),
             ).rowcount
+        if n == 1:
+            self._bell.ring()
         return n == 1
 
     def listing(self, state: JobState, limit: int = 20) -> list[JobRecord]:
@@ -367,20 +394,18 @@ class JobStore:
         Runnable: queued; scheduled with ``run_at`` come; or started with its lease expired,
         which counts one death (at :data:`MAX_DEATHS`, the job is failed, not taken).
         """
+        # A read first, unless the last claim found a job: finding nothing takes no write lock
+        # (idle workers look often).
+        now = self._clock()
+        if not self._found and not self._read(_RUNNABLE, (now, now)):
+            return None
         killed: list[str] = []  # logged once the transaction is committed
         retaken: tuple[str, int] | None = None
         claimed: JobRecord | None = None
         with self._transaction() as db:
             now = self._clock()
             while True:
-                row = db.execute(
-                    # The IN term, the partial index's own, lets SQLite scan only live jobs.
-                    "SELECT seq, id, state, deaths FROM jobs "
-                    "WHERE state IN ('queued', 'scheduled', 'started') AND (state = 'queued' "
-                    "OR (state = 'scheduled' AND run_at <= ?) "
-                    "OR (state = 'started' AND lease_until < ?)) ORDER BY seq LIMIT 1",
-                    (now, now),
-                ).fetchone()
+                row = db.execute(_RUNNABLE, (now, now)).fetchone()
                 if row is None:
                     break
                 seq, job_id, state, deaths = row
@@ -396,14 +421,14 @@ class JobStore:
                         killed.append(job_id)
                         continue
                     retaken = (job_id, deaths)
-                db.execute(
+                found = db.execute(
                     "UPDATE jobs SET state = 'started', deaths = ?, run_at = NULL, "
-                    "lease_owner = ?, lease_until = ? WHERE seq = ?",
+                    f"lease_owner = ?, lease_until = ? WHERE seq = ? RETURNING {_COLUMNS}",
                     (deaths, owner, now + lease_seconds, seq),
                 )
-                found = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq = ?", (seq,))
-                claimed = JobRecord._from_row(found.fetchone())
+                claimed = JobRecord._from_row(found.fetchall()[0])
                 break
+        self._found = claimed is not None
         for job_id in killed:
             log.error("job %s %s (its lease expired each time); failed", job_id, DEATHS_ERROR)
         if retaken is not None:
@@ -425,9 +450,10 @@ class JobStore:
             ).rowcount
         return n == 1
 
-    def finish(self, job_id: str, owner: str, result: bytes, *, reply_sent: bool) -> bool:
-        """End ``owner``'s run as finished with ``result``, recording ``reply_sent`` in the
-        same transaction; False (and no change) when ``owner`` does not hold the job."""
+    def finish(self, job_id: str, owner: str, result: bytes | None, *, reply_sent: bool) -> bool:
+        """End ``owner``'s run as finished with ``result`` (None: no result kept), recording
+        ``reply_sent`` in the same transaction; False (and no change) when ``owner`` does not
+        hold the job."""
         with self._transaction() as db:
             n = db.execute(
                 "UPDATE jobs SET state = 'finished', result = ?, reply_sent = ?, "
@@ -460,11 +486,12 @@ class JobStore:
                 return False
             seq, attempts, max_retries = row
             now = self._clock()
-            if retry_delay is not None and attempts < max_retries:
+            scheduled = retry_delay is not None and attempts < max_retries
+            if scheduled:
                 db.execute(
                     "UPDATE jobs SET state = 'scheduled', attempts = attempts + 1, error = ?, "
                     "run_at = ?, lease_owner = NULL, lease_until = NULL WHERE seq = ?",
-                    (error, now + retry_delay, seq),
+                    (error, now + (retry_delay or 0.0), seq),
                 )
             else:
                 db.execute(
@@ -473,6 +500,8 @@ class JobStore:
                     "WHERE seq = ?",
                     (error, reply_sent, now, seq),
                 )
+        if scheduled:
+            self._bell.ring()  # waiting workers learn its run_at
         return True
 
     def release(self, job_id: str, owner: str) -> bool:
@@ -484,4 +513,34 @@ class JobStore:
                 "WHERE id = ? AND state = 'started' AND lease_owner = ?",
                 (job_id, owner),
             ).rowcount
+        if n == 1:
+            self._bell.ring()
         return n == 1
+
+    def set_status_message(self, job_id: str, owner: str, message_id: int) -> bool:
+        """Record ``message_id`` as the status message of ``owner``'s started job (its
+        ``reply_to["status_message_id"]``), so that a later run edits the same message; False
+        (and no change) when ``owner`` does not hold the job or it has no ``reply_to``."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT seq, reply_to FROM jobs "
+                "WHERE id = ? AND state = 'started' AND lease_owner = ?",
+                (job_id, owner),
+            ).fetchone()
+            if row is None or row[1] is None:
+                return False
+            target = orjson.loads(row[1])
+            target["status_message_id"] = message_id
+            db.execute("UPDATE jobs SET reply_to = ? WHERE seq = ?", (orjson.dumps(target), row[0]))
+        return True
+
+    def next_due(self) -> float | None:
+        """When the next job becomes runnable, on the store's clock: now or earlier when one
+        is queued or due; else the earliest ``run_at`` of a scheduled job or ``lease_until`` of
+        a started one (taken again if its worker does not renew); None when no job is live."""
+        rows = self._read(
+            "SELECT min(CASE state WHEN 'queued' THEN 0 WHEN 'scheduled' THEN run_at "
+            "ELSE lease_until END) FROM jobs WHERE state IN ('queued', 'scheduled', 'started')"
+        )
+        due = rows[0][0] if rows else None
+        return None if due is None else float(due)
