@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_service
+from services import need_service
 
 SERVERS = {"postgresql": "postgres", "mysql": "mysql", "redis": "redis"}
 
