@@ -12,6 +12,8 @@ Writes ``peers.md``, ``peers.png`` and ``peers.json`` into ``--out`` (default be
 writes ``workers.md``, ``workers.png`` and ``workers.json``.
 ``--scenario webhook`` is the webhook intake benchmark (:mod:`bench.webhook`): it writes
 ``webhook.md``, ``webhook.png`` and ``webhook.json``.
+``--scenario offload`` is 5 ms of CPU per update, inline against ``offload()``
+(:mod:`bench.offload`): it writes ``offload.md``, ``offload.png`` and ``offload.json``.
 ``--scenario jobs`` is the job queue benchmark (:mod:`bench.jobs`): it writes ``jobs.md``,
 ``jobs.png`` and ``jobs.json``.
 ``--quick`` is a small run for development (2,000 updates over 200 chats; 2 s in (b)).
@@ -29,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import jobs, report, webhook, workers
+from bench import jobs, offload, report, webhook, workers
 from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
 from tgrunner.testing.load import LoadPlan
 
@@ -41,13 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     keys = ", ".join(row.key for row in ROWS)
     worker_keys = ", ".join(row.key for row in workers.WORKER_ROWS)
     hook_keys = ", ".join(row.key for row in webhook.HOOK_ROWS)
+    offload_keys = ", ".join(row.key for row in offload.OFFLOAD_ROWS)
     job_keys = ", ".join(row.key for row in jobs.all_rows())
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="tgrunner against aiogram, python-telegram-bot and grammY, in one run.",
     )
     p.add_argument(
-        "--updates", type=int, help="messages in scenario (a) (default 20000; webhook: 10000)"
+        "--updates",
+        type=int,
+        help="messages in scenario (a) (default 20000; webhook: 10000; offload: 2000)",
     )
     p.add_argument("--chats", type=int, help="simulated chats (default 1000)")
     p.add_argument(
@@ -58,10 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenario",
-        choices=("a", "b", "all", "workers", "webhook", "jobs"),
+        choices=("a", "b", "all", "workers", "webhook", "offload", "jobs"),
         default="all",
         help="a, b, or all (both; the default): the peers; workers: worker processes; "
-        "webhook: webhook intake; jobs: job queues",
+        "webhook: webhook intake; offload: 5 ms of CPU per update, inline or offloaded; "
+        "jobs: job queues",
     )
     p.add_argument(
         "--spread",
@@ -75,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="ROW",
         help=f"rows to run (default all): {keys}; with --scenario workers: {worker_keys}; "
-        f"with --scenario webhook: {hook_keys}; with --scenario jobs: {job_keys}",
+        f"with --scenario webhook: {hook_keys}; with --scenario offload: {offload_keys}; "
+        f"with --scenario jobs: {job_keys}",
     )
     p.add_argument(
         "--kill-every",
@@ -203,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         return _workers(args, argv if argv is not None else sys.argv[1:])
     if args.scenario == "webhook":
         return _webhook(args, argv if argv is not None else sys.argv[1:])
+    if args.scenario == "offload":
+        return _offload(args, argv if argv is not None else sys.argv[1:])
     if args.scenario == "jobs":
         return _jobs(args, argv if argv is not None else sys.argv[1:])
     known = {row.key: row for row in ROWS}
@@ -268,6 +277,16 @@ def _webhook(args: argparse.Namespace, argv: list[str]) -> int:
     info["versions"] = info["versions"].split(", Node")[0]  # no grammY row here
     _harness_loop(args, info, default="asyncio")
     return webhook.run(
+        args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
+    )
+
+
+def _offload(args: argparse.Namespace, argv: list[str]) -> int:
+    pinned = pin_harness()
+    info = report.machine(pinned=pinned)
+    info["versions"] = info["versions"].split(", aiogram")[0]  # tgrunner alone here
+    _harness_loop(args, info, default="asyncio")
+    return offload.run(
         args, argv, info, pinned=pinned, run_on=lambda main: _run_on(args.loop, main)
     )
 

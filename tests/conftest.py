@@ -4,46 +4,17 @@ or fails when ``TGRUNNER_REQUIRE_SERVICES=1`` (as in CI)."""
 from __future__ import annotations
 
 import gc
-import os
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
+from services import Call
 from tgrunner.testing import FakeTelegram
 
 # Skips are summed up by place (tests/skips.py) instead of one line each.
 pytest_plugins = ["skips"]
-
-Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
-
-REQUIRE_SERVICES = os.environ.get("TGRUNNER_REQUIRE_SERVICES") == "1"
-
-SERVICES = {
-    "redis": ("127.0.0.1", 6379),
-    "postgres": ("127.0.0.1", 5432),
-}
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def need_service(name: str) -> None:
-    """Skip (or fail, when services are required) unless the named service answers."""
-    host, port = SERVICES[name]
-    if _reachable(host, port):
-        return
-    reason = f"{name} is not reachable on {host}:{port}"
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason}, and TGRUNNER_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)

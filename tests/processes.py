@@ -22,6 +22,7 @@ from tgrunner.testing import FakeTelegram
 __all__ = [
     "MODES",
     "BotProcess",
+    "adopt",
     "end_started_bots",
     "journaled",
     "start_bot",
@@ -140,6 +141,14 @@ async def start_python(code: str, *, cwd: Path, env: Mapping[str, str] | None = 
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
+    bot = BotProcess(proc)
+    _started.append(bot)
+    return bot
+
+
+def adopt(proc: asyncio.subprocess.Process) -> BotProcess:
+    """Follow ``proc`` (its stderr a pipe) as a :class:`BotProcess`, which
+    :func:`end_started_bots` ends if it still runs."""
     bot = BotProcess(proc)
     _started.append(bot)
     return bot

@@ -13,6 +13,13 @@ The hierarchy::
     │   ├── JobFailed                a job ended failed (its error); raised by ``job.result()``
     │   ├── JobCanceled              a job was canceled before it ran
     │   └── QueueUnavailable         the job queue's backend cannot be reached (after retries)
+    ├── StateError                   the state store could not do a read or a transaction
+    │   ├── StateConflict            a transaction's keys could not be had (retries used up)
+    │   └── StateUnavailable         the state store's backend cannot be reached
+    ├── OffloadError                 an offload() call failed in the pool, not in its function
+    │   ├── OffloadRefused           fn or its arguments cannot be sent (also a TypeError)
+    │   ├── OffloadTimeout           fn ran past its timeout (also a TimeoutError)
+    │   └── OffloadCrashed           the pool process died while it ran fn
     ├── BadAnswer                    the Bot API answered with something that is not its answer
     ├── NetworkError                 the Bot API could not be reached or broke the connection
     │   ├── TimedOut                 no answer within the request timeout
@@ -49,11 +56,18 @@ __all__ = [
     "LaneFull",
     "NetworkError",
     "NotFound",
+    "OffloadCrashed",
+    "OffloadError",
+    "OffloadRefused",
+    "OffloadTimeout",
     "PoisonUpdate",
     "QueueUnavailable",
     "RetryAfter",
     "SchedulerFull",
     "ServerError",
+    "StateConflict",
+    "StateError",
+    "StateUnavailable",
     "TelegramError",
     "TgrunnerError",
     "TimedOut",
@@ -156,6 +170,56 @@ class JobCanceled(JobError):
 class QueueUnavailable(JobError):
     """The job queue's backend (``url``, password hidden) could not be reached, after the
     retries with backoff; nothing was queued."""
+
+
+class StateError(TgrunnerError):
+    """The state store could not do what was asked; nothing of the transaction was written."""
+
+
+class StateConflict(StateError):
+    """A transaction could not get its keys: deadlock or serialization errors past the bounded
+    retries, a lock wait past ``lock_timeout``, or a lock lost (its lease ran out while the
+    process stalled). Nothing was written; running the transaction again is safe."""
+
+
+class StateUnavailable(StateError):
+    """The state store's backend (``url``, password hidden) cannot be reached or failed.
+
+    Raised at open and during a run; nothing of the failed transaction is visible. When it is
+    raised by a commit whose answer was lost, the commit may have happened (all of it or none).
+    """
+
+
+class OffloadError(TgrunnerError):
+    """An :func:`~tgrunner.jobs.offload` call failed because of the pool, not because its
+    function raised (that exception is raised as it is): the pool was shut down, or a result,
+    an exception or the arguments could not cross between the processes. The message names
+    the function."""
+
+
+class OffloadRefused(OffloadError, TypeError):
+    """``offload(fn, ...)`` refused ``fn`` or its arguments before anything was sent: a lambda,
+    a function defined inside another one, an async function, or an argument that cannot be
+    pickled. The message says which, and what to do."""
+
+
+class OffloadTimeout(OffloadError, TimeoutError):
+    """The offloaded function ran past its ``timeout``; its pool process was killed (SIGKILL)
+    and replaced. ``timeout`` is the limit in seconds."""
+
+    def __init__(self, message: str, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class OffloadCrashed(OffloadError):
+    """The pool process died while it ran the function (``os._exit``, a crash in an
+    extension, the OOM killer); it was replaced. ``exit_code`` is the process's, negative
+    for a signal (-9: SIGKILL), None when unknown."""
+
+    def __init__(self, message: str, exit_code: int | None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class BadAnswer(TgrunnerError):

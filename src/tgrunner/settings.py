@@ -20,6 +20,7 @@ from tgrunner.client.transports import TRANSPORTS
 from tgrunner.errors import ConfigError
 from tgrunner.executors.processes.options import WorkerOptions, resolve_workers, share_of
 from tgrunner.intake.options import IntakeOptions
+from tgrunner.jobs.options import JobOptions, check_jobs_url
 from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.sources.polling import PollingOptions, check_update_kinds
@@ -31,6 +32,7 @@ __all__ = [
     "EnvSetting",
     "Field",
     "IntakeOptions",
+    "JobOptions",
     "KeyFunc",
     "PollingOptions",
     "SchedulerOptions",
@@ -46,13 +48,14 @@ _KNOWN_ELSEWHERE = {
     "TGRUNNER_API_URL",
     "TGRUNNER_LOG_LEVEL",
     "TGRUNNER_REQUIRE_SERVICES",
+    "TGRUNNER_OFFLOAD_PROCESSES",  # tgrunner.jobs.offload, when its pool starts
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 Field = tuple[str, str]
 """Where a value goes: (layer, field name); the layer is "scheduler", "polling", "intake",
-"client", "workers", "webhook", or "" for a field of :class:`Settings` itself."""
+"client", "workers", "webhook", "jobs", or "" for a field of :class:`Settings` itself."""
 
 
 def _whole(low: int, meaning: str) -> Callable[[str], int]:
@@ -209,6 +212,10 @@ ENV: Mapping[str, EnvSetting] = {
     "TGRUNNER_TRUSTED_PROXIES": EnvSetting(("webhook", "trusted_proxies"), _words),
     "TGRUNNER_WEBHOOK_MODE": EnvSetting(("webhook", "mode"), _choice("journal", "direct")),
     "TGRUNNER_METRICS": EnvSetting(("", "metrics"), _address),
+    "TGRUNNER_JOBS": EnvSetting(("jobs", "url"), check_jobs_url),
+    "TGRUNNER_JOB_WORKERS": EnvSetting(
+        ("jobs", "workers"), _whole(0, "job worker processes beside the bot")
+    ),
 }
 """Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
 
@@ -274,6 +281,8 @@ class Settings:
       ``tgrunner.sources.webhook_options.WebhookOptions``. It needs the journal.
     - ``metrics``: ``host:port`` to serve ``/metrics``, ``/healthz`` and ``/readyz`` on
       (needs prometheus_client), default None: no metrics; see :mod:`tgrunner.observability`.
+    - ``jobs``: the job queue (default: the embedded one in the data dir) and the job worker
+      processes beside the bot (default 0); see ``tgrunner.jobs.options.JobOptions``.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
@@ -286,6 +295,7 @@ class Settings:
     workers: WorkerOptions = field(default_factory=lambda: WorkerOptions(workers=1))
     webhook: WebhookOptions | None = None
     metrics: str | None = None
+    jobs: JobOptions = field(default_factory=JobOptions)
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -294,6 +304,8 @@ class Settings:
             raise ConfigError(f"stop_budget must be more than 0 seconds, got {self.stop_budget}")
         if not callable(self.keys):
             raise ConfigError("keys must be a function of an update returning a list of keys")
+        if not isinstance(self.jobs, JobOptions):
+            raise ConfigError(f"jobs must be a JobOptions, got {self.jobs!r}")
         if not isinstance(self.workers, WorkerOptions):
             raise ConfigError(f"workers must be a WorkerOptions, got {self.workers!r}")
         share_of(self.scheduler.concurrency, self.workers.workers)  # too many workers: raises
@@ -327,7 +339,8 @@ class Settings:
         URL; empty: none set here, the standard proxy variables still apply),
         ``TGRUNNER_WORKERS`` (a count or ``auto``), ``TGRUNNER_HEARTBEAT_TIMEOUT`` and
         ``TGRUNNER_STARTUP_GRACE`` (seconds), ``TGRUNNER_METRICS`` (``host:port`` of the
-        metrics server), the webhook's ``TGRUNNER_WEBHOOK_*`` variables.
+        metrics server), ``TGRUNNER_JOBS`` (the job queue URL), ``TGRUNNER_JOB_WORKERS`` (job
+        worker processes beside the bot), the webhook's ``TGRUNNER_WEBHOOK_*`` variables.
         Booleans are 1/0, true/false, yes/no or on/off.
         """
         values = read_env(env)
@@ -354,6 +367,7 @@ class Settings:
             "client": {},
             "workers": {"workers": 1},
             "webhook": {},
+            "jobs": {},
             "": {},
         }
         for (layer, name), value in values.items():
@@ -379,6 +393,7 @@ class Settings:
                 intake=IntakeOptions(**intake),
                 client=ClientOptions(**layers["client"]),
                 workers=WorkerOptions(**layers["workers"]),
+                jobs=JobOptions(**layers["jobs"]),
                 **layers[""],
             )
         except ConfigError as exc:

@@ -74,6 +74,13 @@ RUN_ARGS = [
     (["--metrics", "localhost"], "argument --metrics: 'localhost' is not host:port, e.g. 127.0"),
     (["--metrics", "::1:9090"], "argument --metrics: '::1:9090' is not host:port"),
     (["--metrics", "127.0.0.1:99999"], "argument --metrics: '127.0.0.1:99999' is not host:port"),
+    (["--jobs", "ftp://x.example"],
+     "argument --jobs: 'ftp://x.example' is not a job queue URL: give redis://HOST:PORT/DB"),
+    (["--jobs", "sqlite:///no/such/dir/jobs.sqlite"],
+     "argument --jobs: 'sqlite:///no/such/dir/jobs.sqlite' names a SQLite file in no/such/dir, a "
+     "folder that does not exist"),
+    (["--job-workers", "-1"], "argument --job-workers: '-1' must be a whole number of at least 0"),
+    (["--job-workers", "two"], "argument --job-workers: 'two' must be a whole number"),
 ]  # fmt: skip
 
 RUN_ENV = [
@@ -103,6 +110,11 @@ RUN_ENV = [
     ({"TGRUNNER_CONCURENCY": "5"}, "Unknown setting TGRUNNER_CONCURENCY. Known ones: "),
     ({"TGRUNNER_METRICS": "9090"},
      "TGRUNNER_METRICS='9090' (the variable of --metrics) is not host:port"),
+    ({"TGRUNNER_JOBS": "mysql://db/jobs"},
+     "TGRUNNER_JOBS='mysql://db/jobs' (the variable of --jobs) is not a job queue URL"),
+    ({"TGRUNNER_JOB_WORKERS": "-2"},
+     "TGRUNNER_JOB_WORKERS='-2' (the variable of --job-workers) must be a whole number of at "
+     "least 0"),
 ]  # fmt: skip
 
 OTHER_COMMANDS = [
@@ -116,6 +128,26 @@ OTHER_COMMANDS = [
     (["fake-telegram", "--port", "99999"], "argument --port: must be from 0 to 65535"),
     (["fake-telegram", "--port", "-1"], "argument --port: must be from 0 to 65535"),
     (["fake-telegram", "--port", "http"], "argument --port: must be a port number"),
+    (["worker", "mybot", "--concurrency", "0"],
+     "argument --concurrency: '0' must be a whole number, at least 1"),
+    (["worker", "mybot", "--processes", "-1"],
+     "argument --processes: '-1' must be a whole number, at least 1"),
+    (["worker", "mybot", "--grace", "soon"], "argument --grace: 'soon' must be a number"),
+    (["worker", "mybot", "--jobs", "ftp://x.example"],
+     "argument --jobs: 'ftp://x.example' is not a job queue URL"),
+    (["worker", "no_such_bot_module", "--token", "123:secret"],
+     "Cannot import module 'no_such_bot_module': no such module"),
+    (["worker", ":attr", "--token", "123:secret"], "':attr' names no module"),
+    (["worker"], "the following arguments are required: MODULE"),
+    (["jobs", "--jobs", "mysql://db"], "argument --jobs: 'mysql://db' is not a job queue URL"),
+    (["jobs", "--bot-id", "abc"], "argument --bot-id: 'abc' is not a bot id"),
+    (["jobs", "list", "bogus"],
+     "argument STATE: 'bogus' is not a job state: one of queued, scheduled, started"),
+    (["jobs", "list", "failed", "--limit", "0"], "argument --limit: '0' must be a whole number"),
+    (["jobs", "show", "a job"], "argument ID: 'a job' is not a job id"),
+    (["jobs", "show"], "the following arguments are required: ID"),
+    (["jobs", "bogus"], "argument {show,list,retry,cancel}: invalid choice: 'bogus'"),
+    (["jobs", "--bot-id", "404"], "Bot 404 has no job queue in "),
     (["journal", "retry", "twelve"], "'twelve' is not an update id (a number)"),
     (["journal", "list", "--bot-id", "abc"], "argument --bot-id: 'abc' is not a bot id"),
     (["--log-level", "loud", "run", TARGET], "argument --log-level: invalid choice: 'loud'"),
@@ -160,6 +192,18 @@ def test_a_bad_argument_of_any_command_is_one_line(
 ) -> None:
     code, _, err = in_process(capsys, *args)
     _one_line(code, err, message)
+
+
+def test_a_worker_without_a_token_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TGRUNNER_TOKEN", "BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = in_process(capsys, "worker", "mybot")
+    _one_line(code, err, "No bot token: set BOT_TOKEN (or TGRUNNER_TOKEN), or pass --token")
+    monkeypatch.setenv("TGRUNNER_JOBS", "ftp://x.example")
+    code, _, err = in_process(capsys, "worker", "mybot", "--token", "1:x")
+    _one_line(code, err, "TGRUNNER_JOBS='ftp://x.example' (the variable of --jobs) is not a job")
 
 
 def test_a_flag_wins_over_its_variable_and_good_values_pass(

@@ -18,9 +18,10 @@ from tgrunner.cli.common import subcommands
 from tgrunner.cli.options import FLAGS
 from tgrunner.settings import ENV
 
-COMMANDS = [[], ["run"], ["journal"], ["journal", "list"], ["journal", "retry"],
-            ["journal", "drop"], ["set-webhook"], ["delete-webhook"], ["webhook-info"],
-            ["doctor"], ["demo"], ["fake-telegram"]]  # fmt: skip
+COMMANDS = [[], ["run"], ["worker"], ["jobs"], ["jobs", "show"], ["jobs", "list"],
+            ["jobs", "retry"], ["jobs", "cancel"], ["journal"], ["journal", "list"],
+            ["journal", "retry"], ["journal", "drop"], ["set-webhook"], ["delete-webhook"],
+            ["webhook-info"], ["doctor"], ["demo"], ["fake-telegram"]]  # fmt: skip
 
 SRC = Path(__file__).parents[2] / "src" / "tgrunner"
 

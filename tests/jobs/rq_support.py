@@ -2,14 +2,12 @@
 
 Each test gets a fresh queue name in DB 12, so tests never see each other's jobs, and only
 the keys of that queue and of its jobs are deleted when it ends (never the whole database).
-A plain module, not a conftest. This folder has a conftest of its own, which shadows the root
-one's ``need_service`` for ``from conftest import``: :func:`need_redis` does what it does.
+A plain module, not a conftest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import pickle
 import socket
 import uuid
@@ -18,9 +16,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import redis
 
+from services import need_service
 from tgrunner.client.bot import Bot
 from tgrunner.jobs.backends._rq_common import QueueKeys
 from tgrunner.jobs.backends.rq import RQQueue
@@ -47,16 +45,8 @@ DB = 12
 
 def need_redis() -> None:
     """Skip unless Redis answers on 127.0.0.1:6379; fail instead when
-    ``TGRUNNER_REQUIRE_SERVICES=1`` (the root conftest's ``need_service("redis")``)."""
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1.0):
-            return
-    except OSError:
-        pass
-    reason = "redis is not reachable on 127.0.0.1:6379"
-    if os.environ.get("TGRUNNER_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and TGRUNNER_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(reason)
+    ``TGRUNNER_REQUIRE_SERVICES=1``."""
+    need_service("redis")
 
 
 def sync_redis() -> redis.Redis:

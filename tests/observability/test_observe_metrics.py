@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Call
+from services import Call
 from tgrunner.errors import BadAnswer, NetworkError, RetryAfter, TimedOut
 from tgrunner.observability import Metrics, api_status
 from tgrunner.observability._families import BUCKETS

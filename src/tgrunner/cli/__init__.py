@@ -24,6 +24,8 @@ __all__ = ["main"]
 
 _COMMANDS: dict[str, str] = {
     "run": "tgrunner.cli.run",
+    "worker": "tgrunner.cli.worker",
+    "jobs": "tgrunner.cli.jobs",
     "journal": "tgrunner.cli.journal",
     "set-webhook": "tgrunner.cli.webhook",
     "delete-webhook": "tgrunner.cli.webhook",
@@ -38,7 +40,8 @@ each of them, in the order it adds them."""
 
 # Commands that never need tgrunner.testing: for them only their own module is imported
 # (importing FakeTelegram costs a run ~0.3 s of start-up).
-_LEAN = {"run", "journal", "doctor", "set-webhook", "delete-webhook", "webhook-info"}
+_LEAN = {"run", "worker", "jobs", "journal", "doctor", "set-webhook", "delete-webhook",
+         "webhook-info"}  # fmt: skip
 
 DESCRIPTION = """\
 tgrunner runs Telegram bots, written for tgrunner, aiogram 3 or python-telegram-bot 22,
@@ -54,6 +57,9 @@ environment:
 
 examples:
   BOT_TOKEN=123456:ABC... tgrunner run mybot:router
+  tgrunner run mybot:dp --job-workers 2     (jobs from task.enqueue run beside the bot)
+  tgrunner worker mybot --jobs redis://127.0.0.1:6379/0
+  tgrunner jobs                   (jobs per state; tgrunner jobs show|retry|cancel ID)
   tgrunner demo
   tgrunner journal list
   tgrunner doctor                 (checks the token, the Bot API latency, the webhook, ...)

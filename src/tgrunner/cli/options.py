@@ -123,6 +123,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--trusted-proxies", "TGRUNNER_TRUSTED_PROXIES", "webhook",
          "comma-separated networks of reverse proxies whose X-Forwarded-For is believed "
          "(default: none)", "CIDRS"),
+    Flag("--jobs", "TGRUNNER_JOBS", "jobs",
+         "the job queue: redis://HOST:PORT/DB for RQ over Valkey/Redis, or sqlite:///PATH "
+         "(default: the embedded queue, <data dir>/<bot id>/jobs.sqlite)", "URL"),
+    Flag("--job-workers", "TGRUNNER_JOB_WORKERS", "jobs",
+         "job worker processes to run beside the bot, started once its checks passed and "
+         "stopped after it (default 0: none; run 'tgrunner worker' instead)", "N"),
     Flag("--metrics", "TGRUNNER_METRICS", "observability",
          "serve Prometheus /metrics, /healthz and /readyz on this address, such as "
          "127.0.0.1:9090; port 0 picks a free one (default: no metrics server)", "HOST:PORT"),
@@ -137,6 +143,7 @@ _GROUPS = {
     "HTTP client": "HTTP client",
     "workers": "worker processes (all cores; SIGHUP replaces them one at a time)",
     "webhook": "webhook (each update on disk before its 200; needs the journal)",
+    "jobs": "jobs (task.enqueue(...) from handlers; their replies sent by job workers)",
     "observability": "observability (metrics and health checks; pip install 'tgrunner[metrics]')",
 }
 

@@ -2,10 +2,14 @@
 
 It is the shortest path from a ready update to its handler: ``execute`` returns the handler's
 own coroutine, so the scheduler turns it into one task with no wrapper frame.
+
+The handlers' :func:`~tgrunner.jobs.offload` pool is theirs too: ``close()`` (the runner's
+last step, once every handler and the shutdown hook ended) shuts it down.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,4 +44,9 @@ class InlineExecutor:
         return self.handler(update, self.bot)
 
     async def close(self) -> None:
-        """Nothing to release in this process."""
+        """Shut down the offload() pool, if the handlers started one."""
+        # No pool can run unless its module was imported: a bot that never offloads pays
+        # nothing here, and the executors do not depend on the jobs package.
+        offload = sys.modules.get("tgrunner.jobs.offload")
+        if offload is not None:
+            await offload.shutdown_offload()

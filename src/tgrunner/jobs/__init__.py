@@ -24,6 +24,7 @@ from tgrunner.jobs.context import JobContext
 from tgrunner.jobs.delivery import ReplyPolicy
 from tgrunner.jobs.execute import on_failure
 from tgrunner.jobs.handle import Job
+from tgrunner.jobs.offload import configure_offload, offload, offload_pids, shutdown_offload
 from tgrunner.jobs.queue import JobInfo, JobQueue, JobRequest, connect, current_queue, use_queue
 from tgrunner.jobs.reply import Reply
 from tgrunner.jobs.store import (
@@ -54,9 +55,13 @@ __all__ = [
     "Reply",
     "ReplyPolicy",
     "Task",
+    "configure_offload",
     "connect",
     "current_queue",
+    "offload",
+    "offload_pids",
     "on_failure",
+    "shutdown_offload",
     "task",
     "use_queue",
 ]

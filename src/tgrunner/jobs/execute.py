@@ -30,7 +30,8 @@ top of the module that defines the tasks, which the worker imports)::
         ...
 
 A hook is called once per job that failed for good, by the worker that recorded it (for a job
-failed at its worker's third death, by the worker that sends its failure message), with
+failed at its worker's third death, by the worker that sends its failure message: so only for
+such a job with a ``reply_to``, which the sweep finds by its owed reply), with
 ``error`` the exception (:class:`~tgrunner.errors.JobFailed` when there was none, as for a
 death or a timeout). A sync hook runs in a thread. A hook has :data:`HOOK_TIMEOUT` seconds;
 what it raises is logged, never raised.
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tgrunner.client.bot import Bot
-from tgrunner.errors import JobFailed
+from tgrunner.errors import JobFailed, Unauthorized
 from tgrunner.jobs.context import JobContext, Run
 from tgrunner.jobs.delivery import Delivery, ReplyPolicy, deliver
 from tgrunner.jobs.reply import reply_calls
@@ -135,7 +136,8 @@ def failure_message_of(function: str) -> str | None:
 
 async def execute(run: Run) -> Outcome:
     """Run ``run``'s job to its recorded end (see the module doc). Raises only
-    :class:`~tgrunner.errors.Unauthorized` (from a reply) and ``CancelledError``."""
+    :class:`~tgrunner.errors.Unauthorized` (the token was refused, by a reply or a call of the
+    job's own: the job is not recorded) and ``CancelledError``."""
     claim = run.claim
     task: Task[..., Any] | None = None
     stuck = False
@@ -144,8 +146,8 @@ async def execute(run: Run) -> Outcome:
         task, args, kwargs = _load(run)
         result = await _call(task, args, kwargs, claim.timeout)
         reply_calls(result, run.target)  # a result that is no reply fails here, as an error
-    except asyncio.CancelledError:
-        raise
+    except (asyncio.CancelledError, Unauthorized):
+        raise  # a stop; a revoked token, with which no job can reply: the worker stops
     except _TimedOut as exc:
         stuck = exc.stuck
         error = exc
@@ -377,7 +379,8 @@ async def _fail(
         run.lose("its failure could not be recorded")
         return Outcome("discarded", error=line, reply=done.status, stuck=stuck)
     run.recorded = True
-    hook_error = error if not isinstance(error, _TimedOut) else JobFailed(claim.id, line)
+    private = isinstance(error, _TimedOut | _Final)
+    hook_error = JobFailed(claim.id, line) if private else error
     await call_failure_hooks(claim.id, claim.function, hook_error)
     return Outcome("failed", error=line, reply=done.status, stuck=stuck)
 

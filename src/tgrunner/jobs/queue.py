@@ -136,8 +136,9 @@ def locate(jobs: str | None, *, data_dir: str | Path, bot_id: int) -> tuple[str,
             "Valkey/Redis), or sqlite:///PATH, or leave it out for the embedded queue in the "
             "data dir"
         )
-    path = Path(rest) if backend == "sqlite" else None
-    if path is not None and (not rest or not path.parent.is_dir()):
+    # sqlite:///rel/path is relative, sqlite:////abs/path absolute (SQLAlchemy's reading).
+    path = Path(rest.removeprefix("/")) if backend == "sqlite" else None
+    if path is not None and (not rest.strip("/") or not path.parent.is_dir()):
         raise ConfigError(
             f"--jobs {jobs!r}: the folder of the SQLite file does not exist; create it, or "
             "give sqlite:///PATH with an existing folder (sqlite:////abs/path for an absolute "

@@ -268,6 +268,11 @@ class JobWorker:
                     backoff = min(backoff * 2, _CLAIM_BACKOFF[1])
                     continue
                 backoff = _CLAIM_BACKOFF[0]
+                if claim is not None and self._stopping:
+                    # The stop came while the claim was under way: give the job back at once.
+                    with contextlib.suppress(Exception):
+                        await self.source.release(claim.id, self.owner)
+                    return
                 if claim is not None:
                     self._start(claim, began)
                     continue

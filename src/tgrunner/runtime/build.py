@@ -11,6 +11,9 @@ finds the front-end of framework objects.
 - :func:`build_runner` returns a Runner, so it cannot run an entry point: a function taking
   no arguments is called as a factory there, and one that starts polling is refused.
 
+**Jobs** (:mod:`tgrunner.runtime.jobs`): every Runner built here opens the job queue as it
+starts, and with ``settings.jobs.workers`` starts job worker processes beside the bot.
+
 **Worker processes** (``settings.workers.workers`` above 1): the Runner gets a
 :class:`~tgrunner.executors.processes.ProcessExecutor` whose workers load the bot from the
 import string again, each on its own. This process loads it too, only to learn what the
@@ -37,6 +40,7 @@ from tgrunner.executors.processes import ProcessExecutor, share_of
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
+from tgrunner.runtime.jobs import BotJobs, attach
 from tgrunner.runtime.runner import Runner
 from tgrunner.runtime.targets import check_handler, refusal, shape_of
 from tgrunner.settings import Settings
@@ -267,20 +271,27 @@ def _runner(
         )
     token = token or fe.token
     api_url = api_url or fe.api_url or DEFAULT_API_URL
+    jobs = BotJobs(settings)
+    jobs.token, jobs.api_url = token or "", api_url
     executor = None
     if workers > 1:
         executor = _process_executor(spec, token, api_url, settings, options)
-    return Runner(
+        if token:
+            executor.bind(jobs=jobs.for_workers())
+    runner = Runner(
         fe.handler,
         token=token,
         api_url=api_url,
         settings=settings,
-        # With worker processes the front-end's hooks run in each worker, not here.
-        startup=None if executor else fe.startup,
-        shutdown=None if executor else fe.shutdown,
+        # With worker processes the front-end's hooks run in each worker, not here; the job
+        # queue opens in every process, and the job workers start from this one.
+        startup=jobs.startup(None if executor else fe.startup),
+        shutdown=jobs.shutdown(None if executor else fe.shutdown),
         executor=executor,
         frontend=fe.name,
     )
+    attach(runner, jobs)
+    return runner
 
 
 def _process_executor(

@@ -19,8 +19,8 @@ from aiogram.types import (
     Message,
 )
 
-from conftest import need_service
 from frontends.aiogram.helpers import SETTINGS, load_sample, running
+from services import need_service
 from tgrunner.frontends import aiogram as front
 from tgrunner.frontends.aiogram import (
     TgrunnerSession,

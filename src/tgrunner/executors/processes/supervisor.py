@@ -152,6 +152,7 @@ class ProcessExecutor:
         on_poison: Callable[[int | None], None] | None = None,
         on_metrics: Callable[[int, int, bytes], None] | None = None,
         answers: bool = False,
+        jobs: Mapping[str, Any] | None = None,
     ) -> None:
         """Add hooks after construction (the runtime driving the executor does, before
         ``start()``); each is called before the one given to the constructor, if any.
@@ -162,10 +163,15 @@ class ProcessExecutor:
         ``on_metrics(slot, pid, snapshot)``: the workers keep metrics and send their
         snapshots (:meth:`~tgrunner.observability.Metrics.snapshot`), about every second and
         at exit; default: they keep none.
+
+        ``jobs``: the job queue each worker opens before its start-up hook (JSON; see
+        :meth:`tgrunner.runtime.jobs.BotJobs.for_workers`), default None: none.
         """
         pool = self._pool
         if answers:
             self._init["answers"] = True
+        if jobs is not None:
+            self._init["jobs"] = dict(jobs)
         if on_metrics is not None:
             pool.on_metrics = on_metrics
             self._init["metrics"] = True

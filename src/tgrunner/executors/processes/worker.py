@@ -6,10 +6,11 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    its share of the concurrency, the supervisor's ``sys.path``) from ``IN_FD``.
 2. Load the bot as ``tgrunner run`` does (``runtime.build.load_frontend``, with the
    front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
-   create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, and
-   run the front-end's startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If
-   any of it fails, send ``FATAL`` with the error line (and, after a NUL, the traceback of
-   the user's code when that raised) and exit 2.
+   create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, open
+   the job queue INIT names (so ``task.enqueue`` works in handlers), and run the front-end's
+   startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If any of it fails,
+   send ``FATAL`` with the error line (and, after a NUL, the traceback of the user's code
+   when that raised) and exit 2.
 3. Run each ``RUN`` update as a task, at most ``share`` at once (the rest wait in order), and
    answer ``DONE`` for each: success, the error (line and traceback), or cancelled. ``CANCEL``
    cancels the update's handler (the supervisor's time limit ran out).
@@ -19,7 +20,9 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    :class:`~tgrunner.observability.Metrics` of its own and send its snapshot (``METRICS``)
    every :data:`METRICS_EVERY` seconds and at exit, for the supervisor's aggregator.
 6. On ``STOP``: take nothing new, let what runs finish, run the shutdown hook, exit 0. If the
-   supervisor is gone (EOF on ``IN_FD``), cancel everything and exit 1 at once.
+   supervisor is gone (EOF on ``IN_FD``), cancel everything and exit 1 at once. Either way
+   the handlers' :func:`~tgrunner.jobs.offload` pool is shut down last; each worker has its
+   own, of its share of the cores.
 
 An entry point (``quick:main``, which starts its bot itself) is called as ``tgrunner run``
 calls it (:class:`~tgrunner.runtime.entry.EntryPoint`): when it reaches its polling call, the
@@ -74,8 +77,10 @@ from tgrunner.executors.processes.wire import (
     read_frames,
 )
 from tgrunner.frontends import Frontend, PollingCall
+from tgrunner.jobs.offload import share_cores, shutdown_offload
 from tgrunner.runtime.build import frontend_for, load_frontend
 from tgrunner.runtime.entry import EntryPoint, import_guarded
+from tgrunner.runtime.jobs import open_worker_queue
 
 __all__ = ["Worker", "main"]
 
@@ -115,6 +120,7 @@ class Worker:
         self._metrics: Any = None  # a Metrics when INIT turns metrics on
         self._answers: dict[int, int] | None = None  # token -> update id, with answers on
         self._snapshots: asyncio.TimerHandle | None = None
+        self._queue: Any = None  # the job queue, when INIT names one
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -142,6 +148,7 @@ class Worker:
                 log.exception("the bot's shutdown hook failed")
                 code = 1
         await self._close_bot()
+        await shutdown_offload()
         if self._beat is not None:
             self._beat.cancel()
         if self._snapshots is not None:
@@ -184,6 +191,7 @@ class Worker:
         set_username = getattr(frontend.handler, "set_username", None)
         if set_username is not None:
             set_username((await bot.get_me()).get("username"))
+        self._queue = await open_worker_queue(init.get("jobs"), token)
         if frontend.startup is not None:
             await frontend.startup()
         self._handler = frontend.handler
@@ -204,6 +212,9 @@ class Worker:
             self._snapshots = loop.call_later(METRICS_EVERY, self._snapshot)
 
     async def _close_bot(self) -> None:
+        if self._queue is not None:
+            with contextlib.suppress(Exception):
+                await self._queue.close()
         if self._bot is not None:
             with contextlib.suppress(Exception):
                 await self._bot.close()
@@ -391,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     os.set_inheritable(out_fd, False)
     init = _read_init(in_fd)
     sys.path[:] = [p for p in init["sys_path"] if isinstance(p, str)]
+    share_cores(init["frontend_options"].get("workers", 1))
     logging.basicConfig(
         level=init.get("log_level", logging.WARNING),
         format=f"%(asctime)s %(levelname)s [worker {init.get('slot', '?')}] %(name)s: %(message)s",

@@ -1,0 +1,195 @@
+"""The SQLite backend: one file, shared by the processes of one machine.
+
+- Keys are locked with byte locks on ``FILE-keylocks`` (:mod:`._keylocks`), not with SQLite's
+  write lock: a transaction that awaits between its read and its write (a Bot API call, say)
+  then holds only its own keys, and transactions on other keys run meanwhile. Holding
+  ``BEGIN IMMEDIATE`` across the await would serialise every transaction of every process.
+- The commit is one short ``BEGIN IMMEDIATE`` … ``COMMIT``, in WAL mode, so readers never
+  wait for it and a killed process leaves the last committed values (``busy_timeout`` is
+  ``lock_timeout``; such waits are SQLite's own and short).
+- Every call on the file runs in the store's one thread, off the event loop.
+- Expiry uses this machine's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from tgrunner.errors import ConfigError, StateConflict, StateUnavailable
+from tgrunner.state.api import StoreOptions, Write
+from tgrunner.state.backends._keylocks import KeyLocks
+
+__all__ = ["SQLiteBackend"]
+
+T = TypeVar("T")
+_PURGE_BATCH = 1000
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc)
+
+
+class SQLiteBackend:
+    """Values in the SQLite file of ``sqlite:///PATH`` (``sqlite:////abs/path``)."""
+
+    def __init__(self, url: str, options: StoreOptions) -> None:
+        parts = urlsplit(url)
+        path = parts.path[1:]
+        if parts.netloc or not path or path == ":memory:":
+            raise ConfigError(
+                f"state URL {url!r}: give sqlite:///PATH (sqlite:////abs/path for an absolute "
+                "path); for a store in memory give memory://"
+            )
+        self.path = os.path.realpath(path)
+        if not os.path.isdir(os.path.dirname(self.path)):
+            raise ConfigError(
+                f"state URL {url!r}: the folder {os.path.dirname(self.path)} does not exist; "
+                "create it first"
+            )
+        self.url = f"sqlite:///{path}"
+        self.identity = f"sqlite:{self.path}"
+        self.options = options
+        self.table = options.table
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._locks: KeyLocks | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise StateUnavailable(f"the state store {self.url} is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            if _busy(exc):
+                raise StateConflict(f"{self.url} stayed locked past lock_timeout: {exc}") from exc
+            raise StateUnavailable(f"the state store {self.url} failed: {exc}") from exc
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="tgrunner-state-sqlite")
+        try:
+            await self._run(self._open)
+            self._locks = KeyLocks.shared(self.path + "-keylocks")
+        except (OSError, StateUnavailable, StateConflict) as exc:
+            await self.close()
+            raise StateUnavailable(f"cannot open the state store {self.url}: {exc}") from exc
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(
+            self.path, timeout=self.options.lock_timeout, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.options.synchronous.upper()}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} (key TEXT PRIMARY KEY, "
+                "value BLOB NOT NULL, expires_at REAL) WITHOUT ROWID"
+            )
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {self.table}_expires ON {self.table} (expires_at) "
+                "WHERE expires_at IS NOT NULL"
+            )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        executor, self._executor = self._executor, None
+        if self._conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._conn.close)
+            self._conn = None
+        executor.shutdown(wait=False)
+        if self._locks is not None:
+            self._locks.close()
+            self._locks = None
+
+    def _read(self, keys: Sequence[str]) -> dict[str, bytes]:
+        assert self._conn is not None
+        marks = ",".join("?" * len(keys))
+        rows = self._conn.execute(
+            f"SELECT key, value FROM {self.table} WHERE key IN ({marks}) "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (*keys, time.time()),
+        )
+        return dict(rows)
+
+    async def lock(self, keys: Sequence[str]) -> _Session:
+        if self._locks is None:
+            raise StateUnavailable(f"the state store {self.url} is not open")
+        locks = self._locks
+        held = await locks.acquire(keys, self.options.lock_timeout)
+        try:
+            values = await self._run(self._read, keys)
+        except BaseException:
+            locks.release(held)
+            raise
+        return _Session(self, locks, held, values)
+
+    async def read(self, key: str) -> bytes | None:
+        return (await self._run(self._read, (key,))).get(key)
+
+    def _commit(self, writes: dict[str, Write]) -> None:
+        assert self._conn is not None
+        conn, now = self._conn, time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"DELETE FROM {self.table} WHERE key = ?",
+                [(k,) for k, (raw, _) in writes.items() if raw is None],
+            )
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {self.table} (key, value, expires_at) VALUES (?, ?, ?)",
+                [
+                    (k, raw, None if ttl is None else now + ttl)
+                    for k, (raw, ttl) in writes.items()
+                    if raw is not None
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _purge(self) -> int:
+        assert self._conn is not None
+        cursor = self._conn.execute(
+            f"DELETE FROM {self.table} WHERE key IN (SELECT key FROM {self.table} "
+            "WHERE expires_at <= ? LIMIT ?)",
+            (time.time(), _PURGE_BATCH),
+        )
+        return cursor.rowcount
+
+    async def purge(self) -> int:
+        return await self._run(self._purge)
+
+
+class _Session:
+    def __init__(
+        self, backend: SQLiteBackend, locks: KeyLocks, held: list[int], values: dict[str, bytes]
+    ) -> None:
+        self.backend = backend
+        self.locks = locks
+        self.held = held
+        self.values = values
+
+    async def commit(self, writes: dict[str, Write]) -> None:
+        try:
+            if writes:
+                await self.backend._run(self.backend._commit, writes)
+        finally:
+            self.locks.release(self.held)
+
+    async def abort(self) -> None:
+        self.locks.release(self.held)
