@@ -64,6 +64,7 @@ def cleanup(name: str) -> None:
         runs = f"rq:executions:{found}"
         doomed += [keys.job + found, keys.results + found, runs]
         doomed += [f"rq:execution:{found}:{e.decode()}" for e in r.zrange(runs, 0, -1)]
+    doomed += [k.decode() for k in r.scan_iter(f"{keys.queue}:intermediate:first_seen:*")]
     for i in range(0, len(doomed), 1000):
         r.delete(*doomed[i : i + 1000])
     r.srem(keys.all[8], keys.queue)

@@ -75,6 +75,7 @@ def cleanup(name: str) -> None:
             runs = f"rq:executions:{found}"
             doomed += [keys.job + found, keys.results + found, runs]
             doomed += [f"rq:execution:{found}:{e.decode()}" for e in r.zrange(runs, 0, -1)]
+        doomed += [k.decode() for k in r.scan_iter(f"{keys.queue}:intermediate:first_seen:*")]
         workers = f"rq:workers:{name}"
         for worker in r.smembers(workers):
             doomed.append(worker.decode())
