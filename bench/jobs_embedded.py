@@ -214,7 +214,8 @@ def goals(results: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     if ch:
         final = sum(v for k, v in ch["states"].items() if k in ("finished", "failed"))
         out.append((f"Chaos: {ch['kills']} SIGKILLs, {ch['jobs']:,} jobs: {final:,} ended, "
-                    f"**{ch['lost']} without a reply, {ch['duplicates']} duplicates** (bound: "
+                    f"**{ch['lost']} without a reply, {ch['duplicates']} duplicate"
+                    f"{'' if ch['duplicates'] == 1 else 's'}** (bound: "
                     f"{ch['cut_runs']} runs cut by a kill); an abandoned job waited at most "
                     f"**{ch['max_wait_s']} s** (goal: every job one reply, back within 10 s)",
                     ch["lost"] == 0 and final == ch["jobs"]
