@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from processes import end_started_bots, start_bot
+from processes import end_started_bots, start_bot, start_python
 from tgrunner.executors.processes.routing import slot_for
 from tgrunner.state import open_store
 from tgrunner.testing import FakeTelegram
@@ -137,3 +137,24 @@ async def test_readyz_reports_the_state_store(tg: FakeTelegram, tmp_path: Path) 
     bot.send_signal(signal.SIGTERM)
     code, err = await bot.finish()
     assert code == 0, err
+
+
+@pytest.mark.timeout(60)
+async def test_tgrunner_run_of_a_router_object_has_the_store_too(
+    tg: FakeTelegram, data_dir: Path
+) -> None:
+    code = (
+        "import tgrunner, state_counter\n"
+        f"tgrunner.run(state_counter.router, token={tg.token!r}, api_url={tg.api_url!r})\n"
+    )
+    bot = await start_python(code, cwd=BOTS)
+    await tg.wait_until_polling(timeout=30)
+    user = tg.user()
+    user.send("one")
+    user.send("two")
+    await tg.wait_for_replies(user, 2, timeout=20)
+    bot.send_signal(signal.SIGTERM)
+    code_, err = await bot.finish()
+    assert code_ == 0, err
+    assert [m["text"] for m in tg.replies(user)] == ["user 1 chat 1", "user 2 chat 2"]
+    assert (data_dir / tg.token.partition(":")[0] / "state.sqlite").exists()

@@ -18,7 +18,7 @@ import pytest
 from state_backends import REDIS_DB, clean
 
 from conftest import need_service
-from processes import end_started_bots, start_bot
+from processes import end_started_bots, start_bot, until
 from tgrunner.state import open_store
 from tgrunner.testing import FakeTelegram
 
@@ -44,17 +44,17 @@ async def run_bank(
     """Open 12 accounts, send 240 random transfers at once, wait for every answer, stop the
     bot cleanly; returns the users."""
     users = [tg.user(f"c{i}", username=f"c{i}") for i in range(USERS)]
-    bot = await start_bot(tg, target, "--workers", "2", *args, cwd=cwd)
+    bot = await start_bot(tg, target, "--workers", "2", *args, cwd=cwd, timeout=90)
     for user in users:
         user.command("balance")
-    await tg.wait_for(lambda: all(tg.replies(u) for u in users), timeout=30)
+    await until(tg, bot, lambda: all(tg.replies(u) for u in users))
     rng = random.Random(seed)
     sent: Counter[int] = Counter()
     for _ in range(TRANSFERS):
         src, dst = rng.sample(users, 2)
         src.command("transfer", f"{rng.randint(1, 60)} @{dst.username}")
         sent[src.id] += 1
-    await tg.wait_for(lambda: all(len(tg.replies(u)) >= 1 + sent[u.id] for u in users), timeout=90)
+    await until(tg, bot, lambda: all(len(tg.replies(u)) >= 1 + sent[u.id] for u in users), 90)
     await bot.stop()
     for user in users:
         texts = [m["text"] for m in tg.replies(user)[1:]]
@@ -72,7 +72,7 @@ def default_store(tg: FakeTelegram, data_dir: Path) -> str:
     return f"sqlite:///{data_dir / tg.token.partition(':')[0] / 'state.sqlite'}"
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 async def test_the_bank_example_keeps_the_total(tg: FakeTelegram, data_dir: Path) -> None:
     users = await run_bank(tg, "bank_bot:router", EXAMPLES)
     found = await balances(default_store(tg, data_dir), users)
@@ -82,7 +82,7 @@ async def test_the_bank_example_keeps_the_total(tg: FakeTelegram, data_dir: Path
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.services)])
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 async def test_the_transaction_alone_keeps_the_total(
     tg: FakeTelegram, data_dir: Path, backend: str
 ) -> None:
@@ -102,7 +102,7 @@ async def test_the_transaction_alone_keeps_the_total(
     assert min(found) >= 0, found
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 async def test_the_naive_bank_loses_or_creates_money(tg: FakeTelegram, data_dir: Path) -> None:
     users = await run_bank(tg, "bank_naive:router", BOTS)
     found = await balances(default_store(tg, data_dir), users)

@@ -21,6 +21,7 @@ from tgrunner.executors.processes import resolve_workers
 from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.build import build_launcher
 from tgrunner.runtime.runner import Runner
+from tgrunner.runtime.state import BotState, attach
 from tgrunner.settings import Settings
 
 __all__ = ["run"]
@@ -61,4 +62,9 @@ def run(
     keys = getattr(target, "keys", None) if isinstance(target, Router) else None
     if keys is not None and settings.keys is Settings().keys:
         settings = replace(settings, keys=keys)  # the router's own, as build_runner does
-    return Runner(target, token=token, settings=settings, **kwargs).run()
+    state = BotState(settings, token)  # the state store, as build_runner opens it
+    kwargs["startup"] = state.startup(kwargs.get("startup"))
+    kwargs["shutdown"] = state.shutdown(kwargs.get("shutdown"))
+    runner = Runner(target, token=token, settings=settings, **kwargs)
+    attach(runner, state)
+    return runner.run()

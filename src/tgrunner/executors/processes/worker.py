@@ -8,9 +8,9 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
    create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, open
    the state store INIT names (``ctx.chat_data``, the bridges), and run the front-end's
-   startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If
-   any of it fails, send ``FATAL`` with the error line (and, after a NUL, the traceback of
-   the user's code when that raised) and exit 2.
+   startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If any of it fails,
+   send ``FATAL`` with the error line (and, after a NUL, the traceback of the user's code
+   when that raised) and exit 2.
 3. Run each ``RUN`` update as a task, at most ``share`` at once (the rest wait in order), and
    answer ``DONE`` for each: success, the error (line and traceback), or cancelled. ``CANCEL``
    cancels the update's handler (the supervisor's time limit ran out).
