@@ -14,7 +14,7 @@ import re
 import signal
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tgrunner.testing import FakeTelegram
@@ -28,6 +28,7 @@ __all__ = [
     "start_bot",
     "start_python",
     "unfinished",
+    "until",
 ]
 
 MODES: dict[str, tuple[str, ...]] = {"journal": (), "strict": ("--no-journal",)}
@@ -108,10 +109,11 @@ async def start_bot(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     webhook: bool = False,
+    timeout: float = 30,
 ) -> BotProcess:
     """``tgrunner run TARGET --api-url … --token … *extra`` from ``cwd`` (where the bot's
     module is), with ``env`` added to this process's environment; returns once it polls, or
-    with ``webhook``, once its webhook is set at FakeTelegram."""
+    with ``webhook``, once its webhook is set at FakeTelegram (within ``timeout`` seconds)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tgrunner", "run", target,
         "--api-url", tg.api_url, "--token", tg.token, *extra,
@@ -125,9 +127,9 @@ async def start_bot(
     _started.append(bot)
     if webhook:
         since = len(tg.calls("setWebhook"))
-        await tg.wait_for(lambda: len(tg.calls("setWebhook")) > since, timeout=30)
+        await tg.wait_for(lambda: len(tg.calls("setWebhook")) > since, timeout=timeout)
     else:
-        await tg.wait_until_polling(timeout=30)
+        await tg.wait_until_polling(timeout=timeout)
     return bot
 
 
@@ -152,6 +154,16 @@ def adopt(proc: asyncio.subprocess.Process) -> BotProcess:
     bot = BotProcess(proc)
     _started.append(bot)
     return bot
+
+
+async def until(
+    tg: FakeTelegram, bot: BotProcess, predicate: Callable[[], bool], timeout: float = 60
+) -> None:
+    """``tg.wait_for(predicate, timeout)``; when it times out, fail with the bot's log too."""
+    try:
+        await tg.wait_for(predicate, timeout=timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\nthe bot's log:\n{bot.log}") from None
 
 
 def journaled(tg: FakeTelegram) -> int:

@@ -116,7 +116,7 @@ async def test_metrics_of_a_polling_bot(tg: FakeTelegram) -> None:
     assert (await get_json(f"{url}/healthz"))[0] == 200
     status, body = await get_json(f"{url}/readyz")
     assert status == 200, body
-    assert body["checks"] == {"source": True, "journal": True, "jobs": True}
+    assert body["checks"] == {"source": True, "journal": True, "jobs": True, "state": True}
     err = await bot.stop()
     assert err.count("metrics on http://127.0.0.1:") == 1
 
@@ -141,6 +141,7 @@ async def test_worker_metrics_are_aggregated_and_stay_monotonic_over_a_kill(
         "journal": True,
         "workers": True,
         "jobs": True,
+        "state": True,
     }
     # Find a worker's pid, kill it, and let its replacement serve.
     alice = tg.user("Alice")

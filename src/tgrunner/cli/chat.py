@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 
 from tgrunner.cli import run as run_cmd
 from tgrunner.cli.options import settings_from
@@ -56,7 +57,8 @@ stop the bot cleanly; a second Ctrl-C stops it at once."""
 
 _EPILOG = """\
 defaults: strict offsets (as with 'tgrunner run --no-journal'): no journal and no data dir,
-so a chat leaves no .tgrunner folder behind. Logging goes to stderr at WARNING, so the bot's
+so a chat leaves no .tgrunner folder behind; the bot's state store is in memory for the
+chat's length (TGRUNNER_STATE names another). Logging goes to stderr at WARNING, so the bot's
 log lines do not crowd the chat; 'tgrunner -v chat ...' shows debug logs.
 
 environment: TGRUNNER_CONCURRENCY, TGRUNNER_HANDLER_TIMEOUT, TGRUNNER_GRACE,
@@ -151,7 +153,10 @@ def settings_for_chat(args: argparse.Namespace) -> Settings:
         setattr(options, name, getattr(args, name))
     options.journal = None
     options.no_journal = True
-    return settings_from(options)
+    settings = settings_from(options)
+    if settings.state is None and settings.workers.workers == 1:
+        settings = replace(settings, state="memory://")  # no data dir: no state file either
+    return settings
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:

@@ -129,6 +129,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--job-workers", "TGRUNNER_JOB_WORKERS", "jobs",
          "job worker processes to run beside the bot, started once its checks passed and "
          "stopped after it (default 0: none; run 'tgrunner worker' instead)", "N"),
+    Flag("--state", "TGRUNNER_STATE", "state",
+         "the state store of ctx.chat_data, ctx.user_data, ctx.store and the aiogram and PTB "
+         "bridges: sqlite:///PATH, postgresql://HOST/DB, mysql://HOST/DB or "
+         "redis://HOST:PORT/DB, checked at start (default: SQLite in "
+         "<data dir>/<bot id>/state.sqlite, opened at its first use)", "URL"),
     Flag("--metrics", "TGRUNNER_METRICS", "observability",
          "serve Prometheus /metrics, /healthz and /readyz on this address, such as "
          "127.0.0.1:9090; port 0 picks a free one (default: no metrics server)", "HOST:PORT"),
@@ -144,6 +149,7 @@ _GROUPS = {
     "workers": "worker processes (all cores; SIGHUP replaces them one at a time)",
     "webhook": "webhook (each update on disk before its 200; needs the journal)",
     "jobs": "jobs (task.enqueue(...) from handlers; their replies sent by job workers)",
+    "state": "state (data kept by handlers, atomic across worker processes and machines)",
     "observability": "observability (metrics and health checks; pip install 'tgrunner[metrics]')",
 }
 

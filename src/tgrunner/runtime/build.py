@@ -13,6 +13,9 @@ finds the front-end of framework objects.
 
 **Jobs** (:mod:`tgrunner.runtime.jobs`): every Runner built here opens the job queue as it
 starts, and with ``settings.jobs.workers`` starts job worker processes beside the bot.
+**State** (:mod:`tgrunner.runtime.state`): every Runner built here opens the bot's state
+store as it starts (``--state``, default SQLite in the data dir) and closes it as it stops;
+with worker processes, each worker opens it too.
 
 **Worker processes** (``settings.workers.workers`` above 1): the Runner gets a
 :class:`~tgrunner.executors.processes.ProcessExecutor` whose workers load the bot from the
@@ -40,8 +43,11 @@ from tgrunner.executors.processes import ProcessExecutor, share_of
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
-from tgrunner.runtime.jobs import BotJobs, attach
+from tgrunner.runtime.jobs import BotJobs
+from tgrunner.runtime.jobs import attach as attach_jobs
 from tgrunner.runtime.runner import Runner
+from tgrunner.runtime.state import BotState
+from tgrunner.runtime.state import attach as attach_state
 from tgrunner.runtime.targets import check_handler, refusal, shape_of
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
@@ -63,7 +69,7 @@ def frontend_for(obj: Any, **options: Any) -> Frontend:
     """
     name = options.get("name") or _name_of(obj)
     if isinstance(obj, Router):
-        return Frontend(handler=obj)
+        return Frontend(handler=obj, keys=obj.keys)
     if inspect.iscoroutinefunction(obj):
         check_handler(obj, name)
         return Frontend(handler=obj)
@@ -273,9 +279,11 @@ def _runner(
     api_url = api_url or fe.api_url or DEFAULT_API_URL
     jobs = BotJobs(settings)
     jobs.token, jobs.api_url = token or "", api_url
+    state = BotState(settings, token)
     executor = None
     if workers > 1:
         executor = _process_executor(spec, token, api_url, settings, options)
+        executor.bind(state=state.for_workers(), before_start=state.check)
         if token:
             executor.bind(jobs=jobs.for_workers())
     runner = Runner(
@@ -284,13 +292,15 @@ def _runner(
         api_url=api_url,
         settings=settings,
         # With worker processes the front-end's hooks run in each worker, not here; the job
-        # queue opens in every process, and the job workers start from this one.
-        startup=jobs.startup(None if executor else fe.startup),
-        shutdown=jobs.shutdown(None if executor else fe.shutdown),
+        # queue and the state store open in every process, and the job workers start from
+        # this one (the store opens first and closes last).
+        startup=state.startup(jobs.startup(None if executor else fe.startup)),
+        shutdown=state.shutdown(jobs.shutdown(None if executor else fe.shutdown)),
         executor=executor,
         frontend=fe.name,
     )
-    attach(runner, jobs)
+    attach_jobs(runner, jobs)
+    attach_state(runner, state)
     return runner
 
 

@@ -18,8 +18,10 @@ from typing import Any
 from tgrunner.errors import ConfigError
 from tgrunner.executors.inline import UpdateHandler
 from tgrunner.executors.processes import resolve_workers
+from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.build import build_launcher
 from tgrunner.runtime.runner import Runner
+from tgrunner.runtime.state import BotState, attach
 from tgrunner.settings import Settings
 
 __all__ = ["run"]
@@ -57,4 +59,12 @@ def run(
             "Worker processes load the bot from its import string: pass 'module:attr' "
             '(tgrunner.run("mybot:router", workers=4)) instead of the object itself'
         )
-    return Runner(target, token=token, settings=settings, **kwargs).run()
+    keys = getattr(target, "keys", None) if isinstance(target, Router) else None
+    if keys is not None and settings.keys is Settings().keys:
+        settings = replace(settings, keys=keys)  # the router's own, as build_runner does
+    state = BotState(settings, token)  # the state store, as build_runner opens it
+    kwargs["startup"] = state.startup(kwargs.get("startup"))
+    kwargs["shutdown"] = state.shutdown(kwargs.get("shutdown"))
+    runner = Runner(target, token=token, settings=settings, **kwargs)
+    attach(runner, state)
+    return runner.run()

@@ -23,8 +23,9 @@ test while its hook is unset, so a runner without ``--metrics`` pays nothing els
 
 ``/readyz`` checks ``source`` (the runner has started and is not stopping), ``journal`` (open;
 with the journal), ``workers`` (every slot has a ready process; with worker processes),
-``jobs`` (the job queue answers) and ``job_workers`` (every job worker slot has a process;
-with ``--job-workers``).
+``jobs`` (the job queue answers), ``job_workers`` (every job worker slot has a process;
+with ``--job-workers``) and ``state`` (the state store answers; for a runner built by
+``tgrunner run``).
 
 This module imports :mod:`tgrunner.observability` (and prometheus_client) only when metrics
 are on.
@@ -39,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 from tgrunner.client import calls
 from tgrunner.executors.processes import ProcessExecutor, WorkerEvent
 from tgrunner.intake.journal import Journal
-from tgrunner.runtime.jobs import readiness
+from tgrunner.runtime.jobs import readiness as jobs_readiness
+from tgrunner.runtime.state import readiness as state_readiness
 
 if TYPE_CHECKING:
     from tgrunner.observability import Metrics, ObserveServer
@@ -90,7 +92,8 @@ class Observation:
             checks["journal"] = runner.intake.is_open
         if isinstance(runner.executor, ProcessExecutor):
             checks["workers"] = runner.executor.ready
-        checks.update(await readiness(runner))
+        checks.update(await jobs_readiness(runner))
+        checks.update(await state_readiness(runner))
         return checks
 
     async def start(self) -> None:

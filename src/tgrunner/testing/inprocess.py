@@ -206,6 +206,8 @@ class Running:
             # Not ./.tgrunner in the test's folder, and no journal shared between runs.
             self._tmp = tempfile.mkdtemp(prefix="tgrunner-test-")
             settings = replace(settings, intake=replace(intake, data_dir=self._tmp))
+        elif settings.state is None and intake.data_dir is None and settings.workers.workers == 1:
+            settings = replace(settings, state="memory://")  # no data dir: no state file there
         return settings
 
     def _cleanup(self) -> None:
@@ -309,8 +311,9 @@ def running(
     - ``target``: an import string (``"mybot:router"``, ``"mybot:create"`` for a factory), a
       Router, an ``async def handler(update, bot)``, an aiogram Dispatcher or
       ``(dispatcher, bot)``, a PTB Application.
-    - ``settings``: default ``Settings()`` (not the environment's), with the journal in a
-      temporary folder removed at the end, unless the settings name a data dir or a journal.
+    - ``settings``: default ``Settings()`` (not the environment's), with the journal (and the
+      default state store) in a temporary folder removed at the end, unless the settings name
+      a data dir or a journal; without a journal or a data dir the state store is in memory.
     - ``reset_state`` (default True): before the start, empty the in-memory state of the
       framework (aiogram's MemoryStorage; PTB's user, chat and bot data, conversations and
       callback data), so a module-level bot object run by several tests starts

@@ -7,7 +7,8 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
 2. Load the bot as ``tgrunner run`` does (``runtime.build.load_frontend``, with the
    front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
    create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, open
-   the job queue INIT names (so ``task.enqueue`` works in handlers), and run the front-end's
+   the job queue INIT names (so ``task.enqueue`` works in handlers) and the state store it
+   names (``ctx.chat_data``, the bridges), and run the front-end's
    startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If any of it fails,
    send ``FATAL`` with the error line (and, after a NUL, the traceback of the user's code
    when that raised) and exit 2.
@@ -81,6 +82,7 @@ from tgrunner.jobs.offload import share_cores, shutdown_offload
 from tgrunner.runtime.build import frontend_for, load_frontend
 from tgrunner.runtime.entry import EntryPoint, import_guarded
 from tgrunner.runtime.jobs import open_worker_queue
+from tgrunner.runtime.state import open_worker_store
 
 __all__ = ["Worker", "main"]
 
@@ -121,6 +123,7 @@ class Worker:
         self._answers: dict[int, int] | None = None  # token -> update id, with answers on
         self._snapshots: asyncio.TimerHandle | None = None
         self._queue: Any = None  # the job queue, when INIT names one
+        self._store: Any = None  # the state store, when INIT names one
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -192,6 +195,7 @@ class Worker:
         if set_username is not None:
             set_username((await bot.get_me()).get("username"))
         self._queue = await open_worker_queue(init.get("jobs"), token)
+        self._store = await open_worker_store(init.get("state"))
         if frontend.startup is not None:
             await frontend.startup()
         self._handler = frontend.handler
@@ -215,6 +219,9 @@ class Worker:
         if self._queue is not None:
             with contextlib.suppress(Exception):
                 await self._queue.close()
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                await self._store.close()
         if self._bot is not None:
             with contextlib.suppress(Exception):
                 await self._bot.close()

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -87,7 +89,7 @@ class SQLiteBackend:
             check_same_thread=False,
         )  # fmt: skip
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._wal(conn)
             conn.execute(f"PRAGMA synchronous={self.options.synchronous.upper()}")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} (key TEXT PRIMARY KEY, "
@@ -101,6 +103,21 @@ class SQLiteBackend:
             conn.close()
             raise
         self._conn = conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL. Processes that open a new file at the same moment each hold
+        a shared lock and want an exclusive one, a deadlock that SQLite answers at once with
+        "database is locked", whatever the busy timeout: try again, a few ms apart, until
+        ``lock_timeout``. (Once the file is in WAL mode, which lasts, this never waits.)"""
+        deadline = time.monotonic() + self.options.lock_timeout
+        for attempt in itertools.count():
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(min(0.05, 0.001 * 2**attempt) * random.uniform(0.5, 1.0))
 
     async def close(self) -> None:
         if self._executor is None:
