@@ -24,6 +24,7 @@ from tgrunner.keys import KeyFunc, default_keys
 from tgrunner.scheduler import SchedulerOptions
 from tgrunner.sources.polling import PollingOptions, check_update_kinds
 from tgrunner.sources.webhook_options import WebhookOptions
+from tgrunner.state.registry import check_url
 
 __all__ = [
     "ENV",
@@ -114,6 +115,17 @@ def _workers(text: str) -> int:
         return resolve_workers(text)
     except ConfigError:
         raise ValueError("must be a whole number of at least 1, or auto (the CPUs)") from None
+
+
+def _state_url(text: str) -> str:
+    try:
+        return check_url(text)
+    except ConfigError as exc:
+        message = str(exc)
+        # "'URL' is not a state store URL: ..." -> "is not ...": the value is shown already.
+        raise ValueError(
+            message.partition("' ")[2] if message.startswith("'") else f"is refused: {message}"
+        ) from None
 
 
 def _kinds(text: str) -> tuple[str, ...]:
@@ -210,6 +222,7 @@ ENV: Mapping[str, EnvSetting] = {
     "TGRUNNER_TRUSTED_PROXIES": EnvSetting(("webhook", "trusted_proxies"), _words),
     "TGRUNNER_WEBHOOK_MODE": EnvSetting(("webhook", "mode"), _choice("journal", "direct")),
     "TGRUNNER_METRICS": EnvSetting(("", "metrics"), _address),
+    "TGRUNNER_STATE": EnvSetting(("", "state"), _state_url),
 }
 """Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
 
@@ -275,6 +288,10 @@ class Settings:
       ``tgrunner.sources.webhook_options.WebhookOptions``. It needs the journal.
     - ``metrics``: ``host:port`` to serve ``/metrics``, ``/healthz`` and ``/readyz`` on
       (needs prometheus_client), default None: no metrics; see :mod:`tgrunner.observability`.
+    - ``state``: the state store's URL (``sqlite:///PATH``, ``postgresql://…``,
+      ``mysql://…``, ``redis://…``; see :func:`tgrunner.state.open_store`), opened as the bot
+      starts; default None: SQLite in ``<data dir>/<bot id>/state.sqlite``, opened at its
+      first use. See :mod:`tgrunner.runtime.state`.
     """
 
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
@@ -287,6 +304,7 @@ class Settings:
     workers: WorkerOptions = field(default_factory=lambda: WorkerOptions(workers=1))
     webhook: WebhookOptions | None = None
     metrics: str | None = None
+    state: str | None = None
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -295,9 +313,18 @@ class Settings:
             raise ConfigError(f"stop_budget must be more than 0 seconds, got {self.stop_budget}")
         if not callable(self.keys):
             raise ConfigError("keys must be a function of an update returning a list of keys")
+        if self.state is not None:
+            if not isinstance(self.state, str):
+                raise ConfigError(f"state must be a store URL (a str), got {self.state!r}")
+            check_url(self.state)
         if not isinstance(self.workers, WorkerOptions):
             raise ConfigError(f"workers must be a WorkerOptions, got {self.workers!r}")
         share_of(self.scheduler.concurrency, self.workers.workers)  # too many workers: raises
+        if self.state is not None and self.state.startswith("memory:") and self.workers.workers > 1:
+            raise ConfigError(
+                "state memory:// lives in one process, so worker processes would each have "
+                "their own: give sqlite:///PATH (or a server) with more than one worker"
+            )
         if self.webhook is not None and not self.intake.journal:
             raise ConfigError(
                 "A webhook needs the journal: its 200 tells Telegram to forget the update, so "
@@ -328,7 +355,8 @@ class Settings:
         URL; empty: none set here, the standard proxy variables still apply),
         ``TGRUNNER_WORKERS`` (a count or ``auto``), ``TGRUNNER_HEARTBEAT_TIMEOUT`` and
         ``TGRUNNER_STARTUP_GRACE`` (seconds), ``TGRUNNER_METRICS`` (``host:port`` of the
-        metrics server), the webhook's ``TGRUNNER_WEBHOOK_*`` variables.
+        metrics server), ``TGRUNNER_STATE`` (the state store URL), the webhook's
+        ``TGRUNNER_WEBHOOK_*`` variables.
         Booleans are 1/0, true/false, yes/no or on/off.
         """
         values = read_env(env)

@@ -71,6 +71,16 @@ RUN_ARGS = [
      "port 8443: give each its own"),
     (["--webhook-url", "https://x.example/hook", "--webhook-allow-ips", "10.0.0.300/8"],
      "--webhook-allow-ips has '10.0.0.300/8', which is not an address or network"),
+    (["--state", "bank.db"],
+     "argument --state: 'bank.db' is not a state store URL: give sqlite:///PATH, "
+     "postgresql://HOST/DB, mysql://HOST/DB, redis://HOST:PORT/DB or memory://"),
+    (["--state", "sqlite:///bank.db?colour=red"],
+     "argument --state: 'sqlite:///bank.db?colour=red' is refused: state URL: unknown option "
+     "'colour'; the options are connect_timeout, lease, lock_timeout"),
+    (["--state", "redis://127.0.0.1/0?lock_timeout=soon"],
+     "state URL: lock_timeout='soon' is not a float"),
+    (["--state", "memory://", "--workers", "2"],
+     "state memory:// lives in one process, so worker processes would each have their own"),
     (["--metrics", "localhost"], "argument --metrics: 'localhost' is not host:port, e.g. 127.0"),
     (["--metrics", "::1:9090"], "argument --metrics: '::1:9090' is not host:port"),
     (["--metrics", "127.0.0.1:99999"], "argument --metrics: '127.0.0.1:99999' is not host:port"),
@@ -101,6 +111,8 @@ RUN_ENV = [
      "TGRUNNER_LOG_LEVEL='loud' (the variable of --log-level) must be one of: debug, info, "
      "warning, error"),
     ({"TGRUNNER_CONCURENCY": "5"}, "Unknown setting TGRUNNER_CONCURENCY. Known ones: "),
+    ({"TGRUNNER_STATE": "postgres"},
+     "TGRUNNER_STATE='postgres' (the variable of --state) is not a state store URL"),
     ({"TGRUNNER_METRICS": "9090"},
      "TGRUNNER_METRICS='9090' (the variable of --metrics) is not host:port"),
 ]  # fmt: skip

@@ -120,6 +120,7 @@ async def test_a_pickle_persistence_is_refused_with_two_workers(
     assert code == 2, err
     assert "PicklePersistence keeps its data in one file" in err
     assert "2 worker processes would each rewrite and corrupt" in err
+    assert "use tgrunner.state.bridges.ptb.TgrunnerPersistence" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not pickle.exists()
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(30)
 
 def test_exports_and_error_hierarchy() -> None:
     assert set(tgrunner.state.__all__) == {
-        "BACKENDS", "MAX_KEY_BYTES", "Store", "StoreOptions", "Transaction", "open_store",
+        "BACKENDS", "MAX_KEY_BYTES", "Store", "StoreOptions", "StoredDict", "Transaction",
+        "current_store", "open_store", "use_store",
     }  # fmt: skip
     for name in tgrunner.state.__all__:
         assert hasattr(tgrunner.state, name)

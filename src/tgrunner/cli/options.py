@@ -123,6 +123,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--trusted-proxies", "TGRUNNER_TRUSTED_PROXIES", "webhook",
          "comma-separated networks of reverse proxies whose X-Forwarded-For is believed "
          "(default: none)", "CIDRS"),
+    Flag("--state", "TGRUNNER_STATE", "state",
+         "the state store of ctx.chat_data, ctx.user_data, ctx.store and the aiogram and PTB "
+         "bridges: sqlite:///PATH, postgresql://HOST/DB, mysql://HOST/DB or "
+         "redis://HOST:PORT/DB, checked at start (default: SQLite in "
+         "<data dir>/<bot id>/state.sqlite, opened at its first use)", "URL"),
     Flag("--metrics", "TGRUNNER_METRICS", "observability",
          "serve Prometheus /metrics, /healthz and /readyz on this address, such as "
          "127.0.0.1:9090; port 0 picks a free one (default: no metrics server)", "HOST:PORT"),
@@ -137,6 +142,7 @@ _GROUPS = {
     "HTTP client": "HTTP client",
     "workers": "worker processes (all cores; SIGHUP replaces them one at a time)",
     "webhook": "webhook (each update on disk before its 200; needs the journal)",
+    "state": "state (data kept by handlers, atomic across worker processes and machines)",
     "observability": "observability (metrics and health checks; pip install 'tgrunner[metrics]')",
 }
 

@@ -11,6 +11,10 @@ finds the front-end of framework objects.
 - :func:`build_runner` returns a Runner, so it cannot run an entry point: a function taking
   no arguments is called as a factory there, and one that starts polling is refused.
 
+**State** (:mod:`tgrunner.runtime.state`): every Runner built here opens the bot's state
+store as it starts (``--state``, default SQLite in the data dir) and closes it as it stops;
+with worker processes, each worker opens it too.
+
 **Worker processes** (``settings.workers.workers`` above 1): the Runner gets a
 :class:`~tgrunner.executors.processes.ProcessExecutor` whose workers load the bot from the
 import string again, each on its own. This process loads it too, only to learn what the
@@ -38,6 +42,7 @@ from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
 from tgrunner.runtime.runner import Runner
+from tgrunner.runtime.state import BotState, attach
 from tgrunner.runtime.targets import check_handler, refusal, shape_of
 from tgrunner.settings import Settings
 from tgrunner.sources.polling import PollingOptions
@@ -59,7 +64,7 @@ def frontend_for(obj: Any, **options: Any) -> Frontend:
     """
     name = options.get("name") or _name_of(obj)
     if isinstance(obj, Router):
-        return Frontend(handler=obj)
+        return Frontend(handler=obj, keys=obj.keys)
     if inspect.iscoroutinefunction(obj):
         check_handler(obj, name)
         return Frontend(handler=obj)
@@ -267,20 +272,25 @@ def _runner(
         )
     token = token or fe.token
     api_url = api_url or fe.api_url or DEFAULT_API_URL
+    state = BotState(settings, token)
     executor = None
     if workers > 1:
         executor = _process_executor(spec, token, api_url, settings, options)
-    return Runner(
+        executor.bind(state=state.for_workers(), before_start=state.check)
+    runner = Runner(
         fe.handler,
         token=token,
         api_url=api_url,
         settings=settings,
-        # With worker processes the front-end's hooks run in each worker, not here.
-        startup=None if executor else fe.startup,
-        shutdown=None if executor else fe.shutdown,
+        # With worker processes the front-end's hooks run in each worker, not here; the
+        # state store opens in every process.
+        startup=state.startup(None if executor else fe.startup),
+        shutdown=state.shutdown(None if executor else fe.shutdown),
         executor=executor,
         frontend=fe.name,
     )
+    attach(runner, state)
+    return runner
 
 
 def _process_executor(

@@ -18,6 +18,7 @@ from typing import Any
 from tgrunner.errors import ConfigError
 from tgrunner.executors.inline import UpdateHandler
 from tgrunner.executors.processes import resolve_workers
+from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.build import build_launcher
 from tgrunner.runtime.runner import Runner
 from tgrunner.settings import Settings
@@ -57,4 +58,7 @@ def run(
             "Worker processes load the bot from its import string: pass 'module:attr' "
             '(tgrunner.run("mybot:router", workers=4)) instead of the object itself'
         )
+    keys = getattr(target, "keys", None) if isinstance(target, Router) else None
+    if keys is not None and settings.keys is Settings().keys:
+        settings = replace(settings, keys=keys)  # the router's own, as build_runner does
     return Runner(target, token=token, settings=settings, **kwargs).run()

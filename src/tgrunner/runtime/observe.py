@@ -22,7 +22,8 @@ test while its hook is unset, so a runner without ``--metrics`` pays nothing els
   the journal's pending and quarantined updates.
 
 ``/readyz`` checks ``source`` (the runner has started and is not stopping), ``journal`` (open;
-with the journal) and ``workers`` (every slot has a ready process; with worker processes).
+with the journal), ``workers`` (every slot has a ready process; with worker processes) and
+``state`` (the state store answers; for a runner built by ``tgrunner run``).
 
 This module imports :mod:`tgrunner.observability` (and prometheus_client) only when metrics
 are on.
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from tgrunner.client import calls
 from tgrunner.executors.processes import ProcessExecutor, WorkerEvent
 from tgrunner.intake.journal import Journal
+from tgrunner.runtime.state import readiness as state_readiness
 
 if TYPE_CHECKING:
     from tgrunner.observability import Metrics, ObserveServer
@@ -72,7 +74,7 @@ class Observation:
         if event.kind == "died" and isinstance(executor, ProcessExecutor) and not executor.closing:
             self.metrics.worker_restart(event.slot)
 
-    def ready(self) -> dict[str, bool]:
+    async def ready(self) -> dict[str, bool]:
         """The checks of ``/readyz``."""
         runner = self.runner
         opening = self._opening
@@ -87,6 +89,7 @@ class Observation:
             checks["journal"] = runner.intake.is_open
         if isinstance(runner.executor, ProcessExecutor):
             checks["workers"] = runner.executor.ready
+        checks.update(await state_readiness(runner))
         return checks
 
     async def start(self) -> None:

@@ -14,7 +14,7 @@ from tgrunner.errors import ConfigError
 from tgrunner.state.api import Backend, StoreOptions
 from tgrunner.state.store import Store
 
-__all__ = ["BACKENDS", "SCHEMES", "open_store", "safe_url"]
+__all__ = ["BACKENDS", "SCHEMES", "check_url", "open_store", "safe_url"]
 
 BACKENDS = {
     "sqlite": "tgrunner.state.backends.sqlite:SQLiteBackend",
@@ -58,6 +58,26 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}"
 
 
+def check_url(url: str) -> str:
+    """``url`` (stripped) when it is a state store URL with known options, without importing
+    its driver or connecting; ConfigError saying what is wrong otherwise."""
+    url = url.strip()
+    _backend_of(url)
+    return url
+
+
+def _backend_of(url: str) -> tuple[str, StoreOptions]:
+    parts = urlsplit(url)
+    backend = SCHEMES.get(parts.scheme.lower())
+    if backend is None or "://" not in url:
+        raise ConfigError(
+            f"{safe_url(url)!r} is not a state store URL: give sqlite:///PATH, "
+            "postgresql://HOST/DB, mysql://HOST/DB, redis://HOST:PORT/DB or memory://"
+        )
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return backend, StoreOptions.from_query(query, allow_extra=backend in _DRIVER_QUERY)
+
+
 def open_store(url: str, **options: Any) -> Store:
     """The store at ``url``; it connects at its first use (or ``await store.open()``).
 
@@ -73,15 +93,7 @@ def open_store(url: str, **options: Any) -> Store:
     Options (:class:`StoreOptions`) come from the query (``?lock_timeout=5``) or as keyword
     arguments, which win. ConfigError for an unknown scheme or option, or a missing driver.
     """
-    parts = urlsplit(url)
-    backend = SCHEMES.get(parts.scheme.lower())
-    if backend is None or "://" not in url:
-        raise ConfigError(
-            f"{safe_url(url)!r} is not a state store URL: give sqlite:///PATH, "
-            "postgresql://HOST/DB, mysql://HOST/DB, redis://HOST:PORT/DB or memory://"
-        )
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    opts = StoreOptions.from_query(query, allow_extra=backend in _DRIVER_QUERY)
+    backend, opts = _backend_of(url)
     if options:
         unknown = set(options) - set(StoreOptions.__dataclass_fields__) - {"extra"}
         if unknown:

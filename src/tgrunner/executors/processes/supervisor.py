@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any
 from zlib import crc32
 
@@ -143,6 +143,7 @@ class ProcessExecutor:
         self._state = "new"  # -> starting -> running -> closing -> closed
         self._replacing = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
+        self._before_start: Callable[[], Awaitable[None]] | None = None
 
     def bind(
         self,
@@ -152,6 +153,8 @@ class ProcessExecutor:
         on_poison: Callable[[int | None], None] | None = None,
         on_metrics: Callable[[int, int, bytes], None] | None = None,
         answers: bool = False,
+        state: Mapping[str, Any] | None = None,
+        before_start: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Add hooks after construction (the runtime driving the executor does, before
         ``start()``); each is called before the one given to the constructor, if any.
@@ -162,10 +165,20 @@ class ProcessExecutor:
         ``on_metrics(slot, pid, snapshot)``: the workers keep metrics and send their
         snapshots (:meth:`~tgrunner.observability.Metrics.snapshot`), about every second and
         at exit; default: they keep none.
+
+        ``state``: the state store each worker opens before its start-up hook (JSON; see
+        :meth:`tgrunner.runtime.state.BotState.for_workers`), default None: none.
+
+        ``before_start()``: awaited by :meth:`start` before any worker is spawned (a check of
+        what every worker will need, so that its failure is reported once), default none.
         """
         pool = self._pool
         if answers:
             self._init["answers"] = True
+        if state is not None:
+            self._init["state"] = dict(state)
+        if before_start is not None:
+            self._before_start = before_start
         if on_metrics is not None:
             pool.on_metrics = on_metrics
             self._init["metrics"] = True
@@ -205,6 +218,12 @@ class ProcessExecutor:
             raise RuntimeError("ProcessExecutor.start() was already called")
         self._state = "starting"
         self._loop = loop = asyncio.get_running_loop()
+        if self._before_start is not None:
+            try:
+                await self._before_start()
+            except BaseException:
+                self._state = "closed"
+                raise
         waiters = []
         for slot in self._slots:
             slot.first_ready = loop.create_future()

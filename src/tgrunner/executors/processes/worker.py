@@ -6,8 +6,9 @@ Started by the supervisor (:mod:`.process`), never by hand. Its life:
    its share of the concurrency, the supervisor's ``sys.path``) from ``IN_FD``.
 2. Load the bot as ``tgrunner run`` does (``runtime.build.load_frontend``, with the
    front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
-   create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, and
-   run the front-end's startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If
+   create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, open
+   the state store INIT names (``ctx.chat_data``, the bridges), and run the front-end's
+   startup hook (aiogram's, PTB's ``post_init``). Then send ``READY``. If
    any of it fails, send ``FATAL`` with the error line (and, after a NUL, the traceback of
    the user's code when that raised) and exit 2.
 3. Run each ``RUN`` update as a task, at most ``share`` at once (the rest wait in order), and
@@ -79,6 +80,7 @@ from tgrunner.frontends import Frontend, PollingCall
 from tgrunner.jobs.offload import share_cores, shutdown_offload
 from tgrunner.runtime.build import frontend_for, load_frontend
 from tgrunner.runtime.entry import EntryPoint, import_guarded
+from tgrunner.runtime.state import open_worker_store
 
 __all__ = ["Worker", "main"]
 
@@ -118,6 +120,7 @@ class Worker:
         self._metrics: Any = None  # a Metrics when INIT turns metrics on
         self._answers: dict[int, int] | None = None  # token -> update id, with answers on
         self._snapshots: asyncio.TimerHandle | None = None
+        self._store: Any = None  # the state store, when INIT names one
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -188,6 +191,7 @@ class Worker:
         set_username = getattr(frontend.handler, "set_username", None)
         if set_username is not None:
             set_username((await bot.get_me()).get("username"))
+        self._store = await open_worker_store(init.get("state"))
         if frontend.startup is not None:
             await frontend.startup()
         self._handler = frontend.handler
@@ -208,6 +212,9 @@ class Worker:
             self._snapshots = loop.call_later(METRICS_EVERY, self._snapshot)
 
     async def _close_bot(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                await self._store.close()
         if self._bot is not None:
             with contextlib.suppress(Exception):
                 await self._bot.close()

@@ -6,6 +6,12 @@
     async def echo(ctx: Context) -> None:
         ctx.data["seen"] = True            # shared with this update's middlewares
         await ctx.reply(ctx.text or "…")   # a reply to the message, in its chat and topic
+
+    @router.command("count")
+    async def count(ctx: Context) -> None:
+        async with ctx.user_data as data:  # locked across processes while the block runs
+            data["n"] = data.get("n", 0) + 1
+        await ctx.reply(f"{data['n']}")
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from collections.abc import Awaitable
 from typing import Any
 
 from tgrunner.client.bot import Bot
+from tgrunner.state.current import current_store
+from tgrunner.state.data import StoredDict
+from tgrunner.state.store import Store
 
 __all__ = ["JSON", "MESSAGE_KINDS", "Context"]
 
@@ -45,6 +54,16 @@ class Context:
       ``re.Match`` of the route's text or data pattern, default None).
     - ``data``: a dict for this update alone, empty at first, shared by the middlewares and the
       handler that run for it (``ctx.data["user"] = ...`` in a middleware, read in the handler).
+    - ``chat_data`` / ``user_data``: the chat's and the sender's dicts in the bot's state store
+      (keys ``chat:<chat id>`` and ``user:<user id>``), a :class:`~tgrunner.state.StoredDict`:
+      ``async with ctx.user_data as data: data["n"] = data.get("n", 0) + 1`` runs the block
+      in a transaction on the key, so concurrent updates of one user (from two chats, in two
+      worker processes) never lose a change; ``await ctx.chat_data.get()`` reads without a
+      lock. Nothing is read or written until then. The two do not nest: for both at once use
+      ``ctx.store.transaction(ctx.chat_data.key, ctx.user_data.key)``.
+    - ``store``: the bot's :class:`~tgrunner.state.Store` (``tgrunner run --state URL``,
+      default SQLite in the data dir), for transactions on keys of your own (a transfer
+      between two accounts). StateError when the bot runs without one.
     """
 
     __slots__ = ("args", "bot", "data", "kind", "match", "payload", "update")
@@ -87,6 +106,20 @@ class Context:
     def text(self) -> str | None:
         msg = self.message if self.kind != "callback_query" else None
         return (msg.get("text") or msg.get("caption")) if msg else None
+
+    @property
+    def store(self) -> Store:
+        return current_store()
+
+    @property
+    def chat_data(self) -> StoredDict:
+        chat_id = self.chat_id
+        return StoredDict(None if chat_id is None else f"chat:{chat_id}", what="chat_data")
+
+    @property
+    def user_data(self) -> StoredDict:
+        user = self.user
+        return StoredDict(None if user is None else f"user:{user['id']}", what="user_data")
 
     @property
     def callback_data(self) -> str | None:

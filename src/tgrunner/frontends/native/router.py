@@ -52,6 +52,7 @@ from tgrunner.frontends.native.middleware import (
     handle_error,
     wrap,
 )
+from tgrunner.keys import KeyFunc
 
 __all__ = ["Context", "Handler", "Router"]
 
@@ -92,9 +93,16 @@ class Router:
     A router is itself a handler (``await router(update, bot)``), so routers nest with
     :meth:`include`. It starts with no routes, no fallback, no middleware, no error handler and
     no username.
+
+    ``keys``: the ordering keys of the bot's updates (see :mod:`tgrunner.keys`), used when
+    this router is the one the runtime runs and the settings keep the default keys; default
+    None: the settings' (the chat). An included router's keys are not used.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keys: KeyFunc | None = None) -> None:
+        if keys is not None and not callable(keys):
+            raise TypeError(f"keys is a function of an update returning its keys, not {keys!r}")
+        self.keys = keys
         self._items: list[_Route | Router] = []
         self._fallback: _Route | None = None
         self._middlewares: list[Middleware] = []

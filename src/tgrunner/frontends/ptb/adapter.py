@@ -42,7 +42,9 @@ jobs set up before the application starts (at import, in ``post_init``) run in w
 (``worker_slot=0``), so a repeating job runs once, not N times; a job a handler adds runs in
 the worker that handled the update, where the chat's state is. A ``PicklePersistence`` (one
 file) with more than one worker is refused at start: N processes rewriting the same file would
-corrupt it.
+corrupt it. :class:`tgrunner.state.bridges.ptb.TgrunnerPersistence` keeps the data in the
+state store instead: it is accepted with workers, and written after each update, before the
+update counts as finished (``writes_through``), so a crash loses none of it.
 
 Limits: ``Application.stop_running()`` stops the event loop under PTB's runner and cannot stop
 tgrunner (send SIGTERM, or call ``Runner.stop()``); ``run_polling``'s ``bootstrap_retries``,
@@ -194,6 +196,10 @@ class PTBDriver:
             else:
                 await processor.process_update(update, app.process_update(update))
             await self._wait_non_blocking(update)
+            if getattr(app.persistence, "writes_through", False):
+                # A persistence that asks for it (tgrunner's) gets the update's data now, so
+                # the update counts as finished only once its data is in the store.
+                await app.update_persistence()
         finally:
             del self._errors[key]
         if len(errors) == 1:
@@ -361,10 +367,13 @@ def adapt(
 
 def _refuse_file_persistence(app: _AnyApplication, workers: int) -> None:
     persistence = app.persistence
+    if getattr(persistence, "writes_through", False):  # tgrunner's: safe across processes
+        return
     path = getattr(persistence, "filepath", None)
     if isinstance(persistence, PicklePersistence) or path is not None:
         raise ConfigError(
             f"The application's {type(persistence).__name__} keeps its data in one file "
-            f"({path}), which {workers} worker processes would each rewrite and corrupt: run "
-            "it with --workers 1, or drop the persistence"
+            f"({path}), which {workers} worker processes would each rewrite and corrupt: use "
+            "tgrunner.state.bridges.ptb.TgrunnerPersistence (the state store, safe with "
+            "worker processes), run it with --workers 1, or drop the persistence"
         )
