@@ -143,7 +143,9 @@ class Places:
         try:
             conn = await asyncpg.connect("postgresql://127.0.0.1:5432/test", timeout=5)
             try:
-                found.append(f"PostgreSQL {await conn.fetchval('SHOW server_version')}")
+                pg = await conn.fetchval("SHOW server_version")
+                sync = await conn.fetchval("SHOW synchronous_commit")
+                found.append(f"PostgreSQL {pg.split()[0]} (synchronous_commit={sync})")
             finally:
                 await conn.close()
         except (OSError, asyncpg.PostgresError) as exc:
@@ -154,8 +156,11 @@ class Places:
             )
             try:
                 async with my.cursor() as cur:
-                    await cur.execute("SELECT VERSION()")
-                    found.append(f"MariaDB/MySQL {(await cur.fetchone())[0]}")
+                    await cur.execute("SELECT VERSION(), @@innodb_flush_log_at_trx_commit")
+                    my_version, flush = await cur.fetchone()
+                    found.append(
+                        f"MariaDB/MySQL {my_version} (innodb_flush_log_at_trx_commit={flush})"
+                    )
             finally:
                 my.close()
         except Exception as exc:  # asyncmy raises its own and OSError
@@ -164,7 +169,11 @@ class Places:
         try:
             server = await client.info("server")
             name = "Valkey" if "valkey_version" in server else "Redis"
-            found.append(f"{name} {server.get('valkey_version') or server['redis_version']}")
+            aof = (await client.config_get("appendonly")).get("appendonly", "?")
+            found.append(
+                f"{name} {server.get('valkey_version') or server['redis_version']} "
+                f"(appendonly={aof})"
+            )
         except (OSError, redis.RedisError) as exc:
             found.append(f"Redis unreachable ({exc})")
         finally:

@@ -35,6 +35,9 @@ METHOD = """\
   the cores, so each figure includes the server's own CPU time. Every store uses its
   defaults (SQL pool of 10 connections per process, SQLite `synchronous=normal` in WAL,
   Redis lease 3 s), in a table, key prefix or file of this run's own, removed at the end.
+  The servers keep their own defaults (header): PostgreSQL and MariaDB flush their log to
+  disk at each commit, Redis here keeps no log (`appendonly=no`), and SQLite in WAL with
+  `synchronous=normal` syncs at checkpoints, not at each commit.
 - **update.** `await store.update("count", lambda v: v + 1, default=0)` on one key, one call
   after another, after 50 warm-up calls; then `store.get` the same way. Latency per call from
   `time.perf_counter()`; p50/p99 are nearest-rank.
