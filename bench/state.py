@@ -353,6 +353,7 @@ async def transactions_row(places: Places, backend: str, sizes: Sizes, loop: str
         done = sum(o["count"] - o["failed"] for o in out)
         result[f"tx_per_s_{procs}"] = round(done / wall, 1)
         result["failed"] += sum(o["failed"] for o in out)
+        result["error"] = result.get("error") or next((o["error"] for o in out if o["error"]), "")
         result["total_kept"] &= sum(balances) == START * sizes.accounts
         result["negative"] += sum(1 for b in balances if b < 0)
     return result

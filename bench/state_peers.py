@@ -107,19 +107,26 @@ async def fsm_row(places: Places, row: str, sizes: Sizes) -> dict[str, Any]:
         per_lane = max(1, 2 * sizes.sequential // sizes.concurrency)
         lanes = [range(t, sizes.users, sizes.concurrency) for t in range(sizes.concurrency)]
 
+        failed: list[str] = []
+
         async def lane(users: range) -> None:
             for i in range(per_lane):
-                await cycle(users[i % len(users)])
+                try:
+                    await cycle(users[i % len(users)])
+                except Exception as exc:  # counted: what a bot's handler would get
+                    failed.append(f"{type(exc).__name__}: {exc}")
 
         t = time.perf_counter()
         await asyncio.gather(*(lane(users) for users in lanes))
         total = per_lane * sizes.concurrency
-        result["cycles_per_s"] = round(total / (time.perf_counter() - t), 1)
+        result["cycles_per_s"] = round((total - len(failed)) / (time.perf_counter() - t), 1)
+        result["failed"] = len(failed)
+        result["error"] = failed[0] if failed else ""
         counts = 0
         for user in range(sizes.users):
             data = await storage.get_data(StorageKey(bot_id=1, chat_id=user, user_id=user))
             counts += data.get("n", 0)
-        expected = sizes.users + sizes.sequential + total
+        expected = sizes.users + sizes.sequential + total - len(failed)
         result["lost_updates"] = expected - counts
     finally:
         await storage.close()

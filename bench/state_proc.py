@@ -41,15 +41,17 @@ Round = Callable[[Acquired], Awaitable[None]]
 async def transfers(store: Any, count: int, concurrency: int, accounts: int, seed: int) -> dict:
     """Run ``count`` random transfers of 1 to 10 between two of ``accounts`` accounts
     (``acct:N``), ``concurrency`` at a time; a transfer the balance cannot cover writes
-    nothing. Its start, end, and how many failed with StateConflict."""
-    from tgrunner.errors import StateConflict
+    nothing. Its start, end, how many failed with a StateError (StateConflict,
+    StateUnavailable: nothing of it was written), and the first such error."""
+    from tgrunner.errors import StateError
 
     rng = random.Random(seed)
     work = iter([(*rng.sample(range(accounts), 2), rng.randint(1, 10)) for _ in range(count)])
     failed = 0
+    first_error = ""
 
     async def worker() -> None:
-        nonlocal failed
+        nonlocal failed, first_error
         for a, b, amount in work:  # one iterator, shared by the workers
             src, dst = f"acct:{a}", f"acct:{b}"
             try:
@@ -58,12 +60,19 @@ async def transfers(store: Any, count: int, concurrency: int, accounts: int, see
                     if have >= amount:
                         tx.set(src, have - amount)
                         tx.set(dst, await tx.get(dst, 0) + amount)
-            except StateConflict:
+            except StateError as exc:
                 failed += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
 
     start = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"start": start, "end": time.monotonic(), "count": count, "failed": failed}
+    return {
+        "start": start,
+        "end": time.monotonic(),
+        "count": count,
+        "failed": failed,
+        "error": first_error,
+    }
 
 
 class TaskTurns:

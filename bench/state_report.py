@@ -64,7 +64,8 @@ METHOD = """\
   one user are already handled one at a time (the lanes, across worker processes), so it
   needs no lock around the handler. Cycles one after another over the users (p50/p99),
   then 64 at a time, each on users of its own (cycles/s), then the counters summed: a lost
-  update is a cycle whose count is missing.
+  update is a cycle whose count is missing. A cycle that raises is counted as failed, with
+  the first error under the table (what a handler would get), and its count not expected.
 - **persistence.** What PTB's `Application` asks of its persistence for an update that
   changed one user's `user_data`: `refresh_user_data`, then `update_user_data` with a deep
   copy (under `tgrunner run` that happens after each update, before it counts as finished;
@@ -132,23 +133,40 @@ def goals(results: list[dict[str, Any]]) -> list[tuple[str, bool]]:
 
 
 def checks(results: list[dict[str, Any]]) -> list[tuple[str, bool]]:
-    """What the run checked besides speed: money kept by the transfers, no FSM update lost."""
+    """What the run checked besides speed: the transfers keep the money and none fails; no
+    FSM cycle fails or loses its update."""
     out = []
     bank = _done(results, "transactions")
     if bank:
         bad = [b for b, r in bank.items() if not r["total_kept"] or r["negative"] or r["failed"]]
         out.append(
             (
-                f"Transfers on {', '.join(bank)}: total balance kept, no balance "
-                f"negative, no StateConflict" + (f" (not on {', '.join(bad)})" if bad else ""),
+                f"Transfers on {', '.join(bank)}: total balance kept, no balance negative, "
+                "none failed" + (f" (not on {', '.join(bad)})" if bad else ""),
                 not bad,
             )
         )
     fsm = _done(results, "fsm")
     if fsm:
         lost = sum(r["lost_updates"] for r in fsm.values())
-        out.append((f"FSM counters: {lost} updates lost over {len(fsm)} storages", lost == 0))
+        failed = [f"{k} ({r['failed']})" for k, r in fsm.items() if r.get("failed")]
+        out.append(
+            (
+                f"FSM cycles: {lost} updates lost over {len(fsm)} storages, "
+                + (f"failed cycles on {', '.join(failed)}" if failed else "none failed"),
+                lost == 0 and not failed,
+            )
+        )
     return out
+
+
+def _errors(rows: list[dict[str, Any]]) -> list[str]:
+    """A line per row that had failures, with the first error."""
+    return [
+        f"\n- **{r['label']}**: {r['failed']:,} failed; the first: `{r['error']}`"
+        for r in rows
+        if r.get("failed") and r.get("error")
+    ]
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -178,7 +196,7 @@ def _update_table(rows: list[dict[str, Any]]) -> list[str]:
 def _transactions_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| backend | tx/s, 1 process | tx/s, 2 processes | 2 processes / 1 | µs per tx "
-        "(1 process) | StateConflict | total kept | negative balances |",
+        "(1 process) | failed | total kept | negative balances |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -188,7 +206,7 @@ def _transactions_table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {_fmt(1e6 / one if one else None, 0)} | {r['failed']} "
             f"| {_fmt(r['total_kept'])} | {r['negative']} |"
         )
-    return lines
+    return lines + _errors(rows)
 
 
 def _handoff_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -212,16 +230,16 @@ def _fsm_table(rows: list[dict[str, Any]]) -> list[str]:
     base = next((r for r in rows if r["row"] == "aiogram-isolation"), None)
     lines = [
         "| storage | cycle p50 ms | p99 ms | cycles/s, 64 at once | × aiogram + isolation "
-        "| lost updates |",
-        "|---|---|---|---|---|---|",
+        "| failed cycles | lost updates |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         vs = "—" if base is None else _ratio(r["cycles_per_s"], base["cycles_per_s"])
         lines.append(
             f"| {r['label']} | {_fmt(r['p50_ms'], 3)} | {_fmt(r['p99_ms'], 3)} "
-            f"| {_fmt(r['cycles_per_s'], 0)} | {vs} | {r['lost_updates']} |"
+            f"| {_fmt(r['cycles_per_s'], 0)} | {vs} | {r.get('failed', 0)} | {r['lost_updates']} |"
         )
-    return lines
+    return lines + _errors(rows)
 
 
 def _persistence_table(rows: list[dict[str, Any]]) -> list[str]:

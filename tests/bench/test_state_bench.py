@@ -40,6 +40,8 @@ def _canned() -> list[dict[str, Any]]:
              updates=200, at_risk="60 s", flush_ms=0.8, file_kb=40.0),
         _row("persistence", "tgrunner-sqlite", **{**lat, "p50_ms": 0.3}, users=1000,
              updates=200, at_risk="nothing"),
+        _row("fsm", "tgrunner-mysql", **lat, cycles_per_s=900.0, lost_updates=0, failed=3,
+             error="StateUnavailable: Too many connections"),
         {"part": "fsm", "row": "tgrunner-redis", "label": "redis", "skipped": "no server"},
     ]  # fmt: skip
 
@@ -54,7 +56,9 @@ def test_the_report_says_which_goals_were_met(tmp_path: Path) -> None:
     assert "`postgresql`: update p50 **1.900 ms** (goal ≤ 1.5 ms): **NOT met**." in text
     assert "`sqlite`: lock handoff p99 **1.80 ms** (goal ≤ 5 ms): **met**." in text
     assert "lock handoff p99 **101" not in text  # the peer has no goal
-    assert "(not on redis): **NO**" in text and "0 updates lost over 2 storages" in text
+    assert "(not on redis): **NO**" in text
+    assert "0 updates lost over 3 storages, failed cycles on tgrunner-mysql (3): **NO**" in text
+    assert "**tgrunner-mysql label**: 3 failed; the first: `StateUnavailable: Too many" in text
     for title in state_report.TITLES.values():
         assert f"## {title}" in text
     assert "| sqlite label | 5,000 | 4,000 | 0.8× |" in text
