@@ -72,7 +72,11 @@ METHOD = """\
   under PTB's own runner every `update_interval`, 60 s). Users are stored first (a dict of
   four fields each), then each update changes a random user. `PicklePersistence`'s default
   (`on_flush=False`, one file) rewrites the whole file at each changed user, without fsync;
-  `on_flush=True` keeps changes in memory until `flush()` (timed once, at the end)."""
+  `on_flush=True` keeps changes in memory until `flush()` (timed once, at the end).
+- **Noise.** On a small machine shared with other work the figures move between runs, p99s
+  most: compare rows of one run, and read the header's load averages. SQLite's calls run in
+  the store's own thread, and a hop to a thread and back costs about 0.1 ms here, more when
+  the other core is busy; a bare SQLite commit (WAL, `synchronous=normal`) costs ~10 µs."""
 
 
 def describe(sizes: Sizes) -> dict[str, str]:
@@ -324,8 +328,8 @@ def _pairs(
     ax.invert_yaxis()
     if log:
         ax.set_xscale("log")
-        top = max((r.get(k) or 0 for r in rows for k in keys), default=1) or 1
-        ax.set_xlim(right=top * 12)
+        shown = [r[k] for r in rows for k in keys if r.get(k)] or [1.0]
+        ax.set_xlim(left=min(shown) / 3, right=max(shown) * 12)
     else:
         ax.margins(x=0.3)
     for value, label, style in lines:
