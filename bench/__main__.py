@@ -16,6 +16,8 @@ writes ``workers.md``, ``workers.png`` and ``workers.json``.
 (:mod:`bench.offload`): it writes ``offload.md``, ``offload.png`` and ``offload.json``.
 ``--scenario jobs`` is the job queue benchmark (:mod:`bench.jobs`): it writes ``jobs.md``,
 ``jobs.png`` and ``jobs.json``.
+``--scenario state`` is the state store on every backend against aiogram's FSM and PTB's
+persistence (:mod:`bench.state`): it writes ``state.md``, ``state.png`` and ``state.json``.
 ``--quick`` is a small run for development (2,000 updates over 200 chats; 2 s in (b)).
 """
 
@@ -31,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import jobs, offload, report, webhook, workers
+from bench import jobs, offload, report, state, webhook, workers
 from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
 from tgrunner.testing.load import LoadPlan
 
@@ -52,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--updates",
         type=int,
-        help="messages in scenario (a) (default 20000; webhook: 10000; offload: 2000)",
+        help="messages in scenario (a) (default 20000; webhook: 10000; offload: 2000; "
+        "state: calls per row, 2000)",
     )
     p.add_argument("--chats", type=int, help="simulated chats (default 1000)")
     p.add_argument(
@@ -63,11 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenario",
-        choices=("a", "b", "all", "workers", "webhook", "offload", "jobs"),
+        choices=("a", "b", "all", "workers", "webhook", "offload", "jobs", "state"),
         default="all",
         help="a, b, or all (both; the default): the peers; workers: worker processes; "
         "webhook: webhook intake; offload: 5 ms of CPU per update, inline or offloaded; "
-        "jobs: job queues",
+        "jobs: job queues; state: the state store's backends and bridges against aiogram's "
+        "and PTB's",
     )
     p.add_argument(
         "--spread",
@@ -82,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ROW",
         help=f"rows to run (default all): {keys}; with --scenario workers: {worker_keys}; "
         f"with --scenario webhook: {hook_keys}; with --scenario offload: {offload_keys}; "
-        f"with --scenario jobs: {job_keys}",
+        f"with --scenario jobs: {job_keys}; "
+        f"with --scenario state: {', '.join((*state.BACKENDS, *state.PEERS))}",
     )
     p.add_argument(
         "--kill-every",
@@ -214,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         return _offload(args, argv if argv is not None else sys.argv[1:])
     if args.scenario == "jobs":
         return _jobs(args, argv if argv is not None else sys.argv[1:])
+    if args.scenario == "state":
+        return _state(args, argv if argv is not None else sys.argv[1:])
     known = {row.key: row for row in ROWS}
     unknown = [key for key in args.rows or () if key not in known]
     if unknown:
@@ -296,6 +303,13 @@ def _jobs(args: argparse.Namespace, argv: list[str]) -> int:
     info["versions"] = info["versions"].split(", aiogram")[0]
     _harness_loop(args, info, default="asyncio")
     return jobs.run(args, argv, info, run_on=lambda main: _run_on(args.loop, main))
+
+
+def _state(args: argparse.Namespace, argv: list[str]) -> int:
+    info = report.machine(pinned=False)
+    info["versions"] = info["versions"].split(", Node")[0]  # no grammY row here
+    _harness_loop(args, info, default="asyncio")
+    return state.run(args, argv, info, run_on=lambda main: _run_on(args.loop, main))
 
 
 if __name__ == "__main__":
