@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from state_backends import REDIS_DB, clean
 
-from conftest import need_service
 from processes import end_started_bots, start_bot, until
+from services import need_service
 from tgrunner.state import open_store
 from tgrunner.testing import FakeTelegram
 

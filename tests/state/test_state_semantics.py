@@ -191,3 +191,23 @@ async def test_the_sweep_runs_by_itself(backend: str, tmp_path: Path) -> None:
             await store.set(f"t{i}", i, ttl=0.1)
         await asyncio.sleep(0.5)  # the values expire, then a sweep or more runs
         assert await store.purge() == 0
+
+
+async def test_more_concurrent_transactions_than_connections_all_commit(
+    backend: str, tmp_path: Path
+) -> None:
+    # 150 keys held at once, past redis-py's default pool of 100 connections (and any SQL
+    # pool_size), for longer than a lease renewal: a full pool makes a call wait for a
+    # connection, never fails it.
+    async with fresh_url(backend, tmp_path) as url, open_store(url) as store:
+        held = 1.2 if backend == "redis" else 0.01  # Redis renews its leases every second
+
+        async def bump(n: int) -> None:
+            key = f"k{n % 150}"
+            async with store.transaction(key) as tx:
+                value = await tx.get(key, 0)
+                await asyncio.sleep(held)
+                tx.set(key, value + 1)
+
+        await asyncio.gather(*(bump(n) for n in range(300)))
+        assert sum([await store.get(f"k{n}", 0) for n in range(150)]) == 300

@@ -139,11 +139,17 @@ class RedisBackend:
         return StateUnavailable(f"the state store {self.url}: {what} failed: {exc}")
 
     async def open(self) -> None:
-        self._client = redis.asyncio.from_url(
+        # A blocking pool: past its size a call waits for a free connection (up to the
+        # connect timeout) instead of failing at once, as redis-py's default pool does past
+        # 100 connections (many transactions at once, each renewing its lease). Its size is
+        # the URL's max_connections, else 50.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             self._target,
             retry=RedisRetry(NoBackoff(), 0),  # resends are decided here (see commit)
             socket_connect_timeout=self.options.connect_timeout,
+            timeout=self.options.lock_timeout,
         )
+        self._client = redis.asyncio.Redis.from_pool(pool)  # closes the pool with it
         try:
             await self._client.ping()
         except _FAILED as exc:
