@@ -340,7 +340,7 @@ def run(
 def worker_argv(jobs_url: str, tg: FakeTelegram, *extra: str) -> list[str]:
     """A tgrunner job worker process on ``jobs_url``, replying through ``tg``."""
     return [
-        sys.executable, "-m", "tgrunner.jobs.worker", "--jobs", jobs_url,
+        sys.executable, "-m", "tgrunner.jobs.process", "--jobs", jobs_url,
         "--api-url", tg.api_url, "--token", tg.token, "--path", str(REPO),
         "--log-level", "INFO", *extra,
     ]  # fmt: skip

@@ -1,5 +1,5 @@
 """The embedded backend's rows of the jobs benchmark (:mod:`bench.jobs`): SQLite in a fresh
-folder, ``python -m tgrunner.jobs.worker`` processes, jobs queued through the bot's side
+folder, ``python -m tgrunner.jobs.process`` processes, jobs queued through the bot's side
 (:class:`~tgrunner.jobs.backends.sqlite.SQLiteQueue`, as ``Task.enqueue`` does in a bot)."""
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ TITLES = {
 METHOD = """\
 - **Processes.** FakeTelegram and the load (the bot's side: jobs queued one by one, as
   handlers do) run in the harness process; each job worker is a process of its own
-  (`python -m tgrunner.jobs.worker` for the tgrunner rows). Nothing is pinned: on a 2-core
+  (`python -m tgrunner.jobs.process` for the tgrunner rows). Nothing is pinned: on a 2-core
   machine the harness and two workers share both cores.
 - **Throughput.** The workers are started and ready; then the jobs are queued by 50
   concurrent producers (as the handlers of a busy bot queue them, each awaiting its own

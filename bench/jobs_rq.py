@@ -1,7 +1,7 @@
 """The RQ rows of the jobs benchmark (:mod:`bench.jobs`): tgrunner's RQ backend beside plain RQ,
 on this machine's Redis (database 13; only the keys of the rows' own queues are deleted).
 
-- **RQ backend** rows: ``python -m tgrunner.jobs.worker --jobs redis://…`` processes
+- **RQ backend** rows: ``python -m tgrunner.jobs.process --jobs redis://…`` processes
   (:class:`~tgrunner.jobs.backends.rq_source.RQSource`), jobs queued through the bot's side
   (:class:`~tgrunner.jobs.backends.rq.RQQueue`, as ``Task.enqueue`` does in a bot); the tasks
   of :mod:`bench.bots.jobs_tasks`.

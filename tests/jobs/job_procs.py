@@ -1,4 +1,4 @@
-"""Job worker processes for the process tests: ``python -m tgrunner.jobs.worker`` on a test's
+"""Job worker processes for the process tests: ``python -m tgrunner.jobs.process`` on a test's
 queue file and FakeTelegram, started, signalled and ended by PID."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ async def start_worker(tg: FakeTelegram, path: Path, *extra: str, ready: bool = 
     """A job worker process on the queue file ``path`` (its tasks from this folder), with
     ``extra`` arguments; with ``ready``, returned once it says it takes jobs."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tgrunner.jobs.worker", "--jobs", f"sqlite:///{path}",
+        sys.executable, "-m", "tgrunner.jobs.process", "--jobs", f"sqlite:///{path}",
         "--api-url", tg.api_url, "--path", str(HERE), "--log-level", "INFO", *extra,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,

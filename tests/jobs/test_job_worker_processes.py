@@ -1,4 +1,4 @@
-"""Job worker processes (``python -m tgrunner.jobs.worker``) on one queue file: SIGKILL
+"""Job worker processes (``python -m tgrunner.jobs.process``) on one queue file: SIGKILL
 mid-job, SIGTERM within and past the grace, a sync time limit's exit code, burst."""
 
 from __future__ import annotations

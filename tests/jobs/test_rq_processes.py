@@ -95,7 +95,7 @@ async def _job_worker(jobs: RQJobs, *extra: str) -> BotProcess:
         jobs.tg,
         sys.executable,
         "-m",
-        "tgrunner.jobs.worker",
+        "tgrunner.jobs.process",
         "--jobs",
         jobs.url,
         "--path",

@@ -60,7 +60,7 @@ def test_the_job_workers_get_the_token_in_their_environment_not_their_arguments(
     jobs = _jobs(tmp_path, url="redis://127.0.0.1:6379/3", workers=2)
     argv = jobs.command(tmp_path)
     assert not any(TOKEN in a or "AAsecret" in a for a in argv), argv
-    assert argv[1:3] == ["-m", "tgrunner.jobs.worker"]
+    assert argv[1:3] == ["-m", "tgrunner.jobs.process"]
     assert argv[argv.index("--jobs") + 1] == "redis://127.0.0.1:6379/3"
     assert argv[argv.index("--path") + 1] == os.getcwd()
     env = jobs.environment()

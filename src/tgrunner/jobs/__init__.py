@@ -15,7 +15,7 @@
 - :class:`Reply` is a result that is more than text; a task function with a
   :class:`JobContext` parameter reports progress and sends as it goes; :func:`on_failure`
   registers a hook for jobs that fail for good.
-- The job worker is :mod:`tgrunner.jobs.worker` (``python -m tgrunner.jobs.worker``).
+- The job worker is :mod:`tgrunner.jobs.worker` (``python -m tgrunner.jobs.process``).
 - The queue: :func:`connect` / :func:`current_queue` (:mod:`tgrunner.jobs.queue`); the
   embedded store is :class:`JobStore`.
 """

@@ -12,13 +12,10 @@ import asyncio
 import contextlib
 import pickle
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tgrunner.errors import OffloadError
 from tgrunner.jobs._child import BROKEN, RAISED, RESULT
-
-if TYPE_CHECKING:
-    from tgrunner.jobs._pool import Slot
 
 __all__ = [
     "CANCELLED",
@@ -54,7 +51,7 @@ class Call:
         self.loop = loop
         self.future = future
         self.state = QUEUED
-        self.slot: Slot | None = None
+        self.slot: Any = None  # the pool's slot running it, while it runs (set by the pool)
 
 
 def describe_exit(code: int | None) -> str:

@@ -2,7 +2,7 @@
 
 ::
 
-    pool = ProcessPool([sys.executable, "-m", "tgrunner.jobs.worker", ...], processes=2)
+    pool = ProcessPool([sys.executable, "-m", "tgrunner.jobs.process", ...], processes=2)
     await pool.start()        # every process spawned
     ...
     await pool.close()        # SIGTERM each, wait up to grace + margin, SIGKILL what is left

@@ -1,9 +1,9 @@
-"""The job worker process: ``python -m tgrunner.jobs.worker`` (``main(argv)`` here, or
-``tgrunner.jobs.worker:main``), what a pool of job workers starts.
+"""The job worker process: ``python -m tgrunner.jobs.process`` (``main(argv)`` here), what a
+pool of job workers starts.
 
 ::
 
-    python -m tgrunner.jobs.worker [--jobs URL] [--data-dir DIR] [--token TOKEN]
+    python -m tgrunner.jobs.process [--jobs URL] [--data-dir DIR] [--token TOKEN]
         [--api-url URL] [--concurrency N] [--burst] [--path DIR]... [--log-level LEVEL]
         [--lease S] [--grace S] [--wake auto|fifo|poll] [--ignore-sigint]
 
@@ -51,7 +51,7 @@ log = logging.getLogger("tgrunner.jobs.worker")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tgrunner.jobs.worker",
+        prog="python -m tgrunner.jobs.process",
         description="A tgrunner job worker process (see the module doc).",
     )
     p.add_argument("--jobs", help="the queue URL (default: the embedded one in the data dir)")
@@ -149,3 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,5 @@
 """The job worker: takes jobs from any backend's :class:`~tgrunner.jobs.source.JobSource` and
-runs them (:mod:`tgrunner.jobs.execute`); and its process, ``python -m tgrunner.jobs.worker``.
+runs them (:mod:`tgrunner.jobs.execute`); and its process, ``python -m tgrunner.jobs.process``.
 
 ::
 
@@ -32,7 +32,7 @@ runs them (:mod:`tgrunner.jobs.execute`); and its process, ``python -m tgrunner.
   :data:`EXIT_CONFIG` (2) Telegram refused the token (401), or the process's arguments or
   queue are wrong: do not start it again as it is; 1 (the process only) an unexpected error.
 
-The process, ``python -m tgrunner.jobs.worker`` (or ``tgrunner.jobs.worker:main(argv)``), is
+The process, ``python -m tgrunner.jobs.process`` (or ``tgrunner.jobs.process:main(argv)``), is
 described in :mod:`tgrunner.jobs.process`.
 """
 
@@ -44,10 +44,8 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tgrunner.client.bot import Bot
@@ -64,7 +62,7 @@ from tgrunner.jobs.execute import (
 from tgrunner.jobs.source import Claim, JobSource
 from tgrunner.jobs.store import DEATHS_ERROR
 
-__all__ = ["EXIT_CONFIG", "EXIT_REPLACE", "JobWorker", "WorkerStats", "default_owner", "main"]
+__all__ = ["EXIT_CONFIG", "EXIT_REPLACE", "JobWorker", "WorkerStats", "default_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -501,14 +499,3 @@ class JobWorker:
             except Exception as exc:
                 log.warning("job worker: the failure message of job %s failed (%s)",
                             claim.id, exc)  # fmt: skip
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The job worker process (:func:`tgrunner.jobs.process.main`); its exit code."""
-    from tgrunner.jobs.process import main as run_process
-
-    return run_process(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

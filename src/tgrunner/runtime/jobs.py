@@ -34,7 +34,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import tgrunner
 from tgrunner.errors import ConfigError, QueueUnavailable
 from tgrunner.intake.options import DEFAULT_DATA_DIR, IntakeOptions
 from tgrunner.jobs.pool import ProcessPool
@@ -59,12 +58,12 @@ say = logging.getLogger("tgrunner")
 
 Hook = Callable[[], Awaitable[Any]]
 
-WORKER_MODULE = "tgrunner.jobs.worker"
+WORKER_MODULE = "tgrunner.jobs.process"
 """The module each job worker runs (``python -m``)."""
 
 _STOP_MARGIN = 5.0  # seconds past the grace before a job worker is SIGKILLed
 _CHECK_TIMEOUT = 2.0  # seconds a /readyz check of the queue may take
-_TGRUNNER_ROOT = str(Path(tgrunner.__file__).resolve().parents[1])
+_TGRUNNER_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding tgrunner/
 
 _BY_RUNNER: weakref.WeakKeyDictionary[Any, BotJobs] = weakref.WeakKeyDictionary()
 
@@ -134,7 +133,7 @@ class BotJobs:
         if not self.options.workers:
             return
         # Imported here: this module is imported with tgrunner, and so before
-        # ``python -m tgrunner.jobs.worker`` runs that module as __main__.
+        # ``python -m tgrunner.jobs.process`` runs that module as __main__.
         from tgrunner.jobs.worker import EXIT_REPLACE
 
         self.pool = ProcessPool(
@@ -159,7 +158,7 @@ class BotJobs:
         )
 
     def command(self, root: Path) -> list[str]:
-        """The argv of one job worker (``python -m tgrunner.jobs.worker``) on this bot's
+        """The argv of one job worker (``python -m tgrunner.jobs.process``) on this bot's
         queue, with this folder on its path."""
         argv = [sys.executable, "-m", WORKER_MODULE, "--data-dir", str(root)]
         if self.options.url is not None:
