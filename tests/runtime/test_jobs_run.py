@@ -188,7 +188,7 @@ async def test_readyz_checks_the_job_queue_and_the_job_workers(tg: FakeTelegram)
     status, body = await _readyz(bot)
     assert status == 200, body
     assert body["checks"] == {"source": True, "journal": True, "jobs": True,
-                              "job_workers": True}  # fmt: skip
+                              "job_workers": True, "state": True}  # fmt: skip
     await bot.stop()
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -147,8 +148,10 @@ def locate(jobs: str | None, *, data_dir: str | Path, bot_id: int) -> tuple[str,
     return backend, jobs, path
 
 
-def _build(backend: str, url: str, path: Path | None) -> JobQueue:
-    module_name, _, attr = BACKENDS[backend].partition(":")
+def backend_class(table: Mapping[str, str], backend: str) -> Any:
+    """The class ``table`` names for ``backend`` (``"module:class"``), its module imported now;
+    ConfigError, saying what to install, when its package is missing."""
+    module_name, _, attr = table[backend].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -156,7 +159,11 @@ def _build(backend: str, url: str, path: Path | None) -> JobQueue:
             f"The {backend} job queue needs a package that is not installed ({exc.name}): "
             "pip install 'tgrunner[rq]'"
         ) from None
-    queue: JobQueue = getattr(module, attr)(url, path)
+    return getattr(module, attr)
+
+
+def _build(backend: str, url: str, path: Path | None) -> JobQueue:
+    queue: JobQueue = backend_class(BACKENDS, backend)(url, path)
     return queue
 
 

@@ -16,14 +16,12 @@ renews, finishes, fails and releases through a :class:`JobSource`:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from tgrunner.errors import ConfigError
-from tgrunner.jobs.queue import locate
+from tgrunner.jobs.queue import backend_class, locate
 
 __all__ = ["SOURCES", "Claim", "JobSource", "open_source"]
 
@@ -132,13 +130,5 @@ def open_source(
     ``data_dir/<bot_id>/``); ``options`` go to the backend's class (default none).
     ConfigError for a URL of no backend, or one whose package is not installed."""
     backend, url, path = locate(jobs, data_dir=data_dir, bot_id=bot_id)
-    module_name, _, attr = SOURCES[backend].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"The {backend} job queue needs a package that is not installed ({exc.name}): "
-            "pip install 'tgrunner[rq]'"
-        ) from None
-    source: JobSource = getattr(module, attr)(url, path, **dict(options or {}))
+    source: JobSource = backend_class(SOURCES, backend)(url, path, **dict(options or {}))
     return source

@@ -30,7 +30,7 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from tgrunner.intake.options import DEFAULT_DATA_DIR, IntakeOptions
 from tgrunner.jobs.pool import ProcessPool
 from tgrunner.jobs.queue import JobInfo, JobQueue, JobRequest, open_queue, use_queue
 from tgrunner.jobs.store import JobState
+from tgrunner.runtime.hooks import Hook, closing, opening
 from tgrunner.settings import Settings
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 say = logging.getLogger("tgrunner")
 
-Hook = Callable[[], Awaitable[Any]]
 
 WORKER_MODULE = "tgrunner.jobs.process"
 """The module each job worker runs (``python -m``)."""
@@ -100,30 +100,12 @@ class BotJobs:
     def startup(self, inner: Hook | None) -> Hook:
         """The runner's start-up hook: open the queue, start the job workers, then ``inner``
         (the front-end's start-up); what was opened is closed again if any of it fails."""
-
-        async def start() -> None:
-            await self.open()
-            try:
-                if inner is not None:
-                    await inner()
-            except BaseException:
-                await self.close()
-                raise
-
-        return start
+        return opening(self.open, self.close, inner)
 
     def shutdown(self, inner: Hook | None) -> Hook:
         """The runner's shutdown hook: ``inner`` (the front-end's shutdown), then stop the job
         workers and close the queue."""
-
-        async def stop() -> None:
-            try:
-                if inner is not None:
-                    await inner()
-            finally:
-                await self.close()
-
-        return stop
+        return closing(self.close, inner)
 
     async def open(self) -> None:
         """Open the queue (this process's from now on) and start the job workers."""

@@ -27,12 +27,13 @@ import asyncio
 import logging
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tgrunner.errors import ConfigError, StateError, StateUnavailable
 from tgrunner.intake.options import DEFAULT_DATA_DIR, IntakeOptions
+from tgrunner.runtime.hooks import Hook, closing, opening
 from tgrunner.settings import Settings
 from tgrunner.state.api import Session, StoreOptions
 from tgrunner.state.current import drop_store, use_store
@@ -51,7 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Hook = Callable[[], Awaitable[Any]]
 
 STATE_FILE = "state.sqlite"
 """The default store's file name, in ``<data dir>/<bot id>/``."""
@@ -112,30 +112,12 @@ class BotState:
     def startup(self, inner: Hook | None) -> Hook:
         """The runner's start-up hook: open the store, then ``inner`` (the front-end's
         start-up); the store is closed again if ``inner`` fails."""
-
-        async def start() -> None:
-            await self.open()
-            try:
-                if inner is not None:
-                    await inner()
-            except BaseException:
-                await self.close()
-                raise
-
-        return start
+        return opening(self.open, self.close, inner)
 
     def shutdown(self, inner: Hook | None) -> Hook:
         """The runner's shutdown hook: ``inner`` (the front-end's shutdown), then close the
         store."""
-
-        async def stop() -> None:
-            try:
-                if inner is not None:
-                    await inner()
-            finally:
-                await self.close()
-
-        return stop
+        return closing(self.close, inner)
 
     async def ready(self) -> dict[str, bool]:
         """The ``/readyz`` check ``state``: the store answers within 2 s."""
