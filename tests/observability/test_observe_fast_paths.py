@@ -1,8 +1,9 @@
 """The per-update fast paths of Metrics record exactly what the plain methods do.
 
-``scheduler_observer``, ``received_batch`` and ``api_result`` are written for speed (a closure,
-one call per batch, a str-keyed counter); a property checks them against ``handled``,
-``received`` and ``api_call`` on random traffic, through the exposition a scrape sees.
+``scheduler_observer`` and ``api_result`` are written for speed (a closure, a str-keyed
+counter); a property checks them against ``handled`` and ``api_call`` on random traffic,
+through the exposition a scrape sees, and checks ``received_batch`` against one ``received``
+per update.
 """
 
 from __future__ import annotations

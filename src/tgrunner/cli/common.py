@@ -152,3 +152,10 @@ def number(kind: Callable[[str], float], *, low: float, strict: bool = False) ->
         return value
 
     return checked(parse)
+
+
+def bot_id_arg(text: str) -> int:
+    """An argparse type: a bot id, the digits before ``:`` of its token."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bot id (the digits before ':')")
+    return int(text)

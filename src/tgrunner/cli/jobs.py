@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tgrunner.cli.common import bot_id_arg
 from tgrunner.cli.worker import add_queue_options, data_dir_from, jobs_url_from
 from tgrunner.errors import ConfigError
 from tgrunner.jobs.store import STATES
@@ -66,12 +67,6 @@ def _epilog(name: str) -> str:
     return f"{_FINDING}\nexamples:\n{_EXAMPLES[name]}"
 
 
-def _bot_id(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a bot id (the digits before ':')")
-    return int(text)
-
-
 def _job_id(text: str) -> str:
     job_id = text.strip()
     if not job_id or any(c.isspace() for c in job_id) or len(job_id) > 200:
@@ -90,7 +85,7 @@ def _add_finding(p: argparse.ArgumentParser, *, top: bool) -> None:
     add_queue_options(p, **unset)
     p.add_argument(
         "--bot-id",
-        type=_bot_id,
+        type=bot_id_arg,
         metavar="ID",
         help="the bot whose embedded queue to open (default: the token's bot, else the only one)",
         **unset,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from tgrunner.cli.common import bot_id_arg
 from tgrunner.errors import ConfigError
 from tgrunner.intake.journal import Journal
 from tgrunner.intake.options import DEFAULT_DATA_DIR, JOURNAL_FILE
@@ -52,12 +53,6 @@ _EXAMPLES = {
 
 def _epilog(name: str) -> str:
     return f"{_FINDING}\nexamples:\n{_EXAMPLES[name]}"
-
-
-def _bot_id(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a bot id (the digits before ':')")
-    return int(text)
 
 
 def _update_id(text: str) -> int:
@@ -102,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         )
         a.add_argument(
             "--bot-id",
-            type=_bot_id,
+            type=bot_id_arg,
             metavar="ID",
             help="the bot whose journal to open (default: the token's bot, else the only one)",
         )

@@ -141,17 +141,7 @@ class Metrics:
         Its kind is its first field other than ``update_id`` when that is a Bot API update
         kind, else ``"unknown"``.
         """
-        kind = "unknown"
-        for field in update:
-            if field != "update_id":
-                if field in _KINDS:
-                    kind = field
-                break
-        try:
-            counts = self._received[source]
-        except KeyError:
-            raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}") from None
-        counts[kind] = counts.get(kind, 0) + 1
+        self.received_batch(source, (update,))
 
     def received_batch(self, source: str, batch: Iterable[Mapping[str, Any]]) -> None:
         """:meth:`received` for each update of ``batch``, in one call (the runner's)."""
