@@ -147,45 +147,71 @@ async def wake(plan: JobPlan, tg: FakeTelegram, *, mode: str) -> dict[str, Any]:
     }
 
 
-async def chaos(plan: JobPlan, tg: FakeTelegram) -> dict[str, Any]:
-    async with _queue(plan, "chaos") as (url, queue):
-        started_file = queue.store.path.with_name("starts.txt")
-        workers = Workers(LOGS / "jobs-embedded-chaos.log",
-                          env={"BENCH_JOB_MARKS": str(started_file)})  # fmt: skip
-        stop = asyncio.Event()
-        killer: asyncio.Task[None] | None = None
-        try:
-            for _ in range(plan.workers):
-                await workers.start(worker_argv(url, tg, "--concurrency", str(CHAOS_CONCURRENCY)))
-            user = tg.user("Chaos")
-            asked: dict[str, int] = {}
-            began = time.perf_counter()
-            for i, seconds in enumerate(plan.durations()):
-                message = user.send(f"job {i}")
-                job = await jobs_tasks.chaos_job.enqueue(seconds, f"done {i}", reply_to=message)
-                asked[job.id] = message["message_id"]
-            killer = asyncio.create_task(workers.killer(plan.kill_every, stop))
-            await _drained(queue.store.path, timeout=600)
-            elapsed = time.perf_counter() - began
-        finally:
-            stop.set()
-            if killer is not None:
-                await killer
-            codes = await workers.stop()
-        states = _states(queue.store.path)
-        with sqlite3.connect(f"file:{queue.store.path}?mode=ro", uri=True) as db:
-            (deaths,) = db.execute("SELECT coalesce(sum(deaths), 0) FROM jobs").fetchone()
-    figures = chaos_figures(tg, asked, marks(started_file), workers.kills)
+async def chaos_run(
+    plan: JobPlan,
+    tg: FakeTelegram,
+    url: str,
+    *,
+    log: Path,
+    started: Path,
+    drained: Callable[[], Awaitable[None]],
+) -> tuple[Workers, dict[str, int], float, list[int | None]]:
+    """The chaos part on the queue at ``url`` (this process's queue, for the enqueues):
+    ``plan.workers`` job workers, the chaos jobs queued (each replying to its own message),
+    a worker SIGKILLed every ``plan.kill_every`` s until ``drained()`` returns. Returns the
+    workers, job id → message id, the seconds from the first enqueue, and the exit codes."""
+    workers = Workers(log, env={"BENCH_JOB_MARKS": str(started)})
+    stop = asyncio.Event()
+    killer: asyncio.Task[None] | None = None
+    try:
+        for _ in range(plan.workers):
+            await workers.start(worker_argv(url, tg, "--concurrency", str(CHAOS_CONCURRENCY)))
+        user = tg.user("Chaos")
+        asked: dict[str, int] = {}
+        began = time.perf_counter()
+        for i, seconds in enumerate(plan.durations()):
+            message = user.send(f"job {i}")
+            job = await jobs_tasks.chaos_job.enqueue(seconds, f"done {i}", reply_to=message)
+            asked[job.id] = message["message_id"]
+        killer = asyncio.create_task(workers.killer(plan.kill_every, stop))
+        await drained()
+        elapsed = time.perf_counter() - began
+    finally:
+        stop.set()
+        if killer is not None:
+            await killer
+        codes = await workers.stop()
+    return workers, asked, elapsed, codes
+
+
+def chaos_result(
+    plan: JobPlan, elapsed: float, figures: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """The chaos row's result: the run's size and speed, ``figures`` (:func:`chaos_figures`)
+    and ``more`` (deaths, states, exit codes)."""
     return {
         "jobs": plan.chaos_jobs,
         "seconds": round(elapsed, 1),
         "jobs_per_s": round(plan.chaos_jobs / elapsed),
         **figures,
-        "deaths": deaths,
-        "states": states,
-        "exit_codes": codes,
+        **more,
         "note": f"{plan.workers} workers × concurrency {CHAOS_CONCURRENCY}, lease 5 s",
     }
+
+
+async def chaos(plan: JobPlan, tg: FakeTelegram) -> dict[str, Any]:
+    async with _queue(plan, "chaos") as (url, queue):
+        path = queue.store.path
+        started = path.with_name("starts.txt")
+        workers, asked, elapsed, codes = await chaos_run(
+            plan, tg, url, log=LOGS / "jobs-embedded-chaos.log", started=started,
+            drained=lambda: _drained(path, timeout=600),
+        )  # fmt: skip
+        states = _states(path)
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            (deaths,) = db.execute("SELECT coalesce(sum(deaths), 0) FROM jobs").fetchone()
+    figures = chaos_figures(tg, asked, marks(started), workers.kills)
+    return chaos_result(plan, elapsed, figures, deaths=deaths, states=states, exit_codes=codes)
 
 
 ROWS: tuple[JobRow, ...] = (

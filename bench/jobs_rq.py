@@ -40,7 +40,7 @@ from bench import jobs_rq_plain
 from bench.bots import jobs_tasks
 from bench.harness import LOGS
 from bench.jobs import JobPlan, JobRow, Workers, chaos_figures, cpu_of, marks, worker_argv
-from bench.jobs_embedded import CHAOS_CONCURRENCY, enqueue_all
+from bench.jobs_embedded import CHAOS_CONCURRENCY, chaos_result, chaos_run, enqueue_all
 from bench.jobs_rq_procs import (
     fresh_queue,
     redis_up,
@@ -167,42 +167,21 @@ async def chaos(plan: JobPlan, tg: FakeTelegram) -> dict[str, Any]:
         started = plan.scratch / f"{name}.marks"
         queue = RQQueue(url)
         use_queue(queue)
-        workers = Workers(LOGS / "jobs-rq-chaos.log", env={"BENCH_JOB_MARKS": str(started)})
-        stop = asyncio.Event()
-        killer: asyncio.Task[None] | None = None
         try:
-            for _ in range(plan.workers):
-                await workers.start(worker_argv(url, tg, "--concurrency", str(CHAOS_CONCURRENCY)))
-            user = tg.user("Chaos")
-            asked: dict[str, int] = {}
-            began = time.perf_counter()
-            for i, seconds in enumerate(plan.durations()):
-                message = user.send(f"job {i}")
-                job = await jobs_tasks.chaos_job.enqueue(seconds, f"done {i}", reply_to=message)
-                asked[job.id] = message["message_id"]
-            killer = asyncio.create_task(workers.killer(plan.kill_every, stop))
-            await _drained(client, name, timeout=600)
-            elapsed = time.perf_counter() - began
+            workers, asked, elapsed, codes = await chaos_run(
+                plan, tg, url, log=LOGS / "jobs-rq-chaos.log", started=started,
+                drained=lambda: _drained(client, name, timeout=600),
+            )  # fmt: skip
         finally:
-            stop.set()
-            if killer is not None:
-                await killer
-            codes = await workers.stop()
             use_queue(None)
         states = await queue.counts()
         deaths = await _deaths(client, list(asked))
         await queue.close()
     figures = chaos_figures(tg, asked, marks(started), workers.kills)
-    return {
-        "jobs": plan.chaos_jobs,
-        "seconds": round(elapsed, 1),
-        "jobs_per_s": round(plan.chaos_jobs / elapsed),
-        **figures,
-        "deaths": deaths,
-        "states": {k: v for k, v in states.items() if v},
-        "exit_codes": codes,
-        "note": f"{plan.workers} workers × concurrency {CHAOS_CONCURRENCY}, lease 5 s",
-    }
+    return chaos_result(
+        plan, elapsed, figures, deaths=deaths, states={k: v for k, v in states.items() if v},
+        exit_codes=codes,
+    )  # fmt: skip
 
 
 async def chaos_plain(plan: JobPlan, tg: FakeTelegram) -> dict[str, Any]:
