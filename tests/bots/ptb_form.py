@@ -64,6 +64,17 @@ async def got_city(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return ConversationHandler.END
 
 
+def form_states() -> dict[object, list[MessageHandler[Any, Any]]]:
+    """The form's three steps, for a ``ConversationHandler`` (``ptb_form_state`` asks the
+    same form, on tgrunner's persistence)."""
+    text = filters.TEXT & ~filters.COMMAND
+    return {
+        NAME: [MessageHandler(text, got_name)],
+        AGE: [MessageHandler(text, got_age)],
+        CITY: [MessageHandler(text, got_city)],
+    }
+
+
 async def job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await context.bot.send_message(int(os.environ["PTB_JOB_CHAT"]), f"job {os.getpid()}")
 
@@ -106,11 +117,7 @@ application = builder.build()
 application.add_handler(
     ConversationHandler(
         entry_points=[CommandHandler("start", start)],
-        states={
-            NAME: [MessageHandler(filters.TEXT & ~filters.COMMAND, got_name)],
-            AGE: [MessageHandler(filters.TEXT & ~filters.COMMAND, got_age)],
-            CITY: [MessageHandler(filters.TEXT & ~filters.COMMAND, got_city)],
-        },
+        states=form_states(),
         fallbacks=[],
     )
 )
