@@ -14,8 +14,8 @@ import html
 import logging
 import re
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from time import perf_counter
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -333,7 +333,7 @@ class Bot:
         """Like :meth:`call`, with the parameters as a mapping (never changed)."""
         # Timed here, when on_call is set, not by a wrapper coroutine: a try costs nothing
         # until something is raised.
-        began = time.perf_counter() if self._on_call is not None else 0.0
+        began = perf_counter() if self._on_call is not None else 0.0
         try:
             ctype = _JSON
             if not params:
@@ -373,11 +373,11 @@ class Bot:
         except BaseException as exc:
             hook = self._on_call
             if hook is not None:
-                hook(method, exc, time.perf_counter() - began)
+                hook(method, exc, perf_counter() - began)
             raise
         hook = self._on_call
         if hook is not None:
-            hook(method, None, time.perf_counter() - began)
+            hook(method, None, perf_counter() - began)
         return payload.get("result")
 
     # -- typed helpers for the common methods -------------------------------------------------
