@@ -1,0 +1,6 @@
+"""Outgoing flood control: token buckets, the limiter every front-end's calls go through,
+buckets shared by processes and machines, and persistent broadcasts."""
+
+from tgrunner.flood.buckets import Bucket, BucketTable, Rate
+
+__all__ = ["Bucket", "BucketTable", "Rate"]
