@@ -4,6 +4,7 @@ or fails when ``TGRUNNER_REQUIRE_SERVICES=1`` (as in CI)."""
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,41 @@ from tgrunner.testing import FakeTelegram
 
 # Skips are summed up by place (tests/skips.py) instead of one line each.
 pytest_plugins = ["skips"]
+
+
+_SLOW_LEFT_OUT = pytest.StashKey[int]()
+
+
+def _run_slow(config: pytest.Config) -> bool:
+    """Slow process tests run in CI (``CI`` set to anything but empty, 0 or false), with
+    ``TGRUNNER_SLOW=1``, or when the ``-m`` expression names them."""
+    ci = os.environ.get("CI", "").strip().lower()
+    return (
+        ci not in ("", "0", "false", "no")
+        or os.environ.get("TGRUNNER_SLOW") == "1"
+        or "slow" in (config.option.markexpr or "")
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the slow process tests out of a run on a developer's machine (see _run_slow);
+    the summary says how many and how to run them."""
+    if _run_slow(config):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]
+        config.stash[_SLOW_LEFT_OUT] = len(slow)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    left_out = config.stash.get(_SLOW_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} slow process tests left out (deselected): they run in CI (CI=true), "
+            "or here with TGRUNNER_SLOW=1"
+        )
 
 
 @pytest.fixture(autouse=True)
