@@ -74,9 +74,10 @@ METHOD = """\
   (`on_flush=False`, one file) rewrites the whole file at each changed user, without fsync;
   `on_flush=True` keeps changes in memory until `flush()` (timed once, at the end).
 - **Noise.** On a small machine shared with other work the figures move between runs, p99s
-  most: compare rows of one run, and read the header's load averages. SQLite's calls run in
+  most: compare rows of one run, and read the header's load averages. SQLite's commits run in
   the store's own thread, and a hop to a thread and back costs about 0.1 ms here, more when
-  the other core is busy; a bare SQLite commit (WAL, `synchronous=normal`) costs ~10 µs."""
+  the other core is busy (its reads run on the event loop, a few µs); a bare SQLite commit
+  (WAL, `synchronous=normal`) costs ~10 µs."""
 
 
 def describe(sizes: Sizes) -> dict[str, str]:
