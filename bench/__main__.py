@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         help="seconds a row may take to answer everything (default: 30 + updates/100 "
-        "in (a), seconds + 20 in (b))",
+        "in (a), seconds + 20 in (b); flood: echo-3's, 600)",
     )
     p.add_argument("--quick", action="store_true", help="a small run, for development")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="output folder")
