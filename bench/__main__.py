@@ -18,6 +18,9 @@ writes ``workers.md``, ``workers.png`` and ``workers.json``.
 ``jobs.png`` and ``jobs.json``.
 ``--scenario state`` is the state store on every backend against aiogram's FSM and PTB's
 persistence (:mod:`bench.state`): it writes ``state.md``, ``state.png`` and ``state.json``.
+``--scenario flood`` is outgoing flood control against PTB's ``AIORateLimiter``, on a
+FakeTelegram enforcing Telegram's limits (:mod:`bench.flood`): it writes ``flood.md``,
+``flood.png`` and ``flood.json``.
 ``--quick`` is a small run for development (2,000 updates over 200 chats; 2 s in (b)).
 """
 
@@ -33,7 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import jobs, offload, report, state, webhook, workers
+from bench import flood, jobs, offload, report, state, webhook, workers
 from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
 from tgrunner.testing.load import LoadPlan
 
@@ -47,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     hook_keys = ", ".join(row.key for row in webhook.HOOK_ROWS)
     offload_keys = ", ".join(row.key for row in offload.OFFLOAD_ROWS)
     job_keys = ", ".join(row.key for row in jobs.all_rows())
+    flood_keys = ", ".join(row.key for row in flood.FLOOD_ROWS)
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="tgrunner against aiogram, python-telegram-bot and grammY, in one run.",
@@ -57,21 +61,24 @@ def _parser() -> argparse.ArgumentParser:
         help="messages in scenario (a) (default 20000; webhook: 10000; offload: 2000; "
         "state: calls per row, 2000)",
     )
-    p.add_argument("--chats", type=int, help="simulated chats (default 1000)")
+    p.add_argument("--chats", type=int, help="simulated chats (default 1000; flood: echo-3's, 200)")
     p.add_argument(
         "--rate", type=float, default=2000.0, help="(b), webhook ack: updates/s offered (2000)"
     )
     p.add_argument(
-        "--seconds", type=float, help="(b): seconds of offered load (default 10; webhook ack: 5)"
+        "--seconds",
+        type=float,
+        help="(b): seconds of offered load (default 10; webhook ack: 5; flood: per storm "
+        "phase, 30)",
     )
     p.add_argument(
         "--scenario",
-        choices=("a", "b", "all", "workers", "webhook", "offload", "jobs", "state"),
+        choices=("a", "b", "all", "workers", "webhook", "offload", "jobs", "state", "flood"),
         default="all",
         help="a, b, or all (both; the default): the peers; workers: worker processes; "
         "webhook: webhook intake; offload: 5 ms of CPU per update, inline or offloaded; "
         "jobs: job queues; state: the state store's backends and bridges against aiogram's "
-        "and PTB's",
+        "and PTB's; flood: outgoing flood control against PTB's AIORateLimiter",
     )
     p.add_argument(
         "--spread",
@@ -86,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ROW",
         help=f"rows to run (default all): {keys}; with --scenario workers: {worker_keys}; "
         f"with --scenario webhook: {hook_keys}; with --scenario offload: {offload_keys}; "
-        f"with --scenario jobs: {job_keys}; "
+        f"with --scenario jobs: {job_keys}; with --scenario flood: {flood_keys}; "
         f"with --scenario state: {', '.join((*state.BACKENDS, *state.PEERS))}",
     )
     p.add_argument(
@@ -111,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         help="seconds a row may take to answer everything (default: 30 + updates/100 "
-        "in (a), seconds + 20 in (b))",
+        "in (a), seconds + 20 in (b); flood: echo-3's, 600)",
     )
     p.add_argument("--quick", action="store_true", help="a small run, for development")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="output folder")
@@ -221,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         return _jobs(args, argv if argv is not None else sys.argv[1:])
     if args.scenario == "state":
         return _state(args, argv if argv is not None else sys.argv[1:])
+    if args.scenario == "flood":
+        return _flood(args, argv if argv is not None else sys.argv[1:])
     known = {row.key: row for row in ROWS}
     unknown = [key for key in args.rows or () if key not in known]
     if unknown:
@@ -310,6 +319,13 @@ def _state(args: argparse.Namespace, argv: list[str]) -> int:
     info["versions"] = info["versions"].split(", Node")[0]  # no grammY row here
     _harness_loop(args, info, default="asyncio")
     return state.run(args, argv, info, run_on=lambda main: _run_on(args.loop, main))
+
+
+def _flood(args: argparse.Namespace, argv: list[str]) -> int:
+    info = report.machine(pinned=False)
+    info["versions"] = info["versions"].split(", Node")[0] + f", aiolimiter {flood.aiolimiter()}"
+    _harness_loop(args, info, default="asyncio")
+    return flood.run(args, argv, info, run_on=lambda main: _run_on(args.loop, main))
 
 
 if __name__ == "__main__":

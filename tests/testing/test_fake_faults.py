@@ -124,6 +124,30 @@ async def test_faults_for_some_methods_only(tg: FakeTelegram, api: Call) -> None
     assert (await send(api, ALICE))[0] in (500, 502)
 
 
+async def test_a_429_storm_on_some_chats_only(tg: FakeTelegram, api: Call) -> None:
+    tg.faults = Faults(flood_chats=frozenset({ALICE["id"], GROUP["id"]}), retry_after=10)
+    for _ in range(3):  # every time, not once
+        status, body, headers = await api("sendMessage", chat_id=ALICE["id"], text="x")
+        assert status == 429 and headers["Retry-After"] == "10"
+        assert body["parameters"] == {"retry_after": 10}
+    assert (await send(api, GROUP))[0] == 429
+    # Other chats, uncounted methods and methods without a chat are not touched.
+    assert (await send(api, BOB))[0] == 200
+    assert (await api("sendChatAction", chat_id=ALICE["id"], action="typing"))[0] == 200
+    assert (await api("getMe"))[0] == 200
+    # Recorded with the chat, as Telegram's answer; nothing was sent into the chat.
+    floods = [r for r in tg.calls("sendMessage") if r.status == 429]
+    assert [r.params["chat_id"] for r in floods] == [ALICE["id"]] * 3 + [GROUP["id"]]
+    assert tg.replies(ALICE) == []
+    # With flood limits too: the storm's chats get the storm's 429, the others the limits'.
+    tg.flood = FloodLimits(per_chat_per_second=0.01, private_burst=1)
+    assert (await send(api, ALICE))[1]["parameters"] == {"retry_after": 10}
+    assert (await send(api, BOB))[0] == 200
+    assert (await send(api, BOB))[1]["parameters"] == {"retry_after": 100}
+    tg.faults = None
+    assert (await send(api, ALICE))[0] == 200
+
+
 async def test_raw_answers_that_are_not_the_bot_apis(tg: FakeTelegram, api: Call) -> None:
     tg.faults = Faults(answer=b'{"ok":true,"result":[1,2]}', methods=frozenset({"getupdates"}))
     assert (await api("getUpdates"))[:2] == (200, {"ok": True, "result": [1, 2]})
@@ -180,3 +204,6 @@ def test_options_reject_nonsense() -> None:
         Faults(error_rate=2.0)
     with pytest.raises(ValueError, match="per_chat_per_second"):
         FloodLimits(per_chat_per_second=0)
+    with pytest.raises(ValueError, match="flood_chats"):
+        Faults(flood_chats="1001")  # type: ignore[arg-type]
+    assert Faults(flood_chats={1, -2}).flood_chats == frozenset({1, -2})  # type: ignore[arg-type]

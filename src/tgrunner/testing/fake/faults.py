@@ -71,6 +71,11 @@ class Faults:
       answered (the method does not run).
     - ``flood_rate`` (default 0.0): the share of requests answered ``429 Too Many Requests``
       with ``parameters.retry_after`` = ``retry_after`` (default 1 second), whatever the method.
+    - ``flood_chats`` (default None: none): chat ids (ints) into which every counted send
+      (:func:`is_send_method`) is answered ``429 Too Many Requests`` with
+      ``parameters.retry_after`` = ``retry_after``, every time, while these faults are in force:
+      a 429 storm on a few chats. Sends into other chats, and other methods, are not touched;
+      ``methods`` narrows it further.
     - ``answer`` (default None): raw bytes to answer every request with (status 200, JSON),
       instead of running the method: a server or proxy that is not the Bot API, such as
       ``b'{"ok":true,"result":[1,2]}'`` for ``getUpdates`` or ``b'[]'``. It takes precedence
@@ -87,8 +92,16 @@ class Faults:
     answer: bytes | None = None
     methods: frozenset[str] | None = None
     seed: int = 0
+    flood_chats: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
+        if self.flood_chats is not None:
+            chats = self.flood_chats
+            if isinstance(chats, str | bytes) or not all(
+                isinstance(c, int) and not isinstance(c, bool) for c in chats
+            ):
+                raise ValueError(f"Faults.flood_chats must be chat ids (ints), not {chats!r}")
+            object.__setattr__(self, "flood_chats", frozenset(chats))
         if self.retry_after < 1:
             raise ValueError(f"Faults.retry_after must be ≥ 1 second, not {self.retry_after!r}")
         for name in ("error_rate", "reset_rate", "flood_rate"):
@@ -150,6 +163,11 @@ class Injector:
         self._methods = (
             frozenset(m.lower() for m in faults.methods) if faults and faults.methods else None
         )
+        self._storm: frozenset[int] = (
+            faults.flood_chats if faults and faults.flood_chats else frozenset()
+        )
+        # True when sends are checked per chat (check_flood), by limits or by a storm.
+        self.by_chat = flood is not None or bool(self._storm)
         self._chats: dict[int, _Bucket] = {}
         self._groups: dict[int, _Bucket] = {}
         self._global: _Bucket | None = None
@@ -189,15 +207,22 @@ class Injector:
         """Take a token from every bucket a send into ``chat_id`` uses, or explain the 429.
 
         ``chat_type`` is the chat's type when known; otherwise a negative id counts as a group.
+        A chat of ``Faults.flood_chats`` gets its 429 without taking a token.
         """
-        flood = self.flood
-        if flood is None or not is_send_method(method):
+        if not self.by_chat or not is_send_method(method):
             return None
-        now = self.clock()
         try:
             key = int(chat_id)
         except (TypeError, ValueError):
             key = hash(chat_id)
+        if key in self._storm and (self._methods is None or method.lower() in self._methods):
+            assert self.faults is not None  # a storm comes from faults
+            storm = self.faults.retry_after
+            return ApiError(429, f"Too Many Requests: retry after {storm}", {"retry_after": storm})
+        flood = self.flood
+        if flood is None:
+            return None
+        now = self.clock()
         private = chat_type == "private" if chat_type is not None else key > 0
         buckets: list[_Bucket] = []
         if self._global is not None:

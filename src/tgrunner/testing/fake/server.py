@@ -466,7 +466,7 @@ class FakeTelegram(Recording):
         try:
             params = self.methods.prepare(method, raw)
             injector = self._injector
-            if injector is not None and injector.flood is not None and "chat_id" in params:
+            if injector is not None and injector.by_chat and "chat_id" in params:
                 chat_id = params["chat_id"]
                 chat = self.state.chats.get(chat_id) if isinstance(chat_id, int) else None
                 limited = injector.check_flood(name, chat_id, chat.get("type") if chat else None)
