@@ -53,7 +53,7 @@ def test_what_has_no_path_is_refused_with_the_callers_error() -> None:
 def test_a_path_that_does_not_lead_back_is_refused() -> None:
     with pytest.raises(ConfigError, match="cannot import the module 'no_such_module_here'"):
         import_path("no_such_module_here:f", what=WHAT, error=ConfigError)
-    with pytest.raises(ConfigError, match="has no 'gone': was it renamed?"):
+    with pytest.raises(ConfigError, match=r"has no 'gone': was it renamed\?"):
         import_path("broadcast_builds:gone", what=WHAT, error=ConfigError)
     with pytest.raises(ConfigError, match="names another object than the test's function"):
         check_importable(top_level, "broadcast_builds:personal", what=WHAT, error=ConfigError)
