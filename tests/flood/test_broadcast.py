@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import broadcast_builds
 from broadcast_support import WatchedSender, add_chats, delivered, recipient_states
 from tgrunner.client.bot import Bot
-from tgrunner.flood.broadcast import Broadcaster, broadcast, broadcaster_of
+from tgrunner.errors import BadRequest
+from tgrunner.flood.broadcast import Broadcaster, bot_sender, broadcast, broadcaster_of
 from tgrunner.flood.outbox import Outbox
 from tgrunner.testing import FakeTelegram, Faults
 
@@ -179,6 +181,7 @@ async def test_broadcast_uses_the_bots_outbox_in_the_data_dir(
     assert broadcaster_of(bot) is None  # its own broadcaster closed once nothing was left
     path = data_dir / str(bot.id) / "broadcasts.sqlite"
     assert set(recipient_states(path, done.id).values()) == {"sent"}
+    assert not await news.cancel()  # done: nothing to cancel, though its outbox is closed
     again = await (await broadcast(bot, chats[:1], "and again", outbox=path)).wait()
     assert (again.id, again.sent) == (done.id + 1, 1)
 
@@ -187,3 +190,64 @@ async def test_an_empty_broadcast_is_done_at_once(bot: Bot, outbox: Outbox) -> N
     async with Broadcaster(outbox, WatchedSender(bot)) as caster:
         done = await (await caster.start([], "nobody")).wait()
     assert (done.state, done.total) == ("done", 0)
+
+
+class Upgraded:
+    """A sender in front of the bot's, answering for one group as Telegram does once the
+    group became a supergroup (400 with ``migrate_to_chat_id``)."""
+
+    def __init__(self, bot: Bot, group: int, supergroup: int) -> None:
+        self.send = bot_sender(bot)
+        self.group, self.supergroup = group, supergroup
+
+    async def __call__(self, method: str, params: Mapping[str, Any], paid: bool) -> Any:
+        if params["chat_id"] == self.group:
+            raise BadRequest(
+                method,
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=self.supergroup,
+            )
+        return await self.send(method, params, paid)
+
+
+async def test_a_group_that_became_a_supergroup_is_sent_to_at_its_new_id(
+    tg: FakeTelegram, bot: Bot, outbox: Outbox
+) -> None:
+    team = tg.supergroup("Team", members=[tg.user("Alice")])
+    async with Broadcaster(outbox, Upgraded(bot, -4242, team.id)) as caster:
+        done = await (await caster.start([-4242], "moved")).wait()
+    assert done.sent == 1
+    assert [r.params["chat_id"] for r in tg.calls("sendMessage")] == [team.id]
+
+
+class PacedBot:
+    """What bot_sender asks of a Bot whose request() takes bulk= and paid= (the flood
+    limiter's): each call, as made."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        bulk: bool = False,
+        paid: bool = False,
+    ) -> Any:
+        self.calls.append((method, dict(params or {}), {"bulk": bulk, "paid": paid}))
+        return {"message_id": len(self.calls)}
+
+
+async def test_the_sender_marks_each_send_bulk_for_the_limiter(outbox: Outbox) -> None:
+    paced = PacedBot()
+    async with Broadcaster(outbox, bot_sender(paced)) as caster:
+        await (await caster.start([1, 2], "free")).wait()
+        await (await caster.start([3], "paid", paid=True)).wait()
+    assert [(c[1]["chat_id"], c[2]) for c in paced.calls] == [
+        (1, {"bulk": True, "paid": False}),
+        (2, {"bulk": True, "paid": False}),
+        (3, {"bulk": True, "paid": True}),
+    ]

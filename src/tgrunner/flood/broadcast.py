@@ -148,10 +148,17 @@ class Broadcast:
         return await self._control("cancel")
 
     async def _control(self, action: str) -> bool:
+        if self._run.task.done():  # sent no more here; its broadcaster may have closed
+            return await asyncio.to_thread(_control_file, self._run.outbox.path, self.id, action)
         outbox = self._run.outbox
         applied, _ = await outbox.run(outbox.set_state, self.id, action)
         self._run.poked.set()
         return applied
+
+
+def _control_file(path: Path, broadcast_id: int, action: str) -> bool:
+    with Outbox(path) as outbox:
+        return outbox.set_state(broadcast_id, action)[0]
 
 
 class Broadcaster:
