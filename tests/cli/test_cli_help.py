@@ -20,7 +20,9 @@ from tgrunner.settings import ENV
 
 COMMANDS = [[], ["run"], ["worker"], ["jobs"], ["jobs", "show"], ["jobs", "list"],
             ["jobs", "retry"], ["jobs", "cancel"], ["journal"], ["journal", "list"],
-            ["journal", "retry"], ["journal", "drop"], ["set-webhook"], ["delete-webhook"],
+            ["journal", "retry"], ["journal", "drop"], ["broadcast"], ["broadcast", "status"],
+            ["broadcast", "pause"], ["broadcast", "resume"], ["broadcast", "cancel"],
+            ["set-webhook"], ["delete-webhook"],
             ["webhook-info"], ["doctor"], ["demo"], ["fake-telegram"]]  # fmt: skip
 
 SRC = Path(__file__).parents[2] / "src" / "tgrunner"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tgrunner._doorbell import Doorbell, Listener, wake_folder
 from tgrunner.jobs.backends.sqlite import SQLiteSource
 from tgrunner.jobs.store import JobStore
-from tgrunner.jobs.wake import Doorbell, Listener, wake_folder
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -27,6 +27,7 @@ _COMMANDS: dict[str, str] = {
     "worker": "tgrunner.cli.worker",
     "jobs": "tgrunner.cli.jobs",
     "journal": "tgrunner.cli.journal",
+    "broadcast": "tgrunner.cli.broadcast",
     "set-webhook": "tgrunner.cli.webhook",
     "delete-webhook": "tgrunner.cli.webhook",
     "webhook-info": "tgrunner.cli.webhook",
@@ -40,8 +41,8 @@ each of them, in the order it adds them."""
 
 # Commands that never need tgrunner.testing: for them only their own module is imported
 # (importing FakeTelegram costs a run ~0.3 s of start-up).
-_LEAN = {"run", "worker", "jobs", "journal", "doctor", "set-webhook", "delete-webhook",
-         "webhook-info"}  # fmt: skip
+_LEAN = {"run", "worker", "jobs", "journal", "broadcast", "doctor", "set-webhook",
+         "delete-webhook", "webhook-info"}  # fmt: skip
 
 DESCRIPTION = """\
 tgrunner runs Telegram bots, written for tgrunner, aiogram 3 or python-telegram-bot 22,
@@ -62,6 +63,7 @@ examples:
   tgrunner jobs                   (jobs per state; tgrunner jobs show|retry|cancel ID)
   tgrunner demo
   tgrunner journal list
+  tgrunner broadcast              (broadcasts and their progress; pause|resume|cancel ID)
   tgrunner doctor                 (checks the token, the Bot API latency, the webhook, ...)
   tgrunner fake-telegram --port 8081
 """

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from tgrunner.errors import ConfigError
@@ -18,6 +19,8 @@ __all__ = [
     "HelpFormatter",
     "Parser",
     "add_log_options",
+    "bot_file",
+    "bot_id_arg",
     "checked",
     "log_level",
     "number",
@@ -159,3 +162,34 @@ def bot_id_arg(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a bot id (the digits before ':')")
     return int(text)
+
+
+def bot_file(args: argparse.Namespace, name: str, what: str) -> Path:
+    """The file ``name`` in a bot's folder of the data dir (``--data-dir``, else
+    ``$TGRUNNER_DATA_DIR``, else ``./.tgrunner``): the bot named by ``--bot-id``, else by the
+    token (``--token``, ``$TGRUNNER_TOKEN``, ``$BOT_TOKEN``), else the only bot there with
+    such a file. ConfigError, naming ``what`` the file is, when there is none."""
+    from tgrunner.intake.options import DEFAULT_DATA_DIR
+
+    raw = getattr(args, "data_dir", None) or os.environ.get("TGRUNNER_DATA_DIR")
+    root = Path(raw or DEFAULT_DATA_DIR)
+    token = getattr(args, "token", None) or os.environ.get("TGRUNNER_TOKEN")
+    token = token or os.environ.get("BOT_TOKEN")
+    bot_id = getattr(args, "bot_id", None)
+    if bot_id is None and token:
+        head = token.partition(":")[0].strip()
+        if not head.isdigit():
+            raise ConfigError("The token is not in Telegram's format '<bot id>:<secret>'.")
+        bot_id = int(head)
+    if bot_id is None:
+        found = sorted(p.parent.name for p in root.glob(f"*/{name}"))
+        if len(found) != 1:
+            raise ConfigError(
+                f"{root} holds the {what} of {len(found)} bots ({', '.join(found) or 'none'}); "
+                "name one with --bot-id or --token, or pass --data-dir."
+            )
+        bot_id = int(found[0])
+    path = root / str(bot_id) / name
+    if not path.is_file():
+        raise ConfigError(f"Bot {bot_id} has no {what} in {root}; check --data-dir and --bot-id.")
+    return path

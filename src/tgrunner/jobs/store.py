@@ -29,14 +29,14 @@ States::
 - **Fairness.** SQLite's busy wait is not fair: a process that claims in a tight loop can
   starve the others. A worker that finds nothing to claim should wait before it looks again.
   The store's own busy wait tries again after 50 µs, doubling up to 2 ms
-  (:mod:`tgrunner.jobs.db`); SQLite's sleeps whole milliseconds.
+  (:mod:`tgrunner._sqlite`); SQLite's sleeps whole milliseconds.
 - **From an event loop.** :meth:`~JobStore.run` calls a method on the loop itself, without a
-  thread (:mod:`tgrunner.jobs.db`). The job worker does so: a thread hop costs more than most
+  thread (:mod:`tgrunner._sqlite`). The job worker does so: a thread hop costs more than most
   of the store's calls.
 - **Retention.** Ended jobs stay, with their result or error, until :meth:`~JobStore.purge`
   deletes those past their TTL (RQ's defaults: 500 s for results, a year for failures).
 - **Wake-ups.** A commit that makes a job runnable (enqueue, retry, release, a failure
-  scheduled again) rings the file's doorbell (:mod:`tgrunner.jobs.wake`), waking the workers
+  scheduled again) rings the file's doorbell (:mod:`tgrunner._doorbell`), waking the workers
   that wait for one; :meth:`~JobStore.next_due` says when a scheduled job or a lease comes due.
 - **Sync.** ``synchronous=NORMAL``: every commit survives a process crash, not a power loss.
 """
@@ -55,9 +55,9 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from tgrunner._doorbell import Doorbell, wake_folder
+from tgrunner._sqlite import Database
 from tgrunner.errors import ConfigError
-from tgrunner.jobs.db import Database
-from tgrunner.jobs.wake import Doorbell, wake_folder
 
 __all__ = [
     "DEATHS_ERROR",
@@ -245,7 +245,9 @@ class JobStore:
         self._clock = clock
         self._found = False  # whether the last claim found a job
         try:
-            self._db = Database(self.path, schema=_SCHEMA, busy_timeout=busy_timeout)
+            self._db = Database(
+                self.path, schema=_SCHEMA, busy_timeout=busy_timeout, name="the job store"
+            )
         except sqlite3.Error as exc:
             raise ConfigError(
                 f"Cannot open the job store {self.path}: {exc}. Pass a writable path, on a "
@@ -275,7 +277,7 @@ class JobStore:
     async def run(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """``method(*args, **kwargs)``, a method of this store, called on the running event
         loop without a thread: a busy file is waited for with ``asyncio.sleep`` (see
-        :mod:`tgrunner.jobs.db`). The job worker calls the store this way."""
+        :mod:`tgrunner._sqlite`). The job worker calls the store this way."""
         return await self._db.run(method, *args, **kwargs)
 
     # -- the bot's side -----------------------------------------------------------------------

@@ -24,14 +24,12 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import pickle
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from tgrunner import _import_path
 from tgrunner.errors import JobError
 from tgrunner.jobs.handle import Job
 from tgrunner.jobs.queue import JobRequest, current_queue
@@ -48,59 +46,19 @@ DEFAULT_FAILURE_MESSAGE = "⚠️ Sorry, that did not work out. Please try again
 _RESERVED = frozenset({"reply_to", "status_message"})
 
 
+_WHAT = "a job's function"
+
+
 def function_path(fn: Callable[..., Any]) -> str:
     """``"module:qualname"`` of ``fn``, by which a worker imports it; JobError when there is no
     such path (a lambda, a closure, a function defined in another function, a builtin)."""
-    qualname = getattr(fn, "__qualname__", None)
-    module = getattr(fn, "__module__", None)
-    name = getattr(fn, "__name__", repr(fn))
-    if not isinstance(qualname, str) or not isinstance(module, str):
-        raise JobError(
-            f"{name!r} has no import path: a job runs a function defined at the top level of "
-            "a module. Wrap it in one."
-        )
-    if "<" in qualname:  # <lambda>, <locals>
-        raise JobError(
-            f"{qualname!r} of {module!r} cannot be imported by a worker (a lambda, or a "
-            "function defined inside another): define the job's function at the top level of "
-            "its module."
-        )
-    if module == "__main__":
-        module = _main_module_name()
-    return f"{module}:{qualname}"
-
-
-def _main_module_name() -> str:
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name:  # python -m package.module
-        return str(spec.name)
-    filename = getattr(main, "__file__", None)
-    if not filename:
-        raise JobError(
-            "a job's function cannot be defined in an interactive session or a string of code: "
-            "a worker imports it by path. Define it in a module."
-        )
-    return Path(filename).stem
+    return _import_path.function_path(fn, what=_WHAT, error=JobError)
 
 
 def resolve_task(path: str) -> Task[..., Any]:
     """Import the task named by ``"module:qualname"``; JobError when it is not there or is
     not a task (the worker calls this, and ``enqueue`` does once per task, to check)."""
-    module_name, _, qualname = path.partition(":")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise JobError(
-            f"cannot import the job's module {module_name!r} ({exc}): run the worker from the "
-            "folder that holds it, or install it"
-        ) from None
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise JobError(f"module {module_name!r} has no {qualname!r}: was it renamed?")
+    obj = _import_path.import_path(path, what="the job", error=JobError)
     if not isinstance(obj, Task):
         raise JobError(
             f"{path} is not a task: decorate it with @tgrunner.jobs.task (the worker runs only "
@@ -172,25 +130,8 @@ class Task(Generic[P, R]):
     def _check_path(self) -> None:
         if self._checked:
             return
-        if getattr(self.fn, "__module__", None) == "__main__":
-            # A script run as python bot.py: importing it here again would run it twice; its
-            # worker imports it by file name, so look the name up in the script itself.
-            main = sys.modules["__main__"]
-            if getattr(main, self.path.partition(":")[2], None) is not self:
-                raise JobError(f"{self!r}: the script has no top-level task by that name")
-            self._checked = True
-            return
-        try:
-            found = resolve_task(self.path)
-        except JobError as exc:
-            raise JobError(
-                f"{self!r} cannot be found by its path, as a worker would: {exc}"
-            ) from None
-        if found.fn is not self.fn:
-            raise JobError(
-                f"{self.path} names another function than the one decorated: give each task "
-                "its own top-level name"
-            )
+        # A worker imports the task by its path: it must lead back to this task.
+        _import_path.check_importable(self, self.path, what=repr(self), error=JobError)
         self._checked = True
 
     async def enqueue(

@@ -5,7 +5,7 @@ On the bot's side each store call runs in a thread, off the bot's event loop (a 
 checkpoint the file); the worker's side runs them on its loop (see :class:`SQLiteSource`).
 
 **How an idle worker waits** (:meth:`SQLiteSource.wait`). By default (``wake="auto"``) it
-sleeps on its doorbell FIFO (:mod:`tgrunner.jobs.wake`), which every commit that makes a job
+sleeps on its doorbell FIFO (:mod:`tgrunner._doorbell`), which every commit that makes a job
 runnable rings, and on a timer set to the next ``run_at`` of a scheduled job or
 ``lease_until`` of a started one (:meth:`~tgrunner.jobs.store.JobStore.next_due`): a new job
 is taken within a fraction of a millisecond, a retry when its backoff ends, and a dead
@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from tgrunner._doorbell import Listener, listener_for
 from tgrunner.errors import ConfigError, QueueUnavailable
 from tgrunner.jobs.queue import JobInfo, JobRequest
 from tgrunner.jobs.source import Claim
 from tgrunner.jobs.store import STATES, JobRecord, JobState, JobStore, NewJob, new_job
-from tgrunner.jobs.wake import Listener, listener_for
 
 __all__ = ["BATCH", "SQLiteQueue", "SQLiteSource", "claim_of", "info_of"]
 

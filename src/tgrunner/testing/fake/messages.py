@@ -2,7 +2,8 @@
 history in :class:`~tgrunner.testing.fake.world.State`.
 
 - The chat must exist (``Bad Request: chat not found``); ``@username`` works for chats that
-  have one.
+  have one. A user who blocked the bot, or a chat that kicked it, answers 403 (``Forbidden:
+  bot was blocked by the user``, ``Forbidden: bot was kicked from the group chat``).
 - Text is 1–4096 characters (UTF-16 code units, as Telegram counts them); captions ≤ 1024.
 - ``reply_parameters`` must name an existing message unless ``allow_sending_without_reply``
   (``Bad Request: message to be replied not found``); a reply into another chat becomes an

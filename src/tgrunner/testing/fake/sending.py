@@ -55,6 +55,15 @@ _NOT_MODIFIED = (
 )
 
 
+# What Telegram answers a send into a chat the bot was removed from (403), by the chat's type.
+_KICKED = {
+    "private": "Forbidden: bot was blocked by the user",
+    "group": "Forbidden: bot was kicked from the group chat",
+    "supergroup": "Forbidden: bot was kicked from the supergroup chat",
+    "channel": "Forbidden: bot was kicked from the channel chat",
+}
+
+
 def _utf16_len(text: str) -> int:
     if text.isascii():
         return len(text)
@@ -96,11 +105,17 @@ class Sending:
     def _begin(
         self, bot: BotState, params: dict[str, Any], chat: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """A new message of the bot in ``params["chat_id"]``, with its reply resolved."""
+        """A new message of the bot in ``params["chat_id"]``, with its reply resolved; 403 when
+        the bot is blocked by the user (a private chat) or kicked from the chat."""
         state = self.state
         if chat is None:
             chat = state.resolve_chat(params["chat_id"])
         chat_id = chat["id"]
+        members = state.members.get(chat_id)
+        if members:
+            me = members.get(bot.user["id"])
+            if me is not None and me.get("status") == "kicked":
+                raise ApiError(403, _KICKED.get(chat.get("type", ""), _KICKED["group"]))
         view = self.chat_view(chat)
         msg: dict[str, Any] = {"message_id": state.next_message_id(chat_id)}
         if chat.get("type") == "channel":

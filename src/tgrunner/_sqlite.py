@@ -1,5 +1,7 @@
 """One SQLite connection shared by threads, with a busy wait of its own and a way to call it
-from an event loop without a thread: what :class:`~tgrunner.jobs.store.JobStore` runs on.
+from an event loop without a thread: what :class:`~tgrunner.jobs.store.JobStore` and the
+broadcast outbox (:class:`~tgrunner.flood.outbox.Outbox`) run on, files that several processes
+write.
 
 - **Busy wait.** SQLite's own (``busy_timeout``) sleeps 1 ms, then 2, 5, 10 ms… while another
   process holds the write lock, which caps a few busy processes near a thousand transactions
@@ -40,12 +42,15 @@ class _Busy(Exception):
 
 class Database:
     """The SQLite file ``path`` in WAL mode (``synchronous=NORMAL``), set up with the SQL
-    script ``schema``; writers wait for each other up to ``busy_timeout`` seconds. Raises
-    ``sqlite3.Error`` when the file cannot be opened. Thread-safe: one connection behind a
-    lock."""
+    script ``schema``; writers wait for each other up to ``busy_timeout`` seconds. ``name``
+    says what the file is in errors (default ``"the database"``). Raises ``sqlite3.Error``
+    when the file cannot be opened. Thread-safe: one connection behind a lock."""
 
-    def __init__(self, path: Path, *, schema: str, busy_timeout: float) -> None:
+    def __init__(
+        self, path: Path, *, schema: str, busy_timeout: float, name: str = "the database"
+    ) -> None:
         self.busy_timeout = busy_timeout
+        self._closed = f"{name} is closed"
         self._lock = threading.Lock()
         db = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -75,7 +80,7 @@ class Database:
         with self._lock:
             db = self._db
             if db is None:
-                raise RuntimeError("the job store is closed")
+                raise RuntimeError(self._closed)
             self._execute(db, "BEGIN IMMEDIATE")
             try:
                 yield db
@@ -89,7 +94,7 @@ class Database:
         """The rows of one query, outside any transaction."""
         with self._lock:
             if self._db is None:
-                raise RuntimeError("the job store is closed")
+                raise RuntimeError(self._closed)
             return self._execute(self._db, sql, args).fetchall()
 
     def _execute(

@@ -1,10 +1,13 @@
-"""Doorbells: how the embedded queue wakes idle job workers in other processes at once.
+"""Doorbells: how a process wakes the processes that wait on a SQLite file they share, at once.
 
-SQLite has no notification between processes. Instead, each waiting worker owns a FIFO in a
-folder beside the job file (``jobs.sqlite.wake/``), and whoever makes a job runnable (an
-enqueue, a retry, a release, a failure scheduled again) writes one byte into every FIFO
-there after its commit (:meth:`Doorbell.ring`). A waiting worker sleeps on its FIFO in its
-event loop (:meth:`Listener.wait`), with no polling.
+SQLite has no notification between processes. Instead, each waiting process owns a FIFO in a
+folder beside the file (``jobs.sqlite.wake/``), and whoever changes what they wait for writes
+one byte into every FIFO there after its commit (:meth:`Doorbell.ring`). A waiting process
+sleeps on its FIFO in its event loop (:meth:`Listener.wait`), with no polling.
+
+The embedded job queue rings when it makes a job runnable (an enqueue, a retry, a release, a
+failure scheduled again), waking idle job workers; ``tgrunner broadcast pause|resume|cancel``
+rings the broadcast outbox's, waking the process that sends the broadcast.
 
 - **No lost wake-up.** A listener drains its FIFO when it wakes, before its worker looks for
   a job; a ring that comes after the drain leaves a byte that ends the next wait at once. A
@@ -36,12 +39,12 @@ log = logging.getLogger(__name__)
 
 
 def wake_folder(db_path: Path) -> Path:
-    """The folder of the FIFOs of the job file ``db_path``: ``<db_path>.wake``."""
+    """The folder of the FIFOs of the file ``db_path``: ``<db_path>.wake``."""
     return db_path.with_name(db_path.name + ".wake")
 
 
 class Doorbell:
-    """The ringing side, for the job file whose FIFO folder is ``folder``. Thread-safe."""
+    """The ringing side, for the file whose FIFO folder is ``folder``. Thread-safe."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -51,7 +54,7 @@ class Doorbell:
         try:
             entries = list(os.scandir(self.folder))
         except OSError:
-            return 0  # no folder: no worker ever waited here
+            return 0  # no folder: nobody ever waited here
         rung = 0
         for entry in entries:
             if entry.name.startswith("."):
@@ -141,17 +144,19 @@ class Listener:
         os.close(fd)
 
 
-def listener_for(db_path: Path) -> Listener | None:
-    """A listener for the job file ``db_path``, or None (with a log line) where FIFOs cannot
-    be made: the caller then polls."""
+def listener_for(db_path: Path, who: str = "job worker") -> Listener | None:
+    """A listener for the file ``db_path``, or None (with a log line naming ``who`` waits,
+    default ``"job worker"``) where FIFOs cannot be made: the caller then polls."""
     if not hasattr(os, "mkfifo"):
         return None
     try:
         return Listener(wake_folder(db_path))
     except OSError as exc:
         log.warning(
-            "job worker: no wake-up FIFO in %s (%s); polling the job file instead",
+            "%s: no wake-up FIFO in %s (%s); polling %s instead",
+            who,
             wake_folder(db_path),
             exc,
+            db_path.name,
         )
         return None
