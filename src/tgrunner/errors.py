@@ -16,6 +16,7 @@ The hierarchy::
     ├── StateError                   the state store could not do a read or a transaction
     │   ├── StateConflict            a transaction's keys could not be had (retries used up)
     │   └── StateUnavailable         the state store's backend cannot be reached
+    ├── FloodStoreUnavailable        the shared flood buckets (Redis/Valkey, a bucket file) failed
     ├── OffloadError                 an offload() call failed in the pool, not in its function
     │   ├── OffloadRefused           fn or its arguments cannot be sent (also a TypeError)
     │   ├── OffloadTimeout           fn ran past its timeout (also a TimeoutError)
@@ -48,6 +49,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "FloodStoreUnavailable",
     "Forbidden",
     "HandlerError",
     "JobCanceled",
@@ -188,6 +190,14 @@ class StateUnavailable(StateError):
     Raised at open and during a run; nothing of the failed transaction is visible. When it is
     raised by a commit whose answer was lost, the commit may have happened (all of it or none).
     """
+
+
+class FloodStoreUnavailable(TgrunnerError):
+    """The buckets shared by processes or machines could not answer: their Redis/Valkey
+    (``url``, password hidden) cannot be reached or failed, or a machine's bucket file has no
+    free slot. The message says which and what to check. A limiter may fall back to its own
+    buckets. When the answer to a reservation was lost, its slot may have been taken unused:
+    the other callers wait a little longer, never less."""
 
 
 class OffloadError(TgrunnerError):

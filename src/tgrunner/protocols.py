@@ -9,6 +9,7 @@
 - An :class:`Executor` takes a ready update and returns an awaitable that ends when the update
   is finished (inline: the handler itself; worker processes: the worker's report).
 - A :class:`Transport` sends one HTTP exchange for the Bot API client.
+- :class:`SharedBuckets` are flood control's token buckets shared by processes or machines.
 
 Later parts add implementations of these, not branches in the runner.
 """
@@ -16,9 +17,12 @@ Later parts add implementations of these, not branches in the runner.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["Executor", "Response", "Source", "Transport", "Update"]
+if TYPE_CHECKING:  # flood's package imports this module; the annotation alone needs Rate
+    from tgrunner.flood.buckets import Rate
+
+__all__ = ["Executor", "Response", "SharedBuckets", "Source", "Transport", "Update"]
 
 Update = dict[str, Any]
 """An update as Telegram sent it: a JSON object with ``update_id`` and one kind."""
@@ -94,3 +98,26 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Close every connection. Safe to call twice."""
+
+
+@runtime_checkable
+class SharedBuckets(Protocol):
+    """Token buckets by key, shared by the worker processes of one machine (a file) or by
+    machines (Redis/Valkey), with the semantics of :class:`tgrunner.flood.buckets.Bucket`: a
+    reservation is a GCRA slot (tolerance ``(burst - 1) / per_second``), and a pause lets no
+    call on its key leave before its end. Built by :func:`tgrunner.flood.shared.open_shared`.
+
+    Every method raises :class:`~tgrunner.errors.FloodStoreUnavailable` when the store cannot
+    answer.
+    """
+
+    async def reserve(self, key: str, rate: Rate) -> float:
+        """Take ``key``'s next slot under ``rate``: the seconds from now until the call may
+        leave (0.0: now)."""
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Let no call on ``key`` leave for ``seconds`` from now (a 429's ``retry_after``); a
+        later end wins over an earlier one."""
+
+    async def close(self) -> None:
+        """Release the file or the connections. Safe to call twice."""
