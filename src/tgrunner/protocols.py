@@ -9,6 +9,8 @@
 - An :class:`Executor` takes a ready update and returns an awaitable that ends when the update
   is finished (inline: the handler itself; worker processes: the worker's report).
 - A :class:`Transport` sends one HTTP exchange for the Bot API client.
+- :class:`SharedBuckets` are flood-control buckets shared by processes or machines, for
+  :class:`~tgrunner.flood.limiter.FloodControl`.
 
 Later parts add implementations of these, not branches in the runner.
 """
@@ -16,9 +18,12 @@ Later parts add implementations of these, not branches in the runner.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["Executor", "Response", "Source", "Transport", "Update"]
+if TYPE_CHECKING:
+    from tgrunner.flood.buckets import Rate
+
+__all__ = ["Executor", "Response", "SharedBuckets", "Source", "Transport", "Update"]
 
 Update = dict[str, Any]
 """An update as Telegram sent it: a JSON object with ``update_id`` and one kind."""
@@ -94,3 +99,25 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Close every connection. Safe to call twice."""
+
+
+@runtime_checkable
+class SharedBuckets(Protocol):
+    """Token buckets and pauses that several processes (or machines) share, by key, with the
+    semantics of :class:`tgrunner.flood.buckets.BucketTable` (GCRA reservations).
+
+    :class:`~tgrunner.flood.limiter.FloodControl` uses them for the global buckets
+    (``"bulk"``, ``"paid"``) and, when told to, for chats' buckets and 429 pauses too
+    (``"chat:<id>"``). Implementations: :mod:`tgrunner.flood.shared`.
+    """
+
+    async def reserve(self, key: str, rate: Rate) -> float:
+        """Take the next slot of ``key`` under ``rate``, honouring its pause: the seconds from
+        now until the call may leave (0.0: at once)."""
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Let no call of ``key`` leave for ``seconds`` from now (a 429); a longer pause that
+        is already set wins."""
+
+    async def close(self) -> None:
+        """Release connections and files. Safe to call twice."""
