@@ -45,8 +45,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import orjson
 
@@ -56,13 +57,38 @@ from tgrunner.errors import ConfigError, FloodLimited
 from tgrunner.flood.buckets import BucketTable, Rate
 from tgrunner.flood.lanes import Lane, Lanes
 from tgrunner.flood.options import FloodOptions
-from tgrunner.protocols import Response, SharedBuckets
+from tgrunner.protocols import SharedBuckets
 
-__all__ = ["Exchange", "FloodControl", "FloodStats", "chat_key", "flood_control", "is_counted"]
+__all__ = [
+    "Answer",
+    "Exchange",
+    "FloodControl",
+    "FloodStats",
+    "chat_key",
+    "flood_control",
+    "is_counted",
+]
 
 log = logging.getLogger(__name__)
 
-Exchange = Callable[[], Awaitable[Response]]
+
+class Answer(Protocol):
+    """What flood control reads of an HTTP response (a
+    :class:`tgrunner.protocols.Response`, or a transport's own)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
+A = TypeVar("A", bound=Answer)
+
+Exchange = Callable[[], Awaitable[A]]
 """One HTTP exchange of a call: a function of no arguments; each call sends the request."""
 
 _BULK = ("bulk",)  # the global buckets' keys in the table, apart from any chat's
@@ -106,7 +132,7 @@ class FloodStats:
     limited: int = 0
 
 
-def _retry_after(resp: Response) -> float:
+def _retry_after(resp: Answer) -> float:
     """Seconds a 429 asks to wait: its ``parameters.retry_after``, else its Retry-After
     header, else 1."""
     value: object = None
@@ -125,14 +151,11 @@ def _retry_after(resp: Response) -> float:
 class _Call:
     """One call on the slow path: what it sends and how far it got."""
 
-    __slots__ = ("bulk", "deadline", "exchange", "key", "method", "not_before", "paid", "tries")
+    __slots__ = ("bulk", "deadline", "key", "method", "not_before", "paid", "tries")
 
-    def __init__(
-        self, method: str, key: int | str, exchange: Exchange, bulk: bool, paid: bool, now: float
-    ) -> None:
+    def __init__(self, method: str, key: int | str, bulk: bool, paid: bool, now: float) -> None:
         self.method = method
         self.key = key
-        self.exchange = exchange
         self.bulk = bulk
         self.paid = paid
         self.deadline = now
@@ -197,11 +220,11 @@ class FloodControl:
         self,
         method: str,
         chat_id: object,
-        exchange: Exchange,
+        exchange: Exchange[A],
         *,
         bulk: bool = False,
         paid: bool = False,
-    ) -> Response:
+    ) -> A:
         """Send one call of ``method`` into ``chat_id`` (None: no chat) through ``exchange``,
         with the flood handling of the module doc; its last answer.
 
@@ -249,15 +272,15 @@ class FloodControl:
         self,
         method: str,
         key: int | str,
-        exchange: Exchange,
+        exchange: Exchange[A],
         bulk: bool,
         paid: bool,
         *,
-        answer: Response | None = None,
+        answer: A | None = None,
         error: TransportError | None = None,
-    ) -> Response:
+    ) -> A:
         now = self._clock()
-        call = _Call(method, key, exchange, bulk, paid, now)
+        call = _Call(method, key, bulk, paid, now)
         call.deadline = now + self.options.max_wait
         sent = answer is not None or error is not None
         if error is not None:
@@ -384,7 +407,7 @@ class FloodControl:
             if buckets.paused_until(key) <= self._clock():
                 return
 
-    async def _flooded(self, call: _Call, lane: Lane, resp: Response) -> None:
+    async def _flooded(self, call: _Call, lane: Lane, resp: Answer) -> None:
         """A 429: pause the call's chat (and its bulk bucket) for retry_after plus jitter."""
         self.stats.floods += 1
         retry_after = _retry_after(resp)

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from tgrunner.errors import ConfigError
@@ -231,6 +232,25 @@ class FloodOptions:
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         values.update(rates)
         return FloodOptions(**values)
+
+    def to_json(self) -> dict[str, object]:
+        """These options as JSON values (a rate as ``[per_second, burst]``), for a worker
+        process; :meth:`from_json` reads them back."""
+        values: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            values[name] = [value.per_second, value.burst] if isinstance(value, Rate) else value
+        return values
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, object]) -> FloodOptions:
+        """The options :meth:`to_json` gave."""
+        given: dict[str, Any] = dict(values)
+        for name in RATE_NAMES:
+            if name in given:
+                speed, burst = given[name]
+                given[name] = Rate(speed, burst)
+        return cls(**given)
 
     def describe(self) -> str:
         """One line for logs: the mode and what it paces, e.g. ``telegram (private 1/s:3,

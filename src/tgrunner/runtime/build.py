@@ -43,6 +43,7 @@ from tgrunner.executors.processes import ProcessExecutor, share_of
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
+from tgrunner.runtime.flood import open_flood
 from tgrunner.runtime.jobs import BotJobs
 from tgrunner.runtime.jobs import attach as attach_jobs
 from tgrunner.runtime.runner import Runner
@@ -64,8 +65,9 @@ _NOT_RUNNABLE = (
 def frontend_for(obj: Any, **options: Any) -> Frontend:
     """The :class:`Frontend` that drives ``obj``; ConfigError (with a hint) when nothing can.
 
-    ``options`` (``token``, ``api_url``, ``name`` for messages, front-end switches) go to the
-    framework's adapter.
+    ``options`` (``token``, ``api_url``, ``name`` for messages, front-end switches, ``flood``:
+    the process's :class:`~tgrunner.flood.limiter.FloodControl` for the framework's session)
+    go to the framework's adapter.
     """
     name = options.get("name") or _name_of(obj)
     if isinstance(obj, Router):
@@ -268,7 +270,12 @@ def _runner(
     elif module is not None and inspect.iscoroutinefunction(obj):
         check_handler(obj, name, module)  # a hint naming the module's own Router
     workers = settings.workers.workers
-    fe = frontend_for(obj, token=token, api_url=api_url, name=name, workers=workers, **options)
+    # One flood control for the Bot and the framework's own session: a 429 either sees
+    # pauses the chat for both.
+    flood = open_flood(settings.flood)
+    fe = frontend_for(
+        obj, token=token, api_url=api_url, name=name, workers=workers, flood=flood, **options
+    )
     if fe.keys is not None and settings.keys is Settings().keys:
         settings = replace(settings, keys=fe.keys)
     if fe.allowed_updates is not None and settings.polling.allowed_updates is None:
@@ -298,6 +305,7 @@ def _runner(
         shutdown=state.shutdown(jobs.shutdown(None if executor else fe.shutdown)),
         executor=executor,
         frontend=fe.name,
+        flood=flood,
     )
     attach_jobs(runner, jobs)
     attach_state(runner, state)
@@ -321,6 +329,7 @@ def _process_executor(
         options=workers,
         keys=settings.keys,
         client=settings.client,
+        flood=settings.flood,
         load_options={"entry": True} if spec.entry else {"factory": spec.factory},
         frontend_options={"workers": workers.workers, **_json_only(options)},
     )
