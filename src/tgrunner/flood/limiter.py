@@ -148,6 +148,21 @@ def _retry_after(resp: Answer) -> float:
     return seconds if 0.0 <= seconds < 1e7 else 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Margined(Rate):
+    """A rate whose burst allowance is ``margin`` seconds short (see FloodOptions.margin)."""
+
+    margin: float = 0.0
+
+    @property
+    def tolerance(self) -> float:
+        return max(0.0, (self.burst - 1) / self.per_second - self.margin)
+
+
+def _margined(rate: Rate, margin: float) -> Rate:
+    return _Margined(rate.per_second, rate.burst, margin) if margin else rate
+
+
 class _Call:
     """One call on the slow path: what it sends and how far it got."""
 
@@ -202,6 +217,11 @@ class FloodControl:
         self._remote = self._shared_chats or (self._replies_bulk and shared is not None)
         self._paced = self._telegram or self._replies_bulk
         self._retries = options.retries
+        margin = options.margin
+        self._private = _margined(options.private, margin)
+        self._group = _margined(options.group, margin)
+        self._bulk = _margined(options.bulk, margin)
+        self._paid = _margined(options.paid, margin)
 
     def __repr__(self) -> str:
         return f"FloodControl({self.options.describe()})"
@@ -262,11 +282,11 @@ class FloodControl:
                 return False
             self._buckets.reserve(key, rate, now)
         if self._replies_bulk:
-            self._buckets.reserve(_BULK, self.options.bulk, now)
+            self._buckets.reserve(_BULK, self._bulk, now)
         return True
 
     def _chat_rate(self, key: int | str) -> Rate:
-        return self.options.private if type(key) is int and key > 0 else self.options.group
+        return self._private if type(key) is int and key > 0 else self._group
 
     async def _slow(
         self,
@@ -340,55 +360,54 @@ class FloodControl:
         at = lane.paused_until
         if self._telegram and is_counted(call.method) and not self._shared_chats:
             rate = self._chat_rate(call.key)
-            at = max(at, self._buckets.peek(call.key, rate, now)) + len(lane) * rate.interval
+            ahead = len(lane) + lane.busy  # they take their slots as they leave
+            at = max(at, self._buckets.peek(call.key, rate, now)) + ahead * rate.interval
         if at > call.deadline:
             raise self._limited(call, at - now, self._too_long(at - now))
 
     async def _ready(self, call: _Call, lane: Lane) -> None:
         """Wait, holding the lane's turn, until the call may leave: its chat's pause, its
-        backoff, and its chat's bucket (telegram mode, or shared chats)."""
+        backoff, and its chat's bucket (telegram mode, or shared chats); then take its
+        slots."""
+        counted = is_counted(call.method)
+        local = self._telegram and counted and not self._shared_chats
         while True:
             now = self._clock()
             at = max(lane.paused_until, call.not_before)
+            if local:
+                # The slot is taken when the call leaves, not before: a call that wakes late
+                # moves the bucket on from when it really left, as Telegram counts it.
+                at = max(at, self._buckets.peek(call.key, self._chat_rate(call.key), now))
             if at > now:
                 if at > call.deadline:
                     raise self._limited(call, at - now, self._too_long(at - now))
                 await asyncio.sleep(at - now)
                 continue
-            wait = await self._chat_slot(call, now)
-            if wait > 0:
+            if local:
+                self._buckets.reserve(call.key, self._chat_rate(call.key), now)
+            elif self._shared_chats and (wait := await self._shared_slot(call, counted)) > 0:
+                if now + wait > call.deadline:
+                    raise self._limited(call, wait, self._too_long(wait))
                 await asyncio.sleep(wait)
                 if lane.paused_until > self._clock():
                     continue  # paused meanwhile (a call that was on the wire got a 429)
+            if self._replies_bulk and counted and not call.bulk:
+                if self._shared is not None:
+                    await self._shared.reserve("bulk", self._bulk)
+                else:
+                    self._buckets.reserve(_BULK, self._bulk, now)
             return
 
-    async def _chat_slot(self, call: _Call, now: float) -> float:
-        """Take the call's slot of its chat's bucket: seconds to wait for it."""
-        counted = is_counted(call.method)
-        wait = 0.0
-        shared = self._shared
-        if self._shared_chats and shared is not None:
-            rate = self._chat_rate(call.key) if self._telegram and counted else _PAUSES_ONLY
-            wait = await shared.reserve(f"chat:{call.key}", rate)
-        elif self._telegram and counted:
-            rate = self._chat_rate(call.key)
-            at = self._buckets.peek(call.key, rate, now)
-            if at > call.deadline:
-                raise self._limited(call, at - now, self._too_long(at - now))
-            wait = self._buckets.reserve(call.key, rate, now) - now
-        if self._replies_bulk and counted and not call.bulk:
-            if shared is not None:
-                await shared.reserve("bulk", self.options.bulk)
-            else:
-                self._buckets.reserve(_BULK, self.options.bulk, now)
-        if now + wait > call.deadline:
-            raise self._limited(call, wait, self._too_long(wait))
-        return wait
+    async def _shared_slot(self, call: _Call, counted: bool) -> float:
+        """Take the call's slot of its chat's shared bucket: seconds to wait for it."""
+        assert self._shared is not None
+        rate = self._chat_rate(call.key) if self._telegram and counted else _PAUSES_ONLY
+        return await self._shared.reserve(f"chat:{call.key}", rate)
 
     async def _bulk_slot(self, call: _Call) -> None:
         """Wait for a slot of the bulk (paid) bucket, after its pause."""
         name, key = ("paid", _PAID) if call.paid else ("bulk", _BULK)
-        rate = self.options.paid if call.paid else self.options.bulk
+        rate = self._paid if call.paid else self._bulk
         buckets = self._buckets
         while True:
             now = self._clock()

@@ -161,6 +161,10 @@ class FloodOptions:
     - ``retries``: resends after a 5xx or a request that provably never left, default 3,
       after ``backoff`` seconds (default 0.5), doubled each time up to ``max_backoff``
       (default 8), each drawn between half and all of it.
+    - ``margin``: seconds taken off every bucket's burst allowance, default 0.05. Calls leave
+      on schedule, but take a varying time to reach Telegram, which counts them as they
+      arrive: a call that is quicker than the one before it would arrive too early. The
+      sustained rate is the same; a burst of the last few calls is spread over the margin.
     """
 
     mode: str = "reactive"
@@ -175,6 +179,7 @@ class FloodOptions:
     retries: int = 3
     backoff: float = 0.5
     max_backoff: float = 8.0
+    margin: float = 0.05
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -206,6 +211,8 @@ class FloodOptions:
                 f"flood backoff ({self.backoff}) and max_backoff ({self.max_backoff}) must be "
                 "seconds with 0 <= backoff <= max_backoff"
             )
+        if not (isinstance(self.margin, int | float) and 0 <= self.margin < math.inf):
+            raise ConfigError(f"flood margin must be seconds, 0 or more, not {self.margin!r}")
         if self.store is not None:
             try:
                 check_store(self.store)
