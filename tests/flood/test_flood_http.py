@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,24 +31,49 @@ def flooded(tg: FakeTelegram) -> int:
     return sum(r.status == 429 for r in tg.calls("sendMessage"))
 
 
-async def until_paused(bot: Bot, chat_id: int) -> float:
-    """The chat's pause, once the Bot has seen the 429 that the fake recorded."""
-    assert bot.flood is not None
-    async with asyncio.timeout(3):
-        while not (left := bot.flood.paused(chat_id)):
-            await asyncio.sleep(0.005)
-    return left
+class _Seen(logging.Handler):
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+@pytest.fixture
+def logged() -> Iterator[Callable[[str], asyncio.Event]]:
+    """``logged(text)``: an event set when flood control logs a line with ``text``."""
+    logger = logging.getLogger("tgrunner.flood.limiter")
+    level, made = logger.level, []
+    logger.setLevel(logging.DEBUG)
+
+    def watch(text: str) -> asyncio.Event:
+        seen = _Seen(text)
+        logger.addHandler(seen)
+        made.append(seen)
+        return seen.event
+
+    yield watch
+    for seen in made:
+        logger.removeHandler(seen)
+    logger.setLevel(level)
 
 
 @pytest.mark.timeout(15)
-async def test_a_429_holds_its_chat_only(tg: FakeTelegram) -> None:
+async def test_a_429_holds_its_chat_only(
+    tg: FakeTelegram, logged: Callable[[str], asyncio.Event]
+) -> None:
     tg.flood = FloodLimits(per_chat_per_second=1, private_burst=1)
     alice, bob = tg.user("Alice"), tg.user("Bob")
     loop = asyncio.get_running_loop()
     async with Bot(tg.token, api_url=tg.api_url, flood=FloodOptions()) as bot:
         await bot.send_message(alice.chat.id, "a1")
+        paused = logged("429, chat paused")
         second = asyncio.create_task(bot.send_message(alice.chat.id, "a2"))
-        assert await until_paused(bot, alice.chat.id) > 0.5
+        await paused.wait()
+        assert bot.flood is not None and bot.flood.paused(alice.chat.id) > 0.5
         began = loop.time()
         await bot.send_message(bob.chat.id, "b1")
         bob_took = loop.time() - began
@@ -170,13 +195,16 @@ async def test_telegram_mode_refuses_at_once_what_its_bucket_cannot_send_in_time
 
 
 @pytest.mark.timeout(15)
-async def test_a_full_chat_queue_fails_at_once(tg: FakeTelegram) -> None:
+async def test_a_full_chat_queue_fails_at_once(
+    tg: FakeTelegram, logged: Callable[[str], asyncio.Event]
+) -> None:
     tg.flood = FloodLimits(per_chat_per_second=1, private_burst=1)
     alice = tg.user("Alice")
     async with Bot(tg.token, api_url=tg.api_url, flood=FloodOptions(max_queue=1)) as bot:
         await bot.send_message(alice.chat.id, "m0")
+        paused = logged("429, chat paused")
         holder = asyncio.create_task(bot.send_message(alice.chat.id, "m1"))  # gets the 429
-        await until_paused(bot, alice.chat.id)
+        await paused.wait()
         waiting = asyncio.create_task(bot.send_message(alice.chat.id, "m2"))
         await asyncio.sleep(0)
         with pytest.raises(errors.FloodLimited, match="max_queue"):
@@ -185,31 +213,10 @@ async def test_a_full_chat_queue_fails_at_once(tg: FakeTelegram) -> None:
     assert texts(tg, alice) == ["m0", "m1", "m2"]
 
 
-class _Seen(logging.Handler):
-    def __init__(self, text: str) -> None:
-        super().__init__(logging.DEBUG)
-        self.text = text
-        self.event = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.text in record.getMessage():
-            self.event.set()
-
-
-@pytest.fixture
-def resent() -> Iterator[_Seen]:
-    """An event set when flood control logs that it will resend a call."""
-    logger = logging.getLogger("tgrunner.flood.limiter")
-    seen, level = _Seen("resending after"), logger.level
-    logger.addHandler(seen)
-    logger.setLevel(logging.DEBUG)
-    yield seen
-    logger.removeHandler(seen)
-    logger.setLevel(level)
-
-
 @pytest.mark.timeout(15)
-async def test_a_send_that_never_left_is_sent_again(resent: _Seen) -> None:
+async def test_a_send_that_never_left_is_sent_again(
+    logged: Callable[[str], asyncio.Event],
+) -> None:
     with socket.socket() as probe:  # a port nothing listens on, until the fake does
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -217,8 +224,9 @@ async def test_a_send_that_never_left_is_sent_again(resent: _Seen) -> None:
     alice = tg.user("Alice")
     options = FloodOptions(backoff=1.0, max_backoff=1.0)  # resent after 0.5 to 1 s
     async with Bot(tg.token, api_url=f"http://127.0.0.1:{port}", flood=options) as bot:
+        resent = logged("resending after")
         sending = asyncio.create_task(bot.send_message(alice.chat.id, "hello"))
-        await resent.event.wait()  # refused: it never left
+        await resent.wait()  # refused: it never left
         async with tg:
             assert (await sending)["text"] == "hello"
             assert texts(tg, alice) == ["hello"]

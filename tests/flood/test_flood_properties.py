@@ -45,21 +45,23 @@ def too_many(seconds: float) -> Answer:
     return Answer(429, orjson.dumps(body))
 
 
-def answers(*first: Answer) -> Any:
-    """An exchange answering ``first`` in turn, then 200 for good."""
+def answers(*first: Answer, served: asyncio.Event | None = None) -> Any:
+    """An exchange answering ``first`` in turn, then 200 for good; ``served`` is set as the
+    first answer goes back (flood control has acted on it when the caller next yields)."""
     left = list(first)
 
     async def send() -> Answer:
+        if served is not None:
+            served.set()
         return left.pop(0) if left else OK
 
     return send
 
 
-async def no_lanes(control: FloodControl) -> None:
-    """Return once every lane is gone (their pauses over); 1 s at most."""
-    async with asyncio.timeout(1):
-        while control.lanes:
-            await asyncio.sleep(0.01)
+async def no_lanes(control: FloodControl, chats: range) -> None:
+    """Wait out the chats' pauses; then no lane may be left."""
+    await asyncio.sleep(max(control.paused(c) for c in chats) + 0.02)
+    assert control.lanes == 0
 
 
 class Server:
@@ -121,7 +123,7 @@ def test_each_chat_gets_its_messages_once_in_order(
         for chat, count in enumerate(counts, start=1):
             assert server.delivered[chat] == list(range(count))
         assert not server.overlap
-        await no_lanes(control)
+        await no_lanes(control, range(1, len(counts) + 1))
 
     asyncio.run(scenario())
 
@@ -133,9 +135,12 @@ async def test_calls_made_at_once_into_a_paused_chat_leave_one_at_a_time_in_orde
     assert (await control.call("sendMessage", 7, answers(too_many(0.05)))).status == 200
     # That call went straight out, got a 429, waited and was sent again; now a pause that
     # lasts while the calls below are made.
-    paused = asyncio.create_task(control.call("sendMessage", 7, answers(too_many(0.1))))
-    while not control.paused(7):
-        await asyncio.sleep(0)
+    served = asyncio.Event()
+    paused = asyncio.create_task(
+        control.call("sendMessage", 7, answers(too_many(0.1), served=served))
+    )
+    await served.wait()
+    assert control.paused(7) > 0
 
     calls = [control.call("sendMessage", 7, server.exchange(7, n)) for n in range(10)]
     await asyncio.gather(*calls)
@@ -148,9 +153,12 @@ async def test_calls_made_at_once_into_a_paused_chat_leave_one_at_a_time_in_orde
 async def test_a_caller_cancelled_while_waiting_hands_the_turn_on() -> None:
     control = FloodControl(FAST)
     server = Server(seed=2, flood=0.0, errors=0.0, refused=0.0)
-    holder = asyncio.create_task(control.call("sendMessage", 5, answers(too_many(0.1))))
-    while not control.paused(5):
-        await asyncio.sleep(0)
+    served = asyncio.Event()
+    holder = asyncio.create_task(
+        control.call("sendMessage", 5, answers(too_many(0.1), served=served))
+    )
+    await served.wait()
+    assert control.paused(5) > 0
     # Chat 5 is paused for ~0.15 s: both calls wait in its lane, behind the first.
     doomed = asyncio.create_task(control.call("sendMessage", 5, server.exchange(5, 0)))
     kept = asyncio.create_task(control.call("sendMessage", 5, server.exchange(5, 1)))
@@ -160,7 +168,7 @@ async def test_a_caller_cancelled_while_waiting_hands_the_turn_on() -> None:
     assert (await holder).status == 200
     assert doomed.cancelled()
     assert server.delivered[5] == [1]
-    await no_lanes(control)
+    await no_lanes(control, range(5, 6))
 
 
 @pytest.mark.timeout(10)
@@ -198,9 +206,10 @@ async def test_a_call_on_the_wire_when_its_chat_was_paused_goes_first_after_the_
 
     a = asyncio.create_task(control.call("sendMessage", 3, slow_a))
     await asyncio.sleep(0)  # a is on the wire, straight out (no lane yet)
-    b = asyncio.create_task(control.call("sendMessage", 3, answers(too_many(0.05))))
-    while not control.paused(3):
-        await asyncio.sleep(0)
+    served = asyncio.Event()
+    b = asyncio.create_task(control.call("sendMessage", 3, answers(too_many(0.05), served=served)))
+    await served.wait()
+    assert control.paused(3) > 0
     c = asyncio.create_task(control.call("sendMessage", 3, server.exchange(3, 2)))
     await asyncio.sleep(0.01)  # c waits in the lane, behind b
     release.set()
