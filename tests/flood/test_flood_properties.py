@@ -17,8 +17,8 @@ import random
 from collections import defaultdict
 from typing import Any
 
-import orjson
 import pytest
+from flood_support import OK, Answer, answers, no_lanes, too_many
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,40 +28,6 @@ from tgrunner.flood.limiter import FloodControl
 from tgrunner.flood.options import FloodOptions
 
 FAST = FloodOptions(backoff=0.001, max_backoff=0.004, retries=50)
-
-
-class Answer:
-    def __init__(self, status: int, body: bytes = b"{}") -> None:
-        self.status = status
-        self.headers: dict[str, str] = {}
-        self.body = body
-
-
-OK = Answer(200, b'{"ok":true,"result":true}')
-
-
-def too_many(seconds: float) -> Answer:
-    body = {"ok": False, "error_code": 429, "parameters": {"retry_after": seconds}}
-    return Answer(429, orjson.dumps(body))
-
-
-def answers(*first: Answer, served: asyncio.Event | None = None) -> Any:
-    """An exchange answering ``first`` in turn, then 200 for good; ``served`` is set as the
-    first answer goes back (flood control has acted on it when the caller next yields)."""
-    left = list(first)
-
-    async def send() -> Answer:
-        if served is not None:
-            served.set()
-        return left.pop(0) if left else OK
-
-    return send
-
-
-async def no_lanes(control: FloodControl, chats: range) -> None:
-    """Wait out the chats' pauses; then no lane may be left."""
-    await asyncio.sleep(max(control.paused(c) for c in chats) + 0.02)
-    assert control.lanes == 0
 
 
 class Server:

@@ -45,81 +45,36 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
-
-import orjson
 
 from tgrunner.client.retry import may_resend
 from tgrunner.client.transports.errors import TransportError
 from tgrunner.errors import ConfigError, FloodLimited
 from tgrunner.flood.buckets import BucketTable, Rate
+from tgrunner.flood.calls import (
+    A,
+    Answer,
+    Exchange,
+    chat_key,
+    is_counted,
+    margined,
+    retry_after_of,
+)
 from tgrunner.flood.lanes import Lane, Lanes
 from tgrunner.flood.options import FloodOptions
+from tgrunner.flood.remote import Remote
 from tgrunner.protocols import SharedBuckets
 
-__all__ = [
-    "Answer",
-    "Exchange",
-    "FloodControl",
-    "FloodStats",
-    "chat_key",
-    "flood_control",
-    "is_counted",
-]
+__all__ = ["FloodControl", "FloodStats", "flood_control"]
 
 log = logging.getLogger(__name__)
 
-
-class Answer(Protocol):
-    """What flood control reads of an HTTP response (a
-    :class:`tgrunner.protocols.Response`, or a transport's own)."""
-
-    @property
-    def status(self) -> int: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    @property
-    def body(self) -> bytes: ...
-
-
-A = TypeVar("A", bound=Answer)
-
-Exchange = Callable[[], Awaitable[A]]
-"""One HTTP exchange of a call: a function of no arguments; each call sends the request."""
 
 _BULK = ("bulk",)  # the global buckets' keys in the table, apart from any chat's
 _PAID = ("paid",)
 # In reactive mode a shared chat bucket only carries pauses: a rate no bot reaches.
 _PAUSES_ONLY = Rate(1e9, 10**9)
-_COUNTED_PREFIXES = ("send", "copymessage", "forwardmessage")
-_counted: dict[str, bool] = {}
-
-
-def is_counted(method: str) -> bool:
-    """True for the methods Telegram's message limits count: ``send*`` (but
-    ``sendChatAction``), ``copyMessage(s)``, ``forwardMessage(s)``; any case."""
-    known = _counted.get(method)
-    if known is None:
-        low = method.lower()
-        known = low.startswith(_COUNTED_PREFIXES) and low != "sendchataction"
-        if len(_counted) < 1024:
-            _counted[method] = known
-    return known
-
-
-def chat_key(chat_id: object) -> int | str:
-    """The key of a chat: its id as an int (``"-100123"`` too), or ``@username`` lower-cased."""
-    if type(chat_id) is int:
-        return chat_id
-    text = str(chat_id).strip()
-    try:
-        return int(text)
-    except ValueError:
-        return text.lower()
 
 
 @dataclass(slots=True)
@@ -130,37 +85,6 @@ class FloodStats:
     floods: int = 0
     resends: int = 0
     limited: int = 0
-
-
-def _retry_after(resp: Answer) -> float:
-    """Seconds a 429 asks to wait: its ``parameters.retry_after``, else its Retry-After
-    header, else 1."""
-    value: object = None
-    try:
-        payload = orjson.loads(resp.body)
-        value = payload["parameters"]["retry_after"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        value = resp.headers.get("retry-after")
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 1.0
-    return seconds if 0.0 <= seconds < 1e7 else 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Margined(Rate):
-    """A rate whose burst allowance is ``margin`` seconds short (see FloodOptions.margin)."""
-
-    margin: float = 0.0
-
-    @property
-    def tolerance(self) -> float:
-        return max(0.0, (self.burst - 1) / self.per_second - self.margin)
-
-
-def _margined(rate: Rate, margin: float) -> Rate:
-    return _Margined(rate.per_second, rate.burst, margin) if margin else rate
 
 
 class _Call:
@@ -209,22 +133,40 @@ class FloodControl:
         self._random = random
         self._lanes = Lanes(clock)
         self._buckets = BucketTable()
-        self._shared = shared
-        self._shared_chats = shared_chats and shared is not None
         self._telegram = options.mode == "telegram"
         self._replies_bulk = options.replies_count_against_bulk
-        # Calls that cannot be decided without a round trip to the shared buckets.
-        self._remote = self._shared_chats or (self._replies_bulk and shared is not None)
+        self._remote = Remote(None, clock)
+        self._shared_chats = False
+        self._round_trip = False
+        self.share(shared, chats=shared_chats)
         self._paced = self._telegram or self._replies_bulk
         self._retries = options.retries
         margin = options.margin
-        self._private = _margined(options.private, margin)
-        self._group = _margined(options.group, margin)
-        self._bulk = _margined(options.bulk, margin)
-        self._paid = _margined(options.paid, margin)
+        self._private = margined(options.private, margin)
+        self._group = margined(options.group, margin)
+        self._bulk = margined(options.bulk, margin)
+        self._paid = margined(options.paid, margin)
 
     def __repr__(self) -> str:
         return f"FloodControl({self.options.describe()})"
+
+    def share(self, shared: SharedBuckets | None, *, chats: bool = False) -> None:
+        """Use ``shared`` buckets from now on (None: this process's own): for the global
+        buckets, and with ``chats`` for every chat's bucket and pause too. When the shared
+        buckets fail (:class:`~tgrunner.errors.FloodStoreUnavailable`), calls fall back to
+        this process's own, with a warning at most once a minute."""
+        self._remote.shared = shared
+        self._shared_chats = chats and shared is not None
+        # Calls that cannot be decided without a round trip to the shared buckets.
+        self._round_trip = self._shared_chats or (self._replies_bulk and shared is not None)
+
+    async def close(self) -> None:
+        """Close the shared buckets, if any; calls go on with this process's own. Safe to
+        call twice."""
+        shared = self._remote.shared
+        self.share(None)
+        if shared is not None:
+            await shared.close()
 
     @property
     def lanes(self) -> int:
@@ -255,7 +197,7 @@ class FloodControl:
         if chat_id is None:
             return await exchange()
         key = chat_id if type(chat_id) is int else chat_key(chat_id)
-        if bulk or paid or self._remote or key in self._lanes:
+        if bulk or paid or self._round_trip or key in self._lanes:
             return await self._slow(method, key, exchange, bulk or paid, paid)
         if self._paced and not self._slot_now(method, key):
             return await self._slow(method, key, exchange, False, False)
@@ -385,24 +327,34 @@ class FloodControl:
                 continue
             if local:
                 self._buckets.reserve(call.key, self._chat_rate(call.key), now)
-            elif self._shared_chats and (wait := await self._shared_slot(call, counted)) > 0:
-                if now + wait > call.deadline:
-                    raise self._limited(call, wait, self._too_long(wait))
-                await asyncio.sleep(wait)
-                if lane.paused_until > self._clock():
-                    continue  # paused meanwhile (a call that was on the wire got a 429)
+            elif self._shared_chats:
+                wait = await self._shared_slot(call, counted, now)
+                if wait > 0:
+                    if now + wait > call.deadline:
+                        raise self._limited(call, wait, self._too_long(wait))
+                    await asyncio.sleep(wait)
+                    if lane.paused_until > self._clock():
+                        continue  # paused meanwhile (a call that was on the wire got a 429)
             if self._replies_bulk and counted and not call.bulk:
-                if self._shared is not None:
-                    await self._shared.reserve("bulk", self._bulk)
-                else:
-                    self._buckets.reserve(_BULK, self._bulk, now)
+                await self._count_reply(now)
             return
 
-    async def _shared_slot(self, call: _Call, counted: bool) -> float:
-        """Take the call's slot of its chat's shared bucket: seconds to wait for it."""
-        assert self._shared is not None
-        rate = self._chat_rate(call.key) if self._telegram and counted else _PAUSES_ONLY
-        return await self._shared.reserve(f"chat:{call.key}", rate)
+    async def _shared_slot(self, call: _Call, counted: bool, now: float) -> float:
+        """Take the call's slot of its chat's shared bucket: seconds to wait for it (this
+        process's bucket when the shared ones fail)."""
+        paced = self._telegram and counted
+        rate = self._chat_rate(call.key) if paced else _PAUSES_ONLY
+        wait = await self._remote.reserve(f"chat:{call.key}", rate)
+        if wait is not None:
+            return wait
+        if not paced:
+            return 0.0
+        return self._buckets.reserve(call.key, rate, now) - now
+
+    async def _count_reply(self, now: float) -> None:
+        """A reply takes a slot of the bulk bucket, and leaves without waiting for it."""
+        if await self._remote.reserve("bulk", self._bulk) is None:
+            self._buckets.reserve(_BULK, self._bulk, now)
 
     async def _bulk_slot(self, call: _Call) -> None:
         """Wait for a slot of the bulk (paid) bucket, after its pause."""
@@ -411,9 +363,9 @@ class FloodControl:
         buckets = self._buckets
         while True:
             now = self._clock()
-            if self._shared is not None:
-                wait = max(0.0, await self._shared.reserve(name, rate))
-                wait = max(wait, buckets.paused_until(key) - now)
+            remote = await self._remote.reserve(name, rate)
+            if remote is not None:
+                wait = max(remote, buckets.paused_until(key) - now)
             else:
                 at = buckets.peek(key, rate, now)
                 if at > call.deadline:
@@ -429,7 +381,7 @@ class FloodControl:
     async def _flooded(self, call: _Call, lane: Lane, resp: Answer) -> None:
         """A 429: pause the call's chat (and its bulk bucket) for retry_after plus jitter."""
         self.stats.floods += 1
-        retry_after = _retry_after(resp)
+        retry_after = retry_after_of(resp)
         pause = retry_after + max(0.05, self._random() * 0.1 * retry_after)
         until = self._clock() + pause
         log.debug("%s into chat %s: 429, chat paused for %.2f s", call.method, call.key, pause)
@@ -440,13 +392,11 @@ class FloodControl:
             )
 
         self._lanes.pause(call.key, lane, until, refuse)
-        shared = self._shared
         if call.bulk:
             self._buckets.pause(_PAID if call.paid else _BULK, until)
-            if shared is not None:
-                await shared.pause("paid" if call.paid else "bulk", pause)
-        if self._shared_chats and shared is not None:
-            await shared.pause(f"chat:{call.key}", pause)
+            await self._remote.pause("paid" if call.paid else "bulk", pause)
+        if self._shared_chats:
+            await self._remote.pause(f"chat:{call.key}", pause)
 
     def _after_error(self, call: _Call, error: TransportError) -> None:
         """Back off before a resend the error allows; else raise it."""
