@@ -40,10 +40,13 @@ import orjson
 from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError
 from tgrunner.executors.processes import ProcessExecutor, share_of
+from tgrunner.flood.limiter import FloodControl
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
+from tgrunner.intake.options import data_dir
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
-from tgrunner.runtime.flood import open_flood
+from tgrunner.runtime.flood import BUCKET_FILE, open_flood, share_buckets
+from tgrunner.runtime.hooks import Hook, closing
 from tgrunner.runtime.jobs import BotJobs
 from tgrunner.runtime.jobs import attach as attach_jobs
 from tgrunner.runtime.runner import Runner
@@ -284,11 +287,13 @@ def _runner(
         )
     token = token or fe.token
     api_url = api_url or fe.api_url or DEFAULT_API_URL
+    if workers == 1 and (bot_id := _bot_id(token)) is not None:
+        share_buckets(flood, settings.flood, bot_id=bot_id)  # a --flood-store
     jobs = BotJobs(settings)
     jobs.token, jobs.api_url = token or "", api_url
     state = BotState(settings, token)
     executor = None
-    if workers > 1:
+    if workers > 1:  # each worker shares the buckets; this process sends no chat's calls
         executor = _process_executor(spec, token, api_url, settings, options)
         executor.bind(state=state.for_workers(), before_start=state.check)
         if token:
@@ -302,7 +307,9 @@ def _runner(
         # queue and the state store open in every process, and the job workers start from
         # this one (the store opens first and closes last).
         startup=state.startup(jobs.startup(None if executor else fe.startup)),
-        shutdown=state.shutdown(jobs.shutdown(None if executor else fe.shutdown)),
+        shutdown=_closing_flood(
+            flood, state.shutdown(jobs.shutdown(None if executor else fe.shutdown))
+        ),
         executor=executor,
         frontend=fe.name,
         flood=flood,
@@ -321,6 +328,10 @@ def _process_executor(
             'example tgrunner.run("mybot:dp", workers=4)) instead of the object itself'
         )
     workers = settings.workers
+    bot_id = _bot_id(token)
+    bucket_file = None
+    if bot_id is not None and settings.flood.enabled and settings.flood.store is None:
+        bucket_file = str(data_dir(settings.intake) / str(bot_id) / BUCKET_FILE)
     return ProcessExecutor(
         spec.target,
         token=token or "",
@@ -330,9 +341,20 @@ def _process_executor(
         keys=settings.keys,
         client=settings.client,
         flood=settings.flood,
+        flood_file=bucket_file,
         load_options={"entry": True} if spec.entry else {"factory": spec.factory},
         frontend_options={"workers": workers.workers, **_json_only(options)},
     )
+
+
+def _bot_id(token: str | None) -> int | None:
+    head = (token or "").partition(":")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _closing_flood(flood: FloodControl | None, inner: Hook) -> Hook:
+    """The shutdown hook: ``inner``, then close the flood control's shared buckets."""
+    return inner if flood is None else closing(flood.close, inner)
 
 
 def _json_only(options: dict[str, Any]) -> dict[str, Any]:

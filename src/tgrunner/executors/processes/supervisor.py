@@ -78,7 +78,8 @@ class ProcessExecutor:
       the first key routes.
     - ``client``: the workers' Bot API client options (transport, proxy, timeout).
     - ``flood``: the workers' flood control options (default: reactive); each worker builds
-      its own flood control from them.
+      its own flood control from them. ``flood_file`` (default None: none): the file where
+      they share the global buckets.
     - ``load_options`` / ``frontend_options``: keyword arguments for ``load_target`` and
       ``frontend_for`` in the workers (JSON values only), default none.
     - ``on_failure(exc)``: a slot's restart hit the crash limit after ``start()`` (a
@@ -100,6 +101,7 @@ class ProcessExecutor:
         keys: Callable[[Any], Iterable[Hashable] | None] = default_keys,
         client: ClientOptions | None = None,
         flood: FloodOptions | None = None,
+        flood_file: str | None = None,
         load_options: Mapping[str, Any] | None = None,
         frontend_options: Mapping[str, Any] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
@@ -129,6 +131,7 @@ class ProcessExecutor:
                 "timeout": client.timeout,
             },
             "flood": (flood or FloodOptions()).to_json(),
+            "flood_file": flood_file,
             "load_options": dict(load_options or {}),
             "frontend_options": dict(frontend_options or {}),
         }

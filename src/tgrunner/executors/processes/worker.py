@@ -84,7 +84,7 @@ from tgrunner.frontends import Frontend, PollingCall
 from tgrunner.jobs.offload import share_cores, shutdown_offload
 from tgrunner.runtime.build import frontend_for, load_frontend
 from tgrunner.runtime.entry import EntryPoint, import_guarded
-from tgrunner.runtime.flood import open_flood
+from tgrunner.runtime.flood import open_flood, share_buckets
 from tgrunner.runtime.jobs import open_worker_queue
 from tgrunner.runtime.state import open_worker_store
 
@@ -112,7 +112,8 @@ class Worker:
         self.init = init
         self._load_frontend = load or self._from_target
         # One per worker, for its Bot and the framework's session.
-        self.flood = open_flood(FloodOptions.from_json(init.get("flood") or {}))
+        self._flood_options = FloodOptions.from_json(init.get("flood") or {})
+        self.flood = open_flood(self._flood_options)
         self.share: int = init["share"]
         self._in_fd = in_fd
         self._out_fd = out_fd
@@ -194,6 +195,9 @@ class Worker:
             timeout=client["timeout"],
             flood=self.flood,
         )
+        share_buckets(
+            self.flood, self._flood_options, bot_id=bot.id, bucket_file=init.get("flood_file")
+        )
         if init.get("metrics"):
             self._observe(bot)
         if init.get("answers"):
@@ -233,6 +237,9 @@ class Worker:
         if self._bot is not None:
             with contextlib.suppress(Exception):
                 await self._bot.close()
+        if self.flood is not None:
+            with contextlib.suppress(Exception):
+                await self.flood.close()
 
     # -- frames from the supervisor -------------------------------------------------------------
 
