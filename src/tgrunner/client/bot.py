@@ -373,19 +373,14 @@ class Bot:
             path = self._prefix + method
             limit = timeout if timeout is not None else self.timeout
             flood = self._flood
-            http = self._http
             try:
                 if flood is not None and params and (chat := params.get("chat_id")) is not None:
-                    resp = await flood.call(
-                        method,
-                        chat,
-                        lambda: http.request("POST", path, body, content_type=ctype, timeout=limit),
-                        bulk=bulk,
-                        paid=paid,
+                    resp = await self._flood_call(
+                        flood, method, chat, path, body, ctype, limit, bulk, paid
                     )
                 else:
                     try:
-                        resp = await http.request(
+                        resp = await self._http.request(
                             "POST", path, body, content_type=ctype, timeout=limit
                         )
                     except TransportError as exc:
@@ -394,7 +389,7 @@ class Bot:
                         log.debug(
                             "%s: sending it once more, as it is safe to repeat: %s", method, exc
                         )
-                        resp = await http.request(
+                        resp = await self._http.request(
                             "POST", path, body, content_type=ctype, timeout=limit
                         )
             except (TransportError, OSError) as exc:
@@ -418,6 +413,30 @@ class Bot:
         if hook is not None:
             hook(method, None, perf_counter() - began)
         return payload.get("result")
+
+    def _flood_call(
+        self,
+        flood: FloodControl,
+        method: str,
+        chat: Any,
+        path: str,
+        body: bytes,
+        ctype: str,
+        limit: float,
+        bulk: bool,
+        paid: bool,
+    ) -> Awaitable[Response]:
+        """The awaitable of the call through flood control. A function of its own, not a
+        closure in :meth:`request`: one there would make every local of ``request`` a cell,
+        which costs the calls without flood control too."""
+        http = self._http
+        return flood.call(
+            method,
+            chat,
+            lambda: http.request("POST", path, body, content_type=ctype, timeout=limit),
+            bulk=bulk,
+            paid=paid,
+        )
 
     # -- typed helpers for the common methods -------------------------------------------------
     # They return the awaitable of :meth:`request` rather than awaiting it in a coroutine of

@@ -50,7 +50,9 @@ class Lanes:
     """The lanes of every chat that has one, by chat key; ``clock`` gives seconds."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        self._lanes: dict[Hashable, Lane] = {}
+        self.by_key: dict[Hashable, Lane] = {}
+        """The lanes by chat key (read-only: a membership test is the hot path's check)."""
+        self._lanes = self.by_key
         self._clock = clock
 
     def __len__(self) -> int:

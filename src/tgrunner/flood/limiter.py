@@ -132,6 +132,7 @@ class FloodControl:
         self._clock = clock
         self._random = random
         self._lanes = Lanes(clock)
+        self._has_lane = self._lanes.by_key  # ``key in``: no method call on the hot path
         self._buckets = BucketTable()
         self._telegram = options.mode == "telegram"
         self._replies_bulk = options.replies_count_against_bulk
@@ -197,7 +198,7 @@ class FloodControl:
         if chat_id is None:
             return await exchange()
         key = chat_id if type(chat_id) is int else chat_key(chat_id)
-        if bulk or paid or self._round_trip or key in self._lanes:
+        if bulk or paid or self._round_trip or key in self._has_lane:
             return await self._slow(method, key, exchange, bulk or paid, paid)
         if self._paced and not self._slot_now(method, key):
             return await self._slow(method, key, exchange, False, False)
