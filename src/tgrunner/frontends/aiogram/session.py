@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -33,7 +33,12 @@ import tgrunner.frontends.aiogram.compat as compat
 from tgrunner.client import calls
 from tgrunner.client.multipart import InputFile as RawFile
 from tgrunner.client.multipart import encode_multipart
-from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
+from tgrunner.client.transports.fast import (
+    ClientResponse,
+    HTTPClient,
+    TransportError,
+    TransportTimeout,
+)
 from tgrunner.errors import FloodLimited
 from tgrunner.flood.limiter import FloodControl
 
@@ -47,6 +52,25 @@ _JSON = "application/json"
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _through(
+    flood: FloodControl,
+    name: str,
+    chat_id: Any,
+    client: HTTPClient,
+    path: str,
+    body: bytes,
+    content_type: str,
+    limit: float,
+) -> Awaitable[ClientResponse]:
+    """The call through flood control; a function of its own, as a closure in make_request
+    would make its locals cells, which costs the calls without a chat too."""
+    return flood.call(
+        name,
+        chat_id,
+        lambda: client.request("POST", path, body, content_type=content_type, timeout=limit),
+    )
 
 
 class TgrunnerSession(BaseSession):
@@ -161,16 +185,11 @@ class TgrunnerSession(BaseSession):
         limit = self.timeout if timeout is None else timeout
         flood = self.flood
         chat_id = getattr(method, "chat_id", None) if flood is not None else None
+        request: Awaitable[ClientResponse]
         if flood is None or chat_id is None:
             request = client.request("POST", path, body, content_type=content_type, timeout=limit)
         else:
-            request = flood.call(
-                name,
-                chat_id,
-                lambda: client.request(
-                    "POST", path, body, content_type=content_type, timeout=limit
-                ),
-            )
+            request = _through(flood, name, chat_id, client, path, body, content_type, limit)
         try:
             resp = await (request if calls.on_call is None else calls.reported(name, request))
         except FloodLimited as exc:

@@ -23,6 +23,7 @@ The PTB front-end installs it on the application's bot by default (``request="tg
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -32,7 +33,12 @@ from telegram.request import BaseRequest, RequestData
 
 from tgrunner.client import calls
 from tgrunner.client.multipart import InputFile, encode_multipart
-from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
+from tgrunner.client.transports.fast import (
+    ClientResponse,
+    HTTPClient,
+    TransportError,
+    TransportTimeout,
+)
 from tgrunner.errors import FloodLimited
 from tgrunner.flood.limiter import FloodControl
 from tgrunner.frontends.ptb.compat import DEFAULT_VALUE
@@ -144,11 +150,13 @@ class TgrunnerRequest(BaseRequest):
         body = b""
         ctype: str | None = None
         uploads = request_data is not None and request_data.contains_files
+        params = None  # PTB builds the dict at each access: once is enough
         if request_data is not None:
             if uploads:
                 body, ctype = _multipart(request_data)
             else:
-                body, ctype = orjson.dumps(request_data.parameters), _JSON
+                params = request_data.parameters
+                body, ctype = orjson.dumps(params), _JSON
         parts = (
             _resolve(read_timeout, self._read_timeout),
             _resolve(write_timeout, self._media_write_timeout if uploads else self._write_timeout),
@@ -159,15 +167,12 @@ class TgrunnerRequest(BaseRequest):
         flood = self.flood
         chat_id = None
         if flood is not None and request_data is not None:
-            chat_id = request_data.parameters.get("chat_id")
+            chat_id = (params if params is not None else request_data.parameters).get("chat_id")
+        request: Awaitable[ClientResponse]
         if flood is None or chat_id is None:
             request = client.request(method, path, body, content_type=ctype, timeout=timeout)
         else:
-            request = flood.call(
-                path.rpartition("/")[2],
-                chat_id,
-                lambda: client.request(method, path, body, content_type=ctype, timeout=timeout),
-            )
+            request = _through(flood, chat_id, client, method, path, body, ctype, timeout)
         if calls.on_call is not None:
             request = calls.reported(path.rpartition("/")[2], request)
         try:
@@ -201,6 +206,25 @@ class TgrunnerRequest(BaseRequest):
         self._last = (origin + "/", client)
         path = url[len(origin) :] or "/"
         return client, path
+
+
+def _through(
+    flood: FloodControl,
+    chat_id: Any,
+    client: HTTPClient,
+    method: str,
+    path: str,
+    body: bytes,
+    ctype: str | None,
+    timeout: float | None,
+) -> Awaitable[ClientResponse]:
+    """The call through flood control; a function of its own, as a closure in do_request
+    would make its locals cells, which costs the calls without a chat too."""
+    return flood.call(
+        path.rpartition("/")[2],
+        chat_id,
+        lambda: client.request(method, path, body, content_type=ctype, timeout=timeout),
+    )
 
 
 def _too_many(exc: FloodLimited) -> bytes:
