@@ -331,7 +331,7 @@ def _process_executor(
     bot_id = _bot_id(token)
     bucket_file = None
     if bot_id is not None and settings.flood.enabled and settings.flood.store is None:
-        bucket_file = str(data_dir(settings.intake) / str(bot_id) / BUCKET_FILE)
+        bucket_file = str((data_dir(settings.intake) / str(bot_id) / BUCKET_FILE).resolve())
     return ProcessExecutor(
         spec.target,
         token=token or "",
