@@ -32,6 +32,7 @@ The hierarchy::
         ├── NotFound         404     the method does not exist
         ├── Conflict         409     a webhook is set, or another instance is polling
         ├── RetryAfter       429     flood control: wait ``retry_after`` seconds
+        │   └── FloodLimited         tgrunner's flood control gave up waiting: over a bound
         └── ServerError      5xx     Telegram's side failed; retry with backoff
 
 Every Telegram and network error carries the ``method`` that failed; Telegram errors carry the
@@ -49,6 +50,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "FloodLimited",
     "FloodStoreUnavailable",
     "Forbidden",
     "HandlerError",
@@ -308,6 +310,20 @@ class Conflict(TelegramError):
 
 class RetryAfter(TelegramError):
     """429: flood control. Wait ``retry_after`` seconds before the same kind of call."""
+
+
+class FloodLimited(RetryAfter):
+    """tgrunner's flood control did not send the call: it would have waited longer than its
+    bound (``FloodOptions.max_wait``, ``--flood-max-wait``), or its chat already had as many
+    calls waiting as it may (``FloodOptions.max_queue``). Nothing reached Telegram.
+
+    ``retry_after`` is the seconds until the chat (or the bulk bucket) may send again, as far
+    as the flood control knows; ``error_code`` is 429, so code that handles ``RetryAfter``
+    handles this too. Send it later, or raise the bound.
+    """
+
+    def __init__(self, method: str, retry_after: float, reason: str) -> None:
+        super().__init__(method, 429, reason, retry_after=retry_after)
 
 
 class ServerError(TelegramError):

@@ -107,6 +107,10 @@ class SharedBuckets(Protocol):
     reservation is a GCRA slot (tolerance ``(burst - 1) / per_second``), and a pause lets no
     call on its key leave before its end. Built by :func:`tgrunner.flood.shared.open_shared`.
 
+    :class:`~tgrunner.flood.limiter.FloodControl` uses them for the global buckets
+    (``"bulk"``, ``"paid"``) and, with ``--flood-store``, for chats' buckets and 429 pauses
+    too (``"chat:<id>"``).
+
     Every method raises :class:`~tgrunner.errors.FloodStoreUnavailable` when the store cannot
     answer.
     """

@@ -19,6 +19,7 @@ from tgrunner.client.options import ClientOptions
 from tgrunner.client.transports import TRANSPORTS
 from tgrunner.errors import ConfigError
 from tgrunner.executors.processes.options import WorkerOptions, resolve_workers, share_of
+from tgrunner.flood.options import MODES, FloodOptions, check_store, parse_rates
 from tgrunner.intake.options import IntakeOptions
 from tgrunner.jobs.options import JobOptions, check_jobs_url
 from tgrunner.keys import KeyFunc, default_keys
@@ -32,6 +33,7 @@ __all__ = [
     "ClientOptions",
     "EnvSetting",
     "Field",
+    "FloodOptions",
     "IntakeOptions",
     "JobOptions",
     "KeyFunc",
@@ -56,7 +58,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 Field = tuple[str, str]
 """Where a value goes: (layer, field name); the layer is "scheduler", "polling", "intake",
-"client", "workers", "webhook", "jobs", or "" for a field of :class:`Settings` itself."""
+"client", "workers", "webhook", "jobs", "flood", or "" for a field of :class:`Settings`
+itself. The flood layer's ``rates`` is a dict of rates by name."""
 
 
 def _whole(low: int, meaning: str) -> Callable[[str], int]:
@@ -229,6 +232,13 @@ ENV: Mapping[str, EnvSetting] = {
         ("jobs", "workers"), _whole(0, "job worker processes beside the bot")
     ),
     "TGRUNNER_STATE": EnvSetting(("", "state"), _state_url),
+    "TGRUNNER_FLOOD": EnvSetting(("flood", "mode"), _choice(*MODES)),
+    "TGRUNNER_FLOOD_RATES": EnvSetting(("flood", "rates"), parse_rates),
+    "TGRUNNER_FLOOD_MAX_WAIT": EnvSetting(
+        ("flood", "max_wait"), _seconds("how long a call may wait to leave", zero=False)
+    ),
+    "TGRUNNER_FLOOD_REPLIES_BULK": EnvSetting(("flood", "replies_count_against_bulk"), _boolean),
+    "TGRUNNER_FLOOD_STORE": EnvSetting(("flood", "store"), check_store),
 }
 """Every ``TGRUNNER_*`` setting :meth:`Settings.from_env` reads, by variable name."""
 
@@ -314,6 +324,7 @@ class Settings:
     metrics: str | None = None
     jobs: JobOptions = field(default_factory=JobOptions)
     state: str | None = None
+    flood: FloodOptions = field(default_factory=FloodOptions)
 
     def __post_init__(self) -> None:
         if self.grace < 0:
@@ -328,6 +339,8 @@ class Settings:
             if not isinstance(self.state, str):
                 raise ConfigError(f"state must be a store URL (a str), got {self.state!r}")
             check_url(self.state)
+        if not isinstance(self.flood, FloodOptions):
+            raise ConfigError(f"flood must be a FloodOptions, got {self.flood!r}")
         if not isinstance(self.workers, WorkerOptions):
             raise ConfigError(f"workers must be a WorkerOptions, got {self.workers!r}")
         share_of(self.scheduler.concurrency, self.workers.workers)  # too many workers: raises
@@ -368,7 +381,10 @@ class Settings:
         ``TGRUNNER_STARTUP_GRACE`` (seconds), ``TGRUNNER_METRICS`` (``host:port`` of the
         metrics server), ``TGRUNNER_JOBS`` (the job queue URL), ``TGRUNNER_JOB_WORKERS`` (job
         worker processes beside the bot), ``TGRUNNER_STATE`` (the state store URL), the
-        webhook's ``TGRUNNER_WEBHOOK_*`` variables.
+        webhook's ``TGRUNNER_WEBHOOK_*`` variables, ``TGRUNNER_FLOOD`` (``reactive``,
+        ``telegram`` or ``off``), ``TGRUNNER_FLOOD_RATES`` (``private=1/s:3,group=20/min:3``,
+        …), ``TGRUNNER_FLOOD_MAX_WAIT`` (seconds), ``TGRUNNER_FLOOD_REPLIES_BULK`` (1/0),
+        ``TGRUNNER_FLOOD_STORE`` (``redis://…``).
         Booleans are 1/0, true/false, yes/no or on/off.
         """
         values = read_env(env)
@@ -396,6 +412,7 @@ class Settings:
             "workers": {"workers": 1},
             "webhook": {},
             "jobs": {},
+            "flood": {},
             "": {},
         }
         for (layer, name), value in values.items():
@@ -413,9 +430,12 @@ class Settings:
             given = ", ".join(names.get(("webhook", k), k) for k in sorted(webhook))
             url = names.get(("webhook", "url"), "url")
             raise ConfigError(f"{given} set without {url}: give the webhook's public URL")
+        flood = layers["flood"]
+        rates = flood.pop("rates", None) or {}
         try:
             return cls(
                 webhook=WebhookOptions(**webhook) if "url" in webhook else None,
+                flood=FloodOptions(**flood).with_rates(rates),
                 scheduler=SchedulerOptions(**layers["scheduler"]),
                 polling=PollingOptions(**layers["polling"]),
                 intake=IntakeOptions(**intake),

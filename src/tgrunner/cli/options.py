@@ -20,7 +20,9 @@ __all__ = ["FLAGS", "Flag", "add_setting_options", "settings_from"]
 @dataclass(frozen=True, slots=True)
 class Flag:
     """A ``tgrunner run`` option for the variable ``env``; ``help`` states its default.
-    ``switch``: an option without a value (its variable is a boolean)."""
+    ``switch``: an option without a value (its variable is a boolean). ``repeat``: an option
+    that may be given many times, each a dict that adds to the others (and to its
+    variable's)."""
 
     flag: str
     env: str
@@ -28,6 +30,7 @@ class Flag:
     help: str
     metavar: str | None = None
     switch: bool = False
+    repeat: bool = False
 
     @property
     def dest(self) -> str:
@@ -134,6 +137,26 @@ FLAGS: tuple[Flag, ...] = (
          "bridges: sqlite:///PATH, postgresql://HOST/DB, mysql://HOST/DB or "
          "redis://HOST:PORT/DB, checked at start (default: SQLite in "
          "<data dir>/<bot id>/state.sqlite, opened at its first use)", "URL"),
+    Flag("--flood", "TGRUNNER_FLOOD", "flood",
+         "reactive (default): a 429 pauses only its chat, whose calls wait in order and are "
+         "resent after retry_after, and broadcasts are paced; telegram: also token buckets at "
+         "Telegram's limits (no 429s); off: no flood handling, a 429 reaches the handler",
+         "{reactive,telegram,off}"),
+    Flag("--flood-rate", "TGRUNNER_FLOOD_RATES", "flood",
+         "a rate, NAME=N/s[:BURST] or NAME=N/min[:BURST] (burst default 1), repeatable; NAME "
+         "private (default 1/s:3) or group (default 20/min:3), counted in telegram mode, bulk "
+         "(broadcasts, default 30/s:30) or paid (paid broadcasts, default 1000/s:1000); its "
+         "variable takes them comma-separated", "NAME=RATE", repeat=True),
+    Flag("--flood-max-wait", "TGRUNNER_FLOOD_MAX_WAIT", "flood",
+         "seconds a call may wait to leave (a paused chat, a bucket); one that would wait "
+         "longer fails at once with FloodLimited, a RetryAfter (default 60)", "SECONDS"),
+    Flag("--flood-replies-bulk", "TGRUNNER_FLOOD_REPLIES_BULK", "flood",
+         "replies take slots of the bulk bucket too, so broadcasts slow down to leave room "
+         "for them; replies never wait for it (default: only broadcasts count)", switch=True),
+    Flag("--flood-store", "TGRUNNER_FLOOD_STORE", "flood",
+         "share every bucket and 429 pause with other machines through Valkey/Redis, "
+         "redis://HOST:PORT/DB, one round trip per send (default: none; worker processes "
+         "share the global buckets in the data dir)", "URL"),
     Flag("--metrics", "TGRUNNER_METRICS", "observability",
          "serve Prometheus /metrics, /healthz and /readyz on this address, such as "
          "127.0.0.1:9090; port 0 picks a free one (default: no metrics server)", "HOST:PORT"),
@@ -150,6 +173,7 @@ _GROUPS = {
     "webhook": "webhook (each update on disk before its 200; needs the journal)",
     "jobs": "jobs (task.enqueue(...) from handlers; their replies sent by job workers)",
     "state": "state (data kept by handlers, atomic across worker processes and machines)",
+    "flood": "flood control (outgoing calls: Telegram's limits, 429s, broadcasts)",
     "observability": "observability (metrics and health checks; pip install 'tgrunner[metrics]')",
 }
 
@@ -168,6 +192,15 @@ def add_setting_options(parser: argparse.ArgumentParser) -> None:
         text = f"{f.help}; env {f.env}"
         if f.switch:
             group.add_argument(f.flag, dest=f.dest, action="store_true", help=text)
+        elif f.repeat:
+            group.add_argument(
+                f.flag,
+                dest=f.dest,
+                action="append",
+                type=checked(ENV[f.env].parse),
+                metavar=f.metavar,
+                help=text,
+            )
         else:
             group.add_argument(
                 f.flag, dest=f.dest, type=checked(ENV[f.env].parse), metavar=f.metavar, help=text
@@ -195,6 +228,11 @@ def settings_from(args: argparse.Namespace, env: Any = None) -> Settings:
             given[("intake", "journal_path")] = value
         elif f.switch:  # its variable's reading of "1": True, or False for a --no-* switch
             given[ENV[f.env].to] = ENV[f.env].parse("1")
+        elif f.repeat:  # dicts, each adding to its variable's
+            merged = dict(values.get(ENV[f.env].to) or {})
+            for each in value:
+                merged.update(each)
+            given[ENV[f.env].to] = merged
         else:
             given[ENV[f.env].to] = value
     for to in given:

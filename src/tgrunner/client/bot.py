@@ -33,6 +33,8 @@ from tgrunner.errors import (
     UnexpectedAnswer,
     telegram_error,
 )
+from tgrunner.flood.limiter import FloodControl, flood_control
+from tgrunner.flood.options import FloodOptions
 from tgrunner.protocols import Response, Transport
 
 __all__ = ["DEFAULT_API_URL", "Bot", "InputFile", "check_api_url"]
@@ -211,8 +213,16 @@ class Bot:
     ``bot.transport`` is the transport in use (``bot.transport_name`` its name: ``"fast"``,
     ``"aiohttp"``, or the class name of a Transport object), ``bot.proxy`` the proxy in use
     (or None).
+    - ``flood``: flood control (:mod:`tgrunner.flood.limiter`): a
+      :class:`~tgrunner.flood.limiter.FloodControl` to share (with an aiogram or PTB bot's
+      session, as the runtime does), :class:`~tgrunner.flood.options.FloodOptions` to build
+      one from, or None (default): none, every 429 reaches the caller as RetryAfter. The
+      runtime's Bot has one built from ``Settings.flood`` (default reactive).
+
     A failed request is resent at most once, and only when the method is safe to repeat and
-    no byte of an answer had come (:mod:`tgrunner.client.retry`); ``send*`` never is.
+    no byte of an answer had come (:mod:`tgrunner.client.retry`); ``send*`` never is. With
+    flood control, a call with a ``chat_id`` is resent as :mod:`tgrunner.flood.limiter` says
+    instead (after a 429, a 5xx, or a request that provably never left).
 
     ``on_call(method, error, seconds)``, default None: called after each :meth:`request`
     (``error`` None when it succeeded), e.g. for metrics; a resend is part of its call.
@@ -241,6 +251,7 @@ class Bot:
         transport: str | Transport = "fast",
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        flood: FloodControl | FloodOptions | None = None,
     ) -> None:
         _check_token(token)
         try:
@@ -254,6 +265,7 @@ class Bot:
         self._http = self._transport(transport, proxy, ssl_context, pool_size)
         self._prefix = f"/bot{token}/"
         self._me: JSON | None = None
+        self._flood = flood_control(flood) if isinstance(flood, FloodOptions) else flood
 
     def _transport(
         self,
@@ -298,6 +310,11 @@ class Bot:
         return self._me
 
     @property
+    def flood(self) -> FloodControl | None:
+        """The flood control calls go through, None when there is none (``--flood off``)."""
+        return self._flood
+
+    @property
     def transport(self) -> Transport:
         """The transport requests go through."""
         return self._http
@@ -328,9 +345,20 @@ class Bot:
         return self.request(method, params, timeout=timeout)
 
     async def request(
-        self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        bulk: bool = False,
+        paid: bool = False,
     ) -> Any:
-        """Like :meth:`call`, with the parameters as a mapping (never changed)."""
+        """Like :meth:`call`, with the parameters as a mapping (never changed).
+
+        ``bulk`` marks a broadcast send: with flood control it waits for a slot of the bulk
+        bucket (``paid``: of the paid one, for ``allow_paid_broadcast``) first, and a 429
+        pauses that bucket too. Both default False.
+        """
         # Timed here, when on_call is set, not by a wrapper coroutine: a try costs nothing
         # until something is raised.
         began = perf_counter() if self._on_call is not None else 0.0
@@ -344,21 +372,27 @@ class Bot:
                 body, ctype = await _encode_files(params)
             path = self._prefix + method
             limit = timeout if timeout is not None else self.timeout
+            flood = self._flood
             try:
-                resp = await self._http.request(
-                    "POST", path, body, content_type=ctype, timeout=limit
-                )
-            except TransportError as exc:
-                if not may_resend(method, exc):
-                    raise _network_error(method, self.api_url, exc) from exc
-                log.debug("%s: sending it once more, as it is safe to repeat: %s", method, exc)
-                try:
-                    resp = await self._http.request(
-                        "POST", path, body, content_type=ctype, timeout=limit
+                if flood is not None and params and (chat := params.get("chat_id")) is not None:
+                    resp = await self._flood_call(
+                        flood, method, chat, path, body, ctype, limit, bulk, paid
                     )
-                except (TransportError, OSError) as again:
-                    raise _network_error(method, self.api_url, again) from again
-            except OSError as exc:
+                else:
+                    try:
+                        resp = await self._http.request(
+                            "POST", path, body, content_type=ctype, timeout=limit
+                        )
+                    except TransportError as exc:
+                        if not may_resend(method, exc):
+                            raise
+                        log.debug(
+                            "%s: sending it once more, as it is safe to repeat: %s", method, exc
+                        )
+                        resp = await self._http.request(
+                            "POST", path, body, content_type=ctype, timeout=limit
+                        )
+            except (TransportError, OSError) as exc:
                 raise _network_error(method, self.api_url, exc) from exc
             try:
                 payload = orjson.loads(resp.body)
@@ -379,6 +413,30 @@ class Bot:
         if hook is not None:
             hook(method, None, perf_counter() - began)
         return payload.get("result")
+
+    def _flood_call(
+        self,
+        flood: FloodControl,
+        method: str,
+        chat: Any,
+        path: str,
+        body: bytes,
+        ctype: str,
+        limit: float,
+        bulk: bool,
+        paid: bool,
+    ) -> Awaitable[Response]:
+        """The awaitable of the call through flood control. A function of its own, not a
+        closure in :meth:`request`: one there would make every local of ``request`` a cell,
+        which costs the calls without flood control too."""
+        http = self._http
+        return flood.call(
+            method,
+            chat,
+            lambda: http.request("POST", path, body, content_type=ctype, timeout=limit),
+            bulk=bulk,
+            paid=paid,
+        )
 
     # -- typed helpers for the common methods -------------------------------------------------
     # They return the awaitable of :meth:`request` rather than awaiting it in a coroutine of

@@ -84,12 +84,17 @@ class Bucket:
 
     def reserve(self, rate: Rate, now: float) -> float:
         """Take the next slot: the time the call may leave (``now`` or later)."""
+        at = self.peek(rate, now)
+        self.tat = (self.tat if self.tat > at else at) + rate.interval
+        return at
+
+    def peek(self, rate: Rate, now: float) -> float:
+        """The time the next call would leave (``now`` or later), without taking the slot."""
         at = self.tat - rate.tolerance
         if at < now:
             at = now
         if at < self.paused_until:
             at = self.paused_until
-        self.tat = (self.tat if self.tat > at else at) + rate.interval
         return at
 
     def pause(self, until: float) -> None:
@@ -139,6 +144,14 @@ class BucketTable:
             self._calls = 0
             self.reclaim(now, limit=self._sweep)
         return at
+
+    def peek(self, key: Hashable, rate: Rate, now: float) -> float:
+        """The time a call on ``key`` would leave under ``rate``, without taking the slot (to
+        refuse a call that would wait too long, and leave the bucket as it was)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return now
+        return bucket.peek(rate, now)
 
     def pause(self, key: Hashable, until: float) -> None:
         """No call on ``key`` leaves before ``until``."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tgrunner.errors import ConfigError
 
-__all__ = ["DEFAULT_DATA_DIR", "IntakeOptions", "bot_dir", "journal_path"]
+__all__ = ["DEFAULT_DATA_DIR", "IntakeOptions", "bot_dir", "data_dir", "journal_path"]
 
 DEFAULT_DATA_DIR = "./.tgrunner"
 JOURNAL_FILE = "journal.sqlite3"
@@ -59,9 +59,15 @@ def _writable_dir(path: Path, what: str) -> Path:
     return path
 
 
+def data_dir(options: IntakeOptions) -> Path:
+    """The data dir: ``options.data_dir``, else ``$TGRUNNER_DATA_DIR``, else ``./.tgrunner``
+    (neither created nor checked)."""
+    return Path(options.data_dir or os.environ.get("TGRUNNER_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
 def bot_dir(options: IntakeOptions, bot_id: int) -> Path:
     """``<data dir>/<bot id>``, created when missing; ConfigError when it cannot be written."""
-    root = Path(options.data_dir or os.environ.get("TGRUNNER_DATA_DIR") or DEFAULT_DATA_DIR)
+    root = data_dir(options)
     _writable_dir(root, "data dir")
     return _writable_dir(root / str(bot_id), "data dir")
 

@@ -40,9 +40,13 @@ import orjson
 from tgrunner.client.bot import DEFAULT_API_URL
 from tgrunner.errors import ConfigError
 from tgrunner.executors.processes import ProcessExecutor, share_of
+from tgrunner.flood.limiter import FloodControl
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
+from tgrunner.intake.options import data_dir
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
+from tgrunner.runtime.flood import BUCKET_FILE, open_flood, share_buckets
+from tgrunner.runtime.hooks import Hook, closing
 from tgrunner.runtime.jobs import BotJobs
 from tgrunner.runtime.jobs import attach as attach_jobs
 from tgrunner.runtime.runner import Runner
@@ -64,8 +68,9 @@ _NOT_RUNNABLE = (
 def frontend_for(obj: Any, **options: Any) -> Frontend:
     """The :class:`Frontend` that drives ``obj``; ConfigError (with a hint) when nothing can.
 
-    ``options`` (``token``, ``api_url``, ``name`` for messages, front-end switches) go to the
-    framework's adapter.
+    ``options`` (``token``, ``api_url``, ``name`` for messages, front-end switches, ``flood``:
+    the process's :class:`~tgrunner.flood.limiter.FloodControl` for the framework's session)
+    go to the framework's adapter.
     """
     name = options.get("name") or _name_of(obj)
     if isinstance(obj, Router):
@@ -268,7 +273,12 @@ def _runner(
     elif module is not None and inspect.iscoroutinefunction(obj):
         check_handler(obj, name, module)  # a hint naming the module's own Router
     workers = settings.workers.workers
-    fe = frontend_for(obj, token=token, api_url=api_url, name=name, workers=workers, **options)
+    # One flood control for the Bot and the framework's own session: a 429 either sees
+    # pauses the chat for both.
+    flood = open_flood(settings.flood)
+    fe = frontend_for(
+        obj, token=token, api_url=api_url, name=name, workers=workers, flood=flood, **options
+    )
     if fe.keys is not None and settings.keys is Settings().keys:
         settings = replace(settings, keys=fe.keys)
     if fe.allowed_updates is not None and settings.polling.allowed_updates is None:
@@ -277,11 +287,13 @@ def _runner(
         )
     token = token or fe.token
     api_url = api_url or fe.api_url or DEFAULT_API_URL
+    if workers == 1 and (bot_id := _bot_id(token)) is not None:
+        share_buckets(flood, settings.flood, bot_id=bot_id)  # a --flood-store
     jobs = BotJobs(settings)
     jobs.token, jobs.api_url = token or "", api_url
     state = BotState(settings, token)
     executor = None
-    if workers > 1:
+    if workers > 1:  # each worker shares the buckets; this process sends no chat's calls
         executor = _process_executor(spec, token, api_url, settings, options)
         executor.bind(state=state.for_workers(), before_start=state.check)
         if token:
@@ -295,9 +307,12 @@ def _runner(
         # queue and the state store open in every process, and the job workers start from
         # this one (the store opens first and closes last).
         startup=state.startup(jobs.startup(None if executor else fe.startup)),
-        shutdown=state.shutdown(jobs.shutdown(None if executor else fe.shutdown)),
+        shutdown=_closing_flood(
+            flood, state.shutdown(jobs.shutdown(None if executor else fe.shutdown))
+        ),
         executor=executor,
         frontend=fe.name,
+        flood=flood,
     )
     attach_jobs(runner, jobs)
     attach_state(runner, state)
@@ -313,6 +328,10 @@ def _process_executor(
             'example tgrunner.run("mybot:dp", workers=4)) instead of the object itself'
         )
     workers = settings.workers
+    bot_id = _bot_id(token)
+    bucket_file = None
+    if bot_id is not None and settings.flood.enabled and settings.flood.store is None:
+        bucket_file = str((data_dir(settings.intake) / str(bot_id) / BUCKET_FILE).resolve())
     return ProcessExecutor(
         spec.target,
         token=token or "",
@@ -321,9 +340,21 @@ def _process_executor(
         options=workers,
         keys=settings.keys,
         client=settings.client,
+        flood=settings.flood,
+        flood_file=bucket_file,
         load_options={"entry": True} if spec.entry else {"factory": spec.factory},
         frontend_options={"workers": workers.workers, **_json_only(options)},
     )
+
+
+def _bot_id(token: str | None) -> int | None:
+    head = (token or "").partition(":")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _closing_flood(flood: FloodControl | None, inner: Hook) -> Hook:
+    """The shutdown hook: ``inner``, then close the flood control's shared buckets."""
+    return inner if flood is None else closing(flood.close, inner)
 
 
 def _json_only(options: dict[str, Any]) -> dict[str, Any]:

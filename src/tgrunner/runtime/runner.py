@@ -40,11 +40,13 @@ from tgrunner.client.bot import DEFAULT_API_URL, Bot
 from tgrunner.errors import ConfigError, PoisonUpdate
 from tgrunner.executors.inline import InlineExecutor, UpdateHandler
 from tgrunner.executors.processes import ProcessExecutor
+from tgrunner.flood.limiter import FloodControl
 from tgrunner.intake.journal import Journal
 from tgrunner.intake.options import journal_path
 from tgrunner.intake.strict import StrictIntake
 from tgrunner.lifecycle import StopControl
 from tgrunner.protocols import Executor, Source
+from tgrunner.runtime.flood import runner_bot
 from tgrunner.runtime.observe import Observation, close_observation, start_observation
 from tgrunner.runtime.report import RunnerStats, start_line, summary_of
 from tgrunner.runtime.sources import make_source
@@ -97,6 +99,7 @@ class Runner:
       the runner quarantines its poison updates, stops on its crash loops and replaces its
       workers on SIGHUP (see :mod:`.workers`).
     - ``frontend``: the front-end's name in the start-up line, default ``"native"``.
+    - ``flood``: the flood control of the Bot it builds, default one from ``settings.flood``.
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class Runner:
         source: Source | None = None,
         executor: Executor | None = None,
         frontend: str = "native",
+        flood: FloodControl | None = None,
     ) -> None:
         self.settings = settings = settings or Settings()
         if bot is None:
@@ -122,17 +126,7 @@ class Runner:
                     "No bot token: set BOT_TOKEN or TGRUNNER_TOKEN, or pass --token (tgrunner "
                     "run) or token=... (Runner)."
                 )
-            # One connection per running handler, plus the poller: a handler never queues for
-            # a connection behind the others.
-            client = settings.client
-            bot = Bot(
-                token,
-                api_url=api_url,
-                pool_size=settings.scheduler.concurrency + 2,
-                transport=client.transport,
-                proxy=client.proxy,
-                timeout=client.timeout,
-            )
+            bot = runner_bot(token, api_url, settings, flood)
             self._owns_bot = True
         else:
             self._owns_bot = False

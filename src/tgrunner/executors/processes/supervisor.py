@@ -54,6 +54,7 @@ from tgrunner.executors.processes.process import State
 from tgrunner.executors.processes.routing import stable_hash
 from tgrunner.executors.processes.slots import Job, Slot, WorkerEvent, WorkerStats
 from tgrunner.executors.processes.wire import RUN
+from tgrunner.flood.options import FloodOptions
 from tgrunner.keys import default_keys, normalise_keys
 from tgrunner.protocols import Update
 
@@ -76,6 +77,9 @@ class ProcessExecutor:
     - ``keys``: the key function of the scheduler (default :func:`~tgrunner.keys.default_keys`);
       the first key routes.
     - ``client``: the workers' Bot API client options (transport, proxy, timeout).
+    - ``flood``: the workers' flood control options (default: reactive); each worker builds
+      its own flood control from them. ``flood_file`` (default None: none): the file where
+      they share the global buckets.
     - ``load_options`` / ``frontend_options``: keyword arguments for ``load_target`` and
       ``frontend_for`` in the workers (JSON values only), default none.
     - ``on_failure(exc)``: a slot's restart hit the crash limit after ``start()`` (a
@@ -96,6 +100,8 @@ class ProcessExecutor:
         options: WorkerOptions | None = None,
         keys: Callable[[Any], Iterable[Hashable] | None] = default_keys,
         client: ClientOptions | None = None,
+        flood: FloodOptions | None = None,
+        flood_file: str | None = None,
         load_options: Mapping[str, Any] | None = None,
         frontend_options: Mapping[str, Any] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
@@ -124,6 +130,8 @@ class ProcessExecutor:
                 "proxy": client.proxy,
                 "timeout": client.timeout,
             },
+            "flood": (flood or FloodOptions()).to_json(),
+            "flood_file": flood_file,
             "load_options": dict(load_options or {}),
             "frontend_options": dict(frontend_options or {}),
         }

@@ -2,8 +2,9 @@
 
 Started by the supervisor (:mod:`.process`), never by hand. Its life:
 
-1. Read ``INIT`` (the configuration: the bot's import string, token, server, client options,
-   its share of the concurrency, the supervisor's ``sys.path``) from ``IN_FD``.
+1. Read ``INIT`` (the configuration: the bot's import string, token, server, client and
+   flood options, its share of the concurrency, the supervisor's ``sys.path``) from
+   ``IN_FD``, and build its own flood control.
 2. Load the bot as ``tgrunner run`` does (``runtime.build.load_frontend``, with the
    front-end option ``worker_slot``: its slot, so that PTB's JobQueue runs in slot 0 only),
    create its own :class:`~tgrunner.client.bot.Bot`, tell a native router its username, open
@@ -77,10 +78,13 @@ from tgrunner.executors.processes.wire import (
     encode,
     read_frames,
 )
+from tgrunner.flood.limiter import FloodControl
+from tgrunner.flood.options import FloodOptions
 from tgrunner.frontends import Frontend, PollingCall
 from tgrunner.jobs.offload import share_cores, shutdown_offload
 from tgrunner.runtime.build import frontend_for, load_frontend
 from tgrunner.runtime.entry import EntryPoint, import_guarded
+from tgrunner.runtime.flood import open_flood, share_buckets
 from tgrunner.runtime.jobs import open_worker_queue
 from tgrunner.runtime.state import open_worker_store
 
@@ -103,10 +107,13 @@ class Worker:
         in_fd: int,
         out_fd: int,
         *,
-        load: Callable[[], Frontend] | None = None,
+        load: Callable[[FloodControl | None], Frontend] | None = None,
     ) -> None:
         self.init = init
         self._load_frontend = load or self._from_target
+        # One per worker, for its Bot and the framework's session.
+        self._flood_options = FloodOptions.from_json(init.get("flood") or {})
+        self.flood = open_flood(self._flood_options)
         self.share: int = init["share"]
         self._in_fd = in_fd
         self._out_fd = out_fd
@@ -160,7 +167,7 @@ class Worker:
         writer.flush_blocking(_EXIT_FLUSH)
         return code
 
-    def _from_target(self) -> Frontend:
+    def _from_target(self, flood: FloodControl | None) -> Frontend:
         init = self.init
         return load_frontend(
             init["target"],
@@ -169,11 +176,12 @@ class Worker:
             **init["load_options"],
             **init["frontend_options"],
             worker_slot=init["slot"],
+            flood=flood,
         )
 
     async def _load(self) -> Frontend:
         init = self.init
-        frontend = self._load_frontend()
+        frontend = self._load_frontend(self.flood)
         token = init["token"] or frontend.token
         if not token:
             raise ConfigError("No bot token: the supervisor gave none and the bot has none.")
@@ -185,6 +193,10 @@ class Worker:
             transport=client["transport"],
             proxy=client["proxy"],
             timeout=client["timeout"],
+            flood=self.flood,
+        )
+        share_buckets(
+            self.flood, self._flood_options, bot_id=bot.id, bucket_file=init.get("flood_file")
         )
         if init.get("metrics"):
             self._observe(bot)
@@ -225,6 +237,9 @@ class Worker:
         if self._bot is not None:
             with contextlib.suppress(Exception):
                 await self._bot.close()
+        if self.flood is not None:
+            with contextlib.suppress(Exception):
+                await self.flood.close()
 
     # -- frames from the supervisor -------------------------------------------------------------
 
@@ -354,8 +369,8 @@ def _serve_entry(init: dict[str, Any], in_fd: int, out_fd: int) -> int:
     target: str = init["target"]
     options = {**init["frontend_options"], "worker_slot": init["slot"]}
 
-    def frontend(found: Any, call: PollingCall | None) -> Frontend:
-        given = {**options, **(call.options if call is not None else {})}
+    def frontend(found: Any, call: PollingCall | None, flood: FloodControl | None) -> Frontend:
+        given = {**options, **(call.options if call is not None else {}), "flood": flood}
         return frontend_for(
             found, token=init["token"] or None, api_url=init["api_url"], name=target, **given
         )

@@ -37,7 +37,8 @@ Telegram's.
 **The session.** By default (``session="tgrunner"``) a plain ``AiohttpSession`` is replaced by
 :class:`~tgrunner.frontends.aiogram.session.TgrunnerSession`, which keeps its timeout, JSON
 functions and request middlewares. A session with a proxy, or of another class, is kept.
-``session="aiogram"`` always keeps aiogram's own session.
+``session="aiogram"`` always keeps aiogram's own session. tgrunner's session sends the Bot's
+calls through the runtime's flood control (``--flood``); aiogram's own session does not.
 
 **Magic filters** (``F.text``, ``F.data == "x"``) are evaluated on the event loop. aiogram runs
 every synchronous callable through ``asyncio.to_thread``, which costs a thread hop (about
@@ -69,6 +70,7 @@ from aiogram.utils.token import TokenValidationError, validate_token
 import tgrunner.frontends.aiogram.compat as compat
 from tgrunner.answers import ANSWERS
 from tgrunner.errors import ConfigError
+from tgrunner.flood.limiter import FloodControl
 from tgrunner.frontends import Frontend
 from tgrunner.frontends.aiogram.session import TgrunnerSession
 from tgrunner.keys import KeyFunc, default_keys
@@ -444,6 +446,7 @@ def adapt(
     bot: Bot | Sequence[Bot] | None = None,
     data: Mapping[str, Any] | None = None,
     name: str | None = None,
+    flood: FloodControl | None = None,
     **_: Any,
 ) -> Frontend:
     """The :class:`~tgrunner.frontends.Frontend` that drives an aiogram Dispatcher.
@@ -454,6 +457,8 @@ def adapt(
     - ``bot``: the Bot, when ``obj`` is a bare Dispatcher (default: found by the rules above).
     - ``data``: extra workflow data for handlers, like ``start_polling``'s keyword arguments.
     - ``name``: the target as the user named it (``"mybot:dp"``), for messages.
+    - ``flood``: the process's flood control, for the Bot's session when it is tgrunner's
+      (default None: none; aiogram's own session never has any).
 
     Other options are for other front-ends and ignored.
     """
@@ -478,6 +483,8 @@ def adapt(
         replaced, the_bot.session = the_bot.session, new
     else:
         the_bot.session.api = api
+    if isinstance(the_bot.session, TgrunnerSession):
+        the_bot.session.flood = flood
     inline_magic_filters(dp)
     _quiet_event_log()
     lifecycle = _Lifecycle(dp, the_bot, dict(data or {}), replaced)

@@ -15,8 +15,9 @@ object instead of form fields, which the Bot API reads the same way.
 
 from __future__ import annotations
 
+import math
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -32,7 +33,14 @@ import tgrunner.frontends.aiogram.compat as compat
 from tgrunner.client import calls
 from tgrunner.client.multipart import InputFile as RawFile
 from tgrunner.client.multipart import encode_multipart
-from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
+from tgrunner.client.transports.fast import (
+    ClientResponse,
+    HTTPClient,
+    TransportError,
+    TransportTimeout,
+)
+from tgrunner.errors import FloodLimited
+from tgrunner.flood.limiter import FloodControl
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -46,6 +54,25 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _through(
+    flood: FloodControl,
+    name: str,
+    chat_id: Any,
+    client: HTTPClient,
+    path: str,
+    body: bytes,
+    content_type: str,
+    limit: float,
+) -> Awaitable[ClientResponse]:
+    """The call through flood control; a function of its own, as a closure in make_request
+    would make its locals cells, which costs the calls without a chat too."""
+    return flood.call(
+        name,
+        chat_id,
+        lambda: client.request("POST", path, body, content_type=content_type, timeout=limit),
+    )
+
+
 class TgrunnerSession(BaseSession):
     """aiogram's session interface on tgrunner's keep-alive HTTP client.
 
@@ -55,6 +82,12 @@ class TgrunnerSession(BaseSession):
     - ``pool_size``: keep-alive connections at most, default 100 (aiogram's default ``limit``).
     - ``json_loads`` / ``json_dumps``: default orjson; ``json_dumps`` serialises nested values
       of multipart requests, as in aiogram's own session.
+
+    - ``flood``: a :class:`~tgrunner.flood.limiter.FloodControl` every call with a
+      ``chat_id`` goes through (the attribute ``session.flood`` may be set later), default
+      None: none. The runtime gives the session its process's, so that the aiogram bot's
+      calls are paced, ordered and resent like tgrunner's own; over a bound, the call raises
+      aiogram's ``TelegramRetryAfter``.
 
     The connection pool opens on the first call; :meth:`close` closes it, and a later call
     opens a new one (as ``AiohttpSession`` does). File downloads (``bot.download``,
@@ -69,9 +102,11 @@ class TgrunnerSession(BaseSession):
         pool_size: int = 100,
         json_loads: Any = orjson.loads,
         json_dumps: Any = _dumps,
+        flood: FloodControl | None = None,
     ) -> None:
         super().__init__(api=api, json_loads=json_loads, json_dumps=json_dumps, timeout=timeout)
         self.pool_size = pool_size
+        self.flood = flood
         self._client: HTTPClient | None = None
         # Pools of servers ``api`` pointed at before; close() ends them.
         self._retired: list[HTTPClient] = []
@@ -147,15 +182,28 @@ class TgrunnerSession(BaseSession):
         name = compat.method_name(method)
         client, path = self._path(bot.token, name)
         body, content_type = await self._encode(bot, method)
-        request = client.request(
-            "POST",
-            path,
-            body,
-            content_type=content_type,
-            timeout=self.timeout if timeout is None else timeout,
-        )
+        limit = self.timeout if timeout is None else timeout
+        flood = self.flood
+        chat_id = getattr(method, "chat_id", None) if flood is not None else None
+        request: Awaitable[ClientResponse]
+        if flood is None or chat_id is None:
+            request = client.request("POST", path, body, content_type=content_type, timeout=limit)
+        else:
+            request = _through(flood, name, chat_id, client, path, body, content_type, limit)
         try:
             resp = await (request if calls.on_call is None else calls.reported(name, request))
+        except FloodLimited as exc:
+            # aiogram's own TelegramRetryAfter, from a 429 answer as Telegram would give it.
+            content = orjson.dumps(
+                {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: {exc.description}",
+                    "parameters": {"retry_after": math.ceil(exc.retry_after or 0)},
+                }
+            ).decode()
+            self.check_response(bot=bot, method=method, status_code=429, content=content)
+            raise  # check_response raised; never reached
         except TransportTimeout as exc:
             raise TelegramNetworkError(method=method, message="Request timeout error") from exc
         except (TransportError, OSError) as exc:

@@ -32,7 +32,8 @@ tgrunner replaces PTB's ``Updater``; everything else is PTB's own:
   raises PTB's own exceptions; ``request="ptb"`` keeps PTB's ``HTTPXRequest``. A request object
   other than PTB's plain ``HTTPXRequest`` is kept: a subclass, another class, or an
   ``HTTPXRequest`` with a proxy (set, or in ``HTTPS_PROXY``/``ALL_PROXY``), socket options,
-  HTTP/2 or extra httpx arguments.
+  HTTP/2 or extra httpx arguments. tgrunner's request sends the bot's calls through the
+  runtime's flood control (``--flood``); PTB's own does not.
 - **allowed_updates**: ``Update.ALL_TYPES`` unless tgrunner's settings name some
   (``TGRUNNER_ALLOWED_UPDATES``, or ``run(allowed_updates=...)``).
 
@@ -72,6 +73,7 @@ from telegram.request import HTTPXRequest
 
 import tgrunner.frontends.ptb.compat as compat
 from tgrunner.errors import ConfigError
+from tgrunner.flood.limiter import FloodControl
 from tgrunner.frontends import Frontend
 from tgrunner.frontends.ptb.request import TgrunnerRequest
 from tgrunner.keys import chat_and_user_keys
@@ -142,6 +144,7 @@ class PTBDriver:
         api_url: str | None = None,
         request: str = "tgrunner",
         run_jobs: bool = True,
+        flood: FloodControl | None = None,
     ) -> None:
         if request not in REQUEST_MODES:
             raise ConfigError(
@@ -152,6 +155,7 @@ class PTBDriver:
         self.app = app
         self.request = request
         self.run_jobs = run_jobs
+        self.flood = flood
         bot = app.bot
         own_api = _api_url_of(bot)
         self.token: str = token or bot.token
@@ -288,10 +292,13 @@ class PTBDriver:
                 "does not look (Bot._request)"
             )
             return
+        for given in current:
+            if isinstance(given, TgrunnerRequest):
+                given.flood = self.flood
         plain = [_is_plain_httpx(r) for r in current]
         if not any(plain):
             return
-        ours = TgrunnerRequest(**compat.httpx_timeouts(current[1]))
+        ours = TgrunnerRequest(**compat.httpx_timeouts(current[1]), flood=self.flood)
         first, second = (ours if p else r for r, p in zip(current, plain, strict=True))
         compat.set_bot_requests(bot, (first, second))
         for old, p in zip(current, plain, strict=True):
@@ -332,6 +339,7 @@ def adapt(
     name: str | None = None,
     workers: int = 1,
     worker_slot: int | None = None,
+    flood: FloodControl | None = None,
     **_: Any,
 ) -> Frontend:
     """The :class:`~tgrunner.frontends.Frontend` for a PTB ``Application``.
@@ -345,6 +353,8 @@ def adapt(
       single-file persistence (``PicklePersistence``) is refused with a ConfigError.
     - ``worker_slot``: this worker process's slot (default None: no worker processes); the
       jobs set up before start run only in slot 0.
+    - ``flood``: the process's flood control, for the bot's requests when they are
+      tgrunner's (default None: none; PTB's own ``HTTPXRequest`` never has any).
 
     Options meant for other front-ends are ignored.
     """
@@ -352,7 +362,9 @@ def adapt(
     if workers > 1:
         _refuse_file_persistence(app, workers)
     run_jobs = worker_slot is None or worker_slot == 0
-    driver = PTBDriver(app, token=token, api_url=api_url, request=request, run_jobs=run_jobs)
+    driver = PTBDriver(
+        app, token=token, api_url=api_url, request=request, run_jobs=run_jobs, flood=flood
+    )
     return Frontend(
         handler=driver.handle,
         token=driver.token,

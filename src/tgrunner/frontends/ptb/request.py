@@ -22,6 +22,8 @@ The PTB front-end installs it on the application's bot by default (``request="tg
 
 from __future__ import annotations
 
+import math
+from collections.abc import Awaitable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -31,7 +33,14 @@ from telegram.request import BaseRequest, RequestData
 
 from tgrunner.client import calls
 from tgrunner.client.multipart import InputFile, encode_multipart
-from tgrunner.client.transports.fast import HTTPClient, TransportError, TransportTimeout
+from tgrunner.client.transports.fast import (
+    ClientResponse,
+    HTTPClient,
+    TransportError,
+    TransportTimeout,
+)
+from tgrunner.errors import FloodLimited
+from tgrunner.flood.limiter import FloodControl
 from tgrunner.frontends.ptb.compat import DEFAULT_VALUE
 
 __all__ = ["TgrunnerRequest"]
@@ -53,6 +62,11 @@ class TgrunnerRequest(BaseRequest):
       so a call may take the sum of the four (None for any of them: no deadline); connecting
       alone is bounded by ``connect_timeout``.
 
+    - ``flood``: a :class:`~tgrunner.flood.limiter.FloodControl` every call with a
+      ``chat_id`` goes through (``request.flood`` may be set later), default None: none. The
+      PTB front-end gives it the process's, so the bot's calls are paced, ordered and resent
+      like tgrunner's own; over a bound, the call raises PTB's ``RetryAfter``.
+
     A client per server (``scheme://host:port``) is opened on first use, so the Bot API and a
     file server elsewhere both work. ``User-Agent`` is not sent. Reusable after
     :meth:`shutdown`.
@@ -67,6 +81,7 @@ class TgrunnerRequest(BaseRequest):
         "_pool_timeout",
         "_read_timeout",
         "_write_timeout",
+        "flood",
     )
 
     def __init__(
@@ -78,6 +93,7 @@ class TgrunnerRequest(BaseRequest):
         connect_timeout: float | None = 5.0,
         pool_timeout: float | None = 1.0,
         media_write_timeout: float | None = 20.0,
+        flood: FloodControl | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -87,6 +103,7 @@ class TgrunnerRequest(BaseRequest):
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._media_write_timeout = media_write_timeout
+        self.flood = flood
         self._clients: dict[str, HTTPClient] = {}
         # The origin ("http://host:port/") and client of the last request: nearly every call
         # goes to the same server, so this skips parsing the URL.
@@ -133,11 +150,13 @@ class TgrunnerRequest(BaseRequest):
         body = b""
         ctype: str | None = None
         uploads = request_data is not None and request_data.contains_files
+        params = None  # PTB builds the dict at each access: once is enough
         if request_data is not None:
             if uploads:
                 body, ctype = _multipart(request_data)
             else:
-                body, ctype = orjson.dumps(request_data.parameters), _JSON
+                params = request_data.parameters
+                body, ctype = orjson.dumps(params), _JSON
         parts = (
             _resolve(read_timeout, self._read_timeout),
             _resolve(write_timeout, self._media_write_timeout if uploads else self._write_timeout),
@@ -145,11 +164,22 @@ class TgrunnerRequest(BaseRequest):
             _resolve(pool_timeout, self._pool_timeout),
         )
         timeout = None if None in parts else sum(cast("tuple[float, ...]", parts))
-        request = client.request(method, path, body, content_type=ctype, timeout=timeout)
+        flood = self.flood
+        chat_id = None
+        if flood is not None and request_data is not None:
+            chat_id = (params if params is not None else request_data.parameters).get("chat_id")
+        request: Awaitable[ClientResponse]
+        if flood is None or chat_id is None:
+            request = client.request(method, path, body, content_type=ctype, timeout=timeout)
+        else:
+            request = _through(flood, chat_id, client, method, path, body, ctype, timeout)
         if calls.on_call is not None:
             request = calls.reported(path.rpartition("/")[2], request)
         try:
             response = await request
+        except FloodLimited as exc:
+            # PTB's own RetryAfter, from a 429 answer as Telegram would give it.
+            return 429, _too_many(exc)
         except TransportTimeout as exc:
             raise TimedOut(str(exc)) from exc
         except (TransportError, OSError) as exc:
@@ -176,6 +206,36 @@ class TgrunnerRequest(BaseRequest):
         self._last = (origin + "/", client)
         path = url[len(origin) :] or "/"
         return client, path
+
+
+def _through(
+    flood: FloodControl,
+    chat_id: Any,
+    client: HTTPClient,
+    method: str,
+    path: str,
+    body: bytes,
+    ctype: str | None,
+    timeout: float | None,
+) -> Awaitable[ClientResponse]:
+    """The call through flood control; a function of its own, as a closure in do_request
+    would make its locals cells, which costs the calls without a chat too."""
+    return flood.call(
+        path.rpartition("/")[2],
+        chat_id,
+        lambda: client.request(method, path, body, content_type=ctype, timeout=timeout),
+    )
+
+
+def _too_many(exc: FloodLimited) -> bytes:
+    return orjson.dumps(
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": f"Too Many Requests: {exc.description}",
+            "parameters": {"retry_after": math.ceil(exc.retry_after or 0)},
+        }
+    )
 
 
 def _multipart(request_data: RequestData) -> tuple[bytes, str]:
