@@ -51,6 +51,7 @@ _KNOWN_ELSEWHERE = {
     "TGRUNNER_API_URL",
     "TGRUNNER_LOG_LEVEL",
     "TGRUNNER_REQUIRE_SERVICES",
+    "TGRUNNER_SLOW",  # the test suite: run its slow process tests
     "TGRUNNER_OFFLOAD_PROCESSES",  # tgrunner.jobs.offload, when its pool starts
 }
 _TRUE = {"1", "true", "yes", "on"}

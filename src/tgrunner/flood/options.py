@@ -44,8 +44,9 @@ RATE_NAMES = ("private", "group", "bulk", "paid")
 """The rates that can be set: per private chat, per group or channel, broadcasts, paid
 broadcasts."""
 
-STORE_SCHEMES = ("redis", "rediss")
-"""The URL schemes of ``--flood-store``: Valkey/Redis, plain or over TLS."""
+STORE_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
+"""The URL schemes of ``--flood-store``: Valkey/Redis, plain, over TLS or a Unix socket (the
+Redis schemes of :data:`tgrunner.flood.shared.SCHEMES`)."""
 
 _RATE = re.compile(
     r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*(s|sec|min)\s*(?::\s*(\S+))?\s*"
@@ -118,11 +119,13 @@ def parse_rates(text: str) -> dict[str, Rate]:
 
 
 def check_store(url: str) -> str:
-    """``url`` when it can be a flood store's (``redis://`` or ``rediss://``); else ValueError."""
+    """``url`` when it can be a flood store's (``redis://``, ``rediss://``, ``unix://``,
+    ``valkey://``, ``valkeys://``); else ValueError."""
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in STORE_SCHEMES or not (parts.hostname or parts.path):
         raise ValueError(
-            "is not a flood store URL: give redis://HOST:PORT/DB (or rediss:// over TLS)"
+            "is not a flood store URL: give redis://HOST:PORT/DB (rediss:// over TLS, "
+            "unix:///PATH for a socket; valkey:// works too)"
         )
     return url.strip()
 
