@@ -255,7 +255,13 @@ def write_png(path: Path, results: list[dict[str, Any]], info: dict[str, str]) -
                      padding=2)  # fmt: skip
     ax.set_yticks([i + 0.2 for i in range(len(storm))], [r["row"] for r in storm], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("log")
+    if any(
+        v > 0
+        for r in storm
+        if "skipped" not in r
+        for v in (r["calm"]["p99_ms"] or 0, r["storm"]["p99_ms"] or 0)
+    ):
+        ax.set_xscale("log")  # not with no storm row measured: nothing above 0 to scale
     ax.margins(x=0.4)
     ax.legend(fontsize=7)
     ax.set_title("storm: the other chats' p99, ms (calm, then storm), log scale", fontsize=9)

@@ -14,7 +14,7 @@ import html
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -37,13 +37,19 @@ from tgrunner.flood.limiter import FloodControl, flood_control
 from tgrunner.flood.options import FloodOptions
 from tgrunner.protocols import Response, Transport
 
-__all__ = ["DEFAULT_API_URL", "Bot", "InputFile", "check_api_url"]
+__all__ = ["DEFAULT_API_URL", "Bot", "InputFile", "check_api_url", "token_bot_id"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
 JSON = dict[str, Any]
+
+
+def token_bot_id(token: str | None) -> int | None:
+    """The bot's id, the digits before a token's ``:``; None for no token or another form."""
+    head = (token or "").partition(":")[0]
+    return int(head) if head.isdigit() else None
 
 
 def _check_token(token: str) -> None:
@@ -437,6 +443,24 @@ class Bot:
             bulk=bulk,
             paid=paid,
         )
+
+    async def broadcast(
+        self,
+        chat_ids: Iterable[int | str],
+        text: str | None = None,
+        *,
+        build: Callable[[Any], Any] | None = None,
+        paid: bool = False,
+        **params: Any,
+    ) -> Any:
+        """Send ``text`` (or what ``build(chat_id)`` returns) with the sendMessage ``params`` to
+        every chat of ``chat_ids``, at the bulk rate (``paid``: the paid rate, default False),
+        from the bot's persistent outbox, resumed after a crash; the
+        :class:`~tgrunner.flood.broadcast.Broadcast` handle (``.id``, ``await .progress()``,
+        ``await .wait()``). See :func:`tgrunner.flood.broadcast.broadcast`."""
+        from tgrunner.flood.broadcast import broadcast
+
+        return await broadcast(self, chat_ids, text, build=build, paid=paid, **params)
 
     # -- typed helpers for the common methods -------------------------------------------------
     # They return the awaitable of :meth:`request` rather than awaiting it in a coroutine of

@@ -29,7 +29,8 @@ import pickle
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from tgrunner import _import_path
+from tgrunner._import_path import check_importable, import_path
+from tgrunner._import_path import function_path as _function_path
 from tgrunner.errors import JobError
 from tgrunner.jobs.handle import Job
 from tgrunner.jobs.queue import JobRequest, current_queue
@@ -52,13 +53,13 @@ _WHAT = "a job's function"
 def function_path(fn: Callable[..., Any]) -> str:
     """``"module:qualname"`` of ``fn``, by which a worker imports it; JobError when there is no
     such path (a lambda, a closure, a function defined in another function, a builtin)."""
-    return _import_path.function_path(fn, what=_WHAT, error=JobError)
+    return _function_path(fn, what=_WHAT, error=JobError)
 
 
 def resolve_task(path: str) -> Task[..., Any]:
     """Import the task named by ``"module:qualname"``; JobError when it is not there or is
     not a task (the worker calls this, and ``enqueue`` does once per task, to check)."""
-    obj = _import_path.import_path(path, what="the job", error=JobError)
+    obj = import_path(path, what="the job", error=JobError)
     if not isinstance(obj, Task):
         raise JobError(
             f"{path} is not a task: decorate it with @tgrunner.jobs.task (the worker runs only "
@@ -131,7 +132,7 @@ class Task(Generic[P, R]):
         if self._checked:
             return
         # A worker imports the task by its path: it must lead back to this task.
-        _import_path.check_importable(self, self.path, what=repr(self), error=JobError)
+        check_importable(self, self.path, what=repr(self), error=JobError)
         self._checked = True
 
     async def enqueue(

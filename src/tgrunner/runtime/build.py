@@ -37,13 +37,14 @@ from typing import Any
 
 import orjson
 
-from tgrunner.client.bot import DEFAULT_API_URL
+from tgrunner.client.bot import DEFAULT_API_URL, token_bot_id
 from tgrunner.errors import ConfigError
 from tgrunner.executors.processes import ProcessExecutor, share_of
 from tgrunner.flood.limiter import FloodControl
 from tgrunner.frontends import Frontend, PollingCall, detect
 from tgrunner.frontends.native.router import Router
 from tgrunner.intake.options import data_dir
+from tgrunner.runtime.broadcasts import BotBroadcasts
 from tgrunner.runtime.entry import EntryPoint, RefusePolling, import_guarded
 from tgrunner.runtime.flood import BUCKET_FILE, open_flood, share_buckets
 from tgrunner.runtime.hooks import Hook, closing
@@ -287,15 +288,18 @@ def _runner(
         )
     token = token or fe.token
     api_url = api_url or fe.api_url or DEFAULT_API_URL
-    if workers == 1 and (bot_id := _bot_id(token)) is not None:
+    if workers == 1 and (bot_id := token_bot_id(token)) is not None:
         share_buckets(flood, settings.flood, bot_id=bot_id)  # a --flood-store
     jobs = BotJobs(settings)
     jobs.token, jobs.api_url = token or "", api_url
     state = BotState(settings, token)
+    broadcasts = BotBroadcasts(settings, token)
     executor = None
     if workers > 1:  # each worker shares the buckets; this process sends no chat's calls
         executor = _process_executor(spec, token, api_url, settings, options)
-        executor.bind(state=state.for_workers(), before_start=state.check)
+        executor.bind(
+            state=state.for_workers(), broadcasts=broadcasts.path(), before_start=state.check
+        )
         if token:
             executor.bind(jobs=jobs.for_workers())
     runner = Runner(
@@ -306,14 +310,17 @@ def _runner(
         # With worker processes the front-end's hooks run in each worker, not here; the job
         # queue and the state store open in every process, and the job workers start from
         # this one (the store opens first and closes last).
-        startup=state.startup(jobs.startup(None if executor else fe.startup)),
+        # Broadcasts resume where the handlers run: here, or in each worker process.
+        startup=state.startup(jobs.startup(None if executor else broadcasts.startup(fe.startup))),
         shutdown=_closing_flood(
-            flood, state.shutdown(jobs.shutdown(None if executor else fe.shutdown))
+            flood,
+            state.shutdown(jobs.shutdown(None if executor else broadcasts.shutdown(fe.shutdown))),
         ),
         executor=executor,
         frontend=fe.name,
         flood=flood,
     )
+    broadcasts.bot = runner.bot
     attach_jobs(runner, jobs)
     attach_state(runner, state)
     return runner
@@ -328,7 +335,7 @@ def _process_executor(
             'example tgrunner.run("mybot:dp", workers=4)) instead of the object itself'
         )
     workers = settings.workers
-    bot_id = _bot_id(token)
+    bot_id = token_bot_id(token)
     bucket_file = None
     if bot_id is not None and settings.flood.enabled and settings.flood.store is None:
         bucket_file = str((data_dir(settings.intake) / str(bot_id) / BUCKET_FILE).resolve())
@@ -345,11 +352,6 @@ def _process_executor(
         load_options={"entry": True} if spec.entry else {"factory": spec.factory},
         frontend_options={"workers": workers.workers, **_json_only(options)},
     )
-
-
-def _bot_id(token: str | None) -> int | None:
-    head = (token or "").partition(":")[0]
-    return int(head) if head.isdigit() else None
 
 
 def _closing_flood(flood: FloodControl | None, inner: Hook) -> Hook:

@@ -163,6 +163,7 @@ class ProcessExecutor:
         answers: bool = False,
         jobs: Mapping[str, Any] | None = None,
         state: Mapping[str, Any] | None = None,
+        broadcasts: str | None = None,
         before_start: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Add hooks after construction (the runtime driving the executor does, before
@@ -181,6 +182,9 @@ class ProcessExecutor:
         ``state``: the state store each worker opens before its start-up hook (JSON; see
         :meth:`tgrunner.runtime.state.BotState.for_workers`), default None: none.
 
+        ``broadcasts``: the outbox file each worker resumes broadcasts from and sends new ones
+        through (see :mod:`tgrunner.runtime.broadcasts`), default None: none.
+
         ``before_start()``: awaited by :meth:`start` before any worker is spawned (a check of
         what every worker will need, so that its failure is reported once), default none.
         """
@@ -191,6 +195,8 @@ class ProcessExecutor:
             self._init["jobs"] = dict(jobs)
         if state is not None:
             self._init["state"] = dict(state)
+        if broadcasts is not None:
+            self._init["broadcasts"] = broadcasts
         if before_start is not None:
             self._before_start = before_start
         if on_metrics is not None:

@@ -82,6 +82,7 @@ from tgrunner.flood.limiter import FloodControl
 from tgrunner.flood.options import FloodOptions
 from tgrunner.frontends import Frontend, PollingCall
 from tgrunner.jobs.offload import share_cores, shutdown_offload
+from tgrunner.runtime.broadcasts import close_worker_broadcasts, open_worker_broadcasts
 from tgrunner.runtime.build import frontend_for, load_frontend
 from tgrunner.runtime.entry import EntryPoint, import_guarded
 from tgrunner.runtime.flood import open_flood, share_buckets
@@ -131,6 +132,7 @@ class Worker:
         self._snapshots: asyncio.TimerHandle | None = None
         self._queue: Any = None  # the job queue, when INIT names one
         self._store: Any = None  # the state store, when INIT names one
+        self._broadcasts: Any = None  # the outbox and broadcaster, when INIT names one
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -208,6 +210,7 @@ class Worker:
             set_username((await bot.get_me()).get("username"))
         self._queue = await open_worker_queue(init.get("jobs"), token)
         self._store = await open_worker_store(init.get("state"))
+        self._broadcasts = await open_worker_broadcasts(bot, init.get("broadcasts"))
         if frontend.startup is not None:
             await frontend.startup()
         self._handler = frontend.handler
@@ -228,6 +231,8 @@ class Worker:
             self._snapshots = loop.call_later(METRICS_EVERY, self._snapshot)
 
     async def _close_bot(self) -> None:
+        with contextlib.suppress(Exception):
+            await close_worker_broadcasts(self._broadcasts)
         if self._queue is not None:
             with contextlib.suppress(Exception):
                 await self._queue.close()
