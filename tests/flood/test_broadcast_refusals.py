@@ -130,3 +130,17 @@ def test_an_outbox_whose_folder_is_missing_is_refused(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a database")
     with pytest.raises(ConfigError, match="Cannot open the broadcast outbox"):
         Outbox(tmp_path / "file")
+
+
+@pytest.mark.timeout(10)
+def test_a_bot_that_cannot_pace_bulk_sends_is_refused() -> None:
+    class FrameworkBot:  # an aiogram Bot has no request(); PTB's is its HTTP layer
+        request = None
+
+    class PlainRequest:
+        async def request(self, method: str, params: dict) -> dict:
+            return {}
+
+    for bot in (object(), FrameworkBot(), PlainRequest()):
+        with pytest.raises(ConfigError, match="needs tgrunner's Bot"):
+            bot_sender(bot)

@@ -165,3 +165,25 @@ async def test_a_refused_token_stops_the_broadcast_and_keeps_it(
             [resumed] = await good.resume()
             assert (await resumed.wait()).sent == 20
     assert delivered(tg) == {chat: 1 for chat in chats}
+
+
+async def test_a_process_letting_go_of_a_broadcast_rings_and_another_takes_it(
+    tg: FakeTelegram, bot: Bot, path: Path
+) -> None:
+    """A worker replaced by SIGHUP starts its successor first: the successor's resume finds
+    the broadcast held, and takes it when the old one, stopping, rings the doorbell."""
+    chats = add_chats(tg, 200)
+    tg.faults = SLOW
+    with Outbox(path) as mine, Outbox(path) as theirs:
+        caster = Broadcaster(mine, bot_sender(bot), window=4)
+        news = await caster.start(chats, "hi")
+        await tg.wait_for(lambda: len(tg.calls("sendMessage")) >= 5, timeout=10)
+        successor = await resume_broadcasts(bot, theirs)  # the runtime's: it listens
+        assert successor.sending == [] and theirs.held(news.id)
+        tg.faults = None
+        await caster.close()  # lets go of it, still running, and rings
+        await tg.wait_for(lambda: set(delivered(tg)) == set(chats), timeout=20)
+        assert successor.sending == [] or news.id in successor.sending
+        await successor.close()
+    got = delivered(tg)
+    assert sum(got.values()) - len(chats) <= 4  # at most the window, sent twice

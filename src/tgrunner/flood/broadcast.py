@@ -41,6 +41,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import weakref
@@ -83,29 +84,24 @@ _ATTACHED: weakref.WeakKeyDictionary[Any, Broadcaster] = weakref.WeakKeyDictiona
 
 def bot_sender(bot: Any) -> Sender:
     """The :data:`~tgrunner.flood.sending.Sender` of a :class:`~tgrunner.client.bot.Bot`:
-    ``bot.request(method, params, bulk=True, paid=paid)``, paced by its flood limiter. A Bot
-    whose ``request`` takes no ``bulk`` is called without it, unpaced, with a warning."""
-    request = bot.request
+    ``bot.request(method, params, bulk=True, paid=paid)``, paced by its flood limiter.
+    ConfigError for another kind of bot (an aiogram or PTB Bot), which cannot pace them."""
+    request = getattr(bot, "request", None)
     try:
-        names = inspect.signature(request).parameters
+        names = inspect.signature(request).parameters if callable(request) else {}
     except (TypeError, ValueError):
-        names = {}  # type: ignore[assignment]
-    if "bulk" in names and "paid" in names:
+        names = {}
+    if request is not None and "bulk" in names and "paid" in names:
 
         async def paced(method: str, params: Mapping[str, Any], paid: bool) -> Any:
             return await request(method, params, bulk=True, paid=paid)
 
         return paced
-    log.warning(
-        "%r has no bulk pacing (its request() takes no bulk=...): broadcasts go out as fast "
-        "as %d sends in flight allow",
-        bot, DEFAULT_WINDOW,
-    )  # fmt: skip
-
-    async def unpaced(method: str, params: Mapping[str, Any], paid: bool) -> Any:
-        return await request(method, params)
-
-    return unpaced
+    raise ConfigError(
+        f"{type(bot).__name__} cannot send a broadcast: it needs tgrunner's Bot, whose "
+        "request() paces bulk sends (ctx.bot in a native handler, or tgrunner.client.bot.Bot("
+        "token)); an aiogram or PTB bot's own Bot has no bulk pacing"
+    )
 
 
 class Broadcast:
@@ -201,6 +197,7 @@ class Broadcaster:
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
         self._auto_close = False  # close once no broadcast is left (broadcast()'s own)
+        self._rescan = False  # resume on each ring of the doorbell (the runtime's)
 
     def __repr__(self) -> str:
         return f"<Broadcaster {self.outbox.path}, {len(self._runs)} sending>"
@@ -338,6 +335,13 @@ class Broadcaster:
             if await listener.wait(3600.0):
                 for run in self._runs.values():
                     run.poked.set()
+                if self._rescan and not self._closed:
+                    # A process that let go of live broadcasts rang (a worker replaced by
+                    # SIGHUP, a clean stop): take what nobody holds now.
+                    try:
+                        await self.resume()
+                    except Exception:
+                        log.exception("broadcasts: resuming after a ring failed")
 
     def _ended(self, run: Run) -> None:
         self._runs.pop(run.id, None)
@@ -369,12 +373,19 @@ class Broadcaster:
         for run in runs:
             run.closing = True
             run.poked.set()
-        if runs:
-            await asyncio.wait([run.task for run in runs], timeout=self.grace)
+        try:
+            if runs:
+                await asyncio.wait([run.task for run in runs], timeout=self.grace)
+        finally:
             for run in runs:
                 run.abort()
             await asyncio.gather(*(run.task for run in runs), return_exceptions=True)
-        self._shut()
+            if any(run.state != "done" and run.state != "cancelled" for run in runs):
+                # Let another live process of the bot take them at once (the worker that
+                # replaces this one started before this one stopped).
+                with contextlib.suppress(OSError):
+                    self.outbox.bell.ring()
+            self._shut()
         if self._watcher is not None:
             await asyncio.gather(self._watcher, return_exceptions=True)
 
@@ -437,6 +448,8 @@ async def resume_broadcasts(
         outbox, sender or bot_sender(bot), window=window, log_every=log_every, grace=grace
     )
     _ATTACHED[bot] = found
+    found._rescan = True
+    found._watch()  # a ring from a process letting go of broadcasts makes this one resume
     await found.resume()
     return found
 

@@ -192,7 +192,10 @@ class RedisBuckets:
         steps = self._steps.get(rate)
         if steps is None:
             interval = math.ceil(1e6 / rate.per_second)
-            steps = self._steps[rate] = (interval, interval * (rate.burst - 1))
+            # The rate's own tolerance, so that a margined one (FloodOptions.margin) keeps its
+            # margin; rounded down, like the interval up, to stay within the bound.
+            tolerance = max(0, math.floor(rate.tolerance * 1e6))
+            steps = self._steps[rate] = (interval, tolerance)
             if len(self._steps) > 64:  # rates come from settings: a few; never grow for ever
                 self._steps = {rate: steps}
         wait = await self._call(key, ("r", steps[0], steps[1], self._now()))
