@@ -164,11 +164,15 @@ def bot_id_arg(text: str) -> int:
     return int(text)
 
 
-def bot_file(args: argparse.Namespace, name: str, what: str) -> Path:
+def bot_file(
+    args: argparse.Namespace, name: str, what: str, *, whats: str | None = None, also: str = ""
+) -> Path:
     """The file ``name`` in a bot's folder of the data dir (``--data-dir``, else
     ``$TGRUNNER_DATA_DIR``, else ``./.tgrunner``): the bot named by ``--bot-id``, else by the
     token (``--token``, ``$TGRUNNER_TOKEN``, ``$BOT_TOKEN``), else the only bot there with
-    such a file. ConfigError, naming ``what`` the file is, when there is none."""
+    such a file. ConfigError, naming ``what`` the file is (``whats``: its plural, default
+    ``what``), when there is none; ``also`` names another option that would do (" or
+    --journal")."""
     from tgrunner.intake.options import DEFAULT_DATA_DIR
 
     raw = getattr(args, "data_dir", None) or os.environ.get("TGRUNNER_DATA_DIR")
@@ -185,8 +189,9 @@ def bot_file(args: argparse.Namespace, name: str, what: str) -> Path:
         found = sorted(p.parent.name for p in root.glob(f"*/{name}"))
         if len(found) != 1:
             raise ConfigError(
-                f"{root} holds the {what} of {len(found)} bots ({', '.join(found) or 'none'}); "
-                "name one with --bot-id or --token, or pass --data-dir."
+                f"{root} holds the {whats or what} of {len(found)} bots "
+                f"({', '.join(found) or 'none'}); name one with --bot-id or --token, or pass "
+                f"--data-dir{also}."
             )
         bot_id = int(found[0])
     path = root / str(bot_id) / name

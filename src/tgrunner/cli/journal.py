@@ -7,7 +7,6 @@ found.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import textwrap
 import time
@@ -15,10 +14,10 @@ from pathlib import Path
 
 import orjson
 
-from tgrunner.cli.common import bot_id_arg
+from tgrunner.cli.common import bot_file, bot_id_arg
 from tgrunner.errors import ConfigError
 from tgrunner.intake.journal import Journal
-from tgrunner.intake.options import DEFAULT_DATA_DIR, JOURNAL_FILE
+from tgrunner.intake.options import JOURNAL_FILE
 
 __all__ = ["add_parser"]
 
@@ -129,26 +128,7 @@ def _find(args: argparse.Namespace) -> Path:
         if not path.is_file():
             raise ConfigError(f"There is no journal at {path}.")
         return path
-    root = Path(args.data_dir or os.environ.get("TGRUNNER_DATA_DIR") or DEFAULT_DATA_DIR)
-    token = args.token or os.environ.get("TGRUNNER_TOKEN") or os.environ.get("BOT_TOKEN")
-    bot_id = args.bot_id
-    if bot_id is None and token:
-        head = token.partition(":")[0]
-        if not head.isdigit():
-            raise ConfigError("The token is not in Telegram's format '<bot id>:<secret>'.")
-        bot_id = int(head)
-    if bot_id is None:
-        found = sorted(p.parent.name for p in root.glob(f"*/{JOURNAL_FILE}"))
-        if len(found) != 1:
-            raise ConfigError(
-                f"{root} holds the journals of {len(found)} bots ({', '.join(found) or 'none'}); "
-                "name one with --bot-id or --token, or pass --data-dir or --journal."
-            )
-        bot_id = int(found[0])
-    path = root / str(bot_id) / JOURNAL_FILE
-    if not path.is_file():
-        raise ConfigError(f"Bot {bot_id} has no journal in {root}; check --data-dir.")
-    return path
+    return bot_file(args, JOURNAL_FILE, "journal", whats="journals", also=" or --journal")
 
 
 def _describe(update: dict[str, object]) -> str:
