@@ -5,6 +5,7 @@ be stored, and chats that are not chat ids."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -144,3 +145,19 @@ def test_a_bot_that_cannot_pace_bulk_sends_is_refused() -> None:
     for bot in (object(), FrameworkBot(), PlainRequest()):
         with pytest.raises(ConfigError, match="needs tgrunner's Bot"):
             bot_sender(bot)
+
+
+async def test_a_caller_cancelled_while_its_broadcast_is_written_leaves_it_sending(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    async with Bot(tg.token, api_url=tg.api_url) as bot:
+        with Outbox(tmp_path / "broadcasts.sqlite") as outbox:
+            async with Broadcaster(outbox, bot_sender(bot)) as caster:
+                asking = asyncio.create_task(caster.start(range(1, 200_001), "hi"))
+                await asyncio.sleep(0.05)  # inside the write of its 200,000 chats
+                asking.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await asking
+                await tg.wait_for(lambda: caster.sending != [], timeout=20)
+                [held] = caster.sending
+                assert outbox.held(held)  # by this process's run, which sends it

@@ -244,18 +244,29 @@ class Broadcaster:
         if self._closed:
             raise ConfigError("this broadcaster is closed: the bot is stopping")
         path = _check_request(text, build, paid, params)
-        claim = await asyncio.to_thread(
-            self.outbox.create, chat_ids, text=text, params=params, build=path, paid=paid
-        )
-        try:
-            record = await self.outbox.run(self.outbox.record, claim.broadcast_id)
-            progress = await self.outbox.run(self.outbox.progress, claim.broadcast_id)
-            assert record is not None and progress is not None
-        except BaseException:
-            claim.release()
-            raise
-        log.info("broadcast %d: sending to %d chats", record.id, progress.total)
-        return self._run(record, claim, progress, build)
+
+        async def begin() -> Broadcast:
+            claim = await asyncio.to_thread(
+                self.outbox.create, chat_ids, text=text, params=params, build=path, paid=paid
+            )
+            try:
+                record = await self.outbox.run(self.outbox.record, claim.broadcast_id)
+                progress = await self.outbox.run(self.outbox.progress, claim.broadcast_id)
+                assert record is not None and progress is not None
+                if self._closed:
+                    raise ConfigError(
+                        f"this broadcaster closed while broadcast {claim.broadcast_id} was "
+                        "written: it is sent when the bot starts again"
+                    )
+            except BaseException:
+                claim.release()
+                raise
+            log.info("broadcast %d: sending to %d chats", record.id, progress.total)
+            return self._run(record, claim, progress, build)
+
+        # Once written, the broadcast is sent even when the caller is cancelled meanwhile (a
+        # handler's time limit, a stop): its claim is never left held by nobody.
+        return await asyncio.shield(asyncio.ensure_future(begin()))
 
     async def resume(self) -> list[Broadcast]:
         """Continue every running or paused broadcast of the outbox that no live process holds
