@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tgrunner.client.bot import Bot
 from tgrunner.errors import ConfigError
 from tgrunner.flood.buckets import Rate
 from tgrunner.flood.limiter import FloodControl, flood_control
@@ -84,3 +85,9 @@ def test_off_means_no_flood_control() -> None:
         FloodControl(FloodOptions(mode="off"))
     assert FloodOptions(mode="off").describe() == "off"
     assert FloodOptions().describe() == "reactive (bulk 30/s:30)"
+
+
+@pytest.mark.timeout(10)
+def test_a_bot_given_a_flood_store_in_its_options_says_where_stores_are_opened() -> None:
+    with pytest.raises(ConfigError, match="does not open a flood store itself"):
+        Bot("123:abc", flood=FloodOptions(store="redis://127.0.0.1:6379/0"))

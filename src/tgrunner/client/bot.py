@@ -222,8 +222,9 @@ class Bot:
     - ``flood``: flood control (:mod:`tgrunner.flood.limiter`): a
       :class:`~tgrunner.flood.limiter.FloodControl` to share (with an aiogram or PTB bot's
       session, as the runtime does), :class:`~tgrunner.flood.options.FloodOptions` to build
-      one from, or None (default): none, every 429 reaches the caller as RetryAfter. The
-      runtime's Bot has one built from ``Settings.flood`` (default reactive).
+      one from (without a ``store``: ConfigError; shared buckets are the runtime's), or None
+      (default): none, every 429 reaches the caller as RetryAfter. The runtime's Bot has one
+      built from ``Settings.flood`` (default reactive).
 
     A failed request is resent at most once, and only when the method is safe to repeat and
     no byte of an answer had come (:mod:`tgrunner.client.retry`); ``send*`` never is. With
@@ -271,7 +272,15 @@ class Bot:
         self._http = self._transport(transport, proxy, ssl_context, pool_size)
         self._prefix = f"/bot{token}/"
         self._me: JSON | None = None
-        self._flood = flood_control(flood) if isinstance(flood, FloodOptions) else flood
+        if isinstance(flood, FloodOptions):
+            if flood.store is not None:
+                raise ConfigError(
+                    f"Bot(flood=FloodOptions(store={flood.store!r})): a Bot does not open a "
+                    "flood store itself; give it the runtime's FloodControl, or run the bot "
+                    "with tgrunner run --flood-store"
+                )
+            flood = flood_control(flood)
+        self._flood = flood
 
     def _transport(
         self,
