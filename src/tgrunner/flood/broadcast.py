@@ -67,6 +67,7 @@ __all__ = [
     "broadcast",
     "broadcaster_of",
     "resume_broadcasts",
+    "use_outbox",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ LOG_EVERY = 1000
 _WHAT = "a broadcast's build function"
 _RESERVED = frozenset({"chat_id", "text", "allow_paid_broadcast"})
 _ATTACHED: weakref.WeakKeyDictionary[Any, Broadcaster] = weakref.WeakKeyDictionary()
+_OUTBOX_AT: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
 
 
 def bot_sender(bot: Any) -> Sender:
@@ -435,6 +437,13 @@ def _check_request(
     return path
 
 
+def use_outbox(bot: Any, path: str | Path) -> None:
+    """Make ``path`` the outbox :func:`broadcast` makes for ``bot`` at its first use, when no
+    broadcaster is attached to it: the runtime's, for a bot that has no outbox yet (so that a
+    bot that never broadcasts leaves no file)."""
+    _OUTBOX_AT[bot] = Path(path)
+
+
 def broadcaster_of(bot: Any) -> Broadcaster | None:
     """The broadcaster :func:`resume_broadcasts` (or a first :func:`broadcast`) gave ``bot``,
     while it is open; else None."""
@@ -490,7 +499,12 @@ async def broadcast(
     if isinstance(outbox, Outbox):
         box, own = outbox, False
     else:
-        box = Outbox.for_bot(bot.id) if outbox is None else Outbox(outbox)
+        at = _OUTBOX_AT.get(bot) if outbox is None else None
+        if at is not None:
+            at.parent.mkdir(parents=True, exist_ok=True)
+            box = Outbox(at)
+        else:
+            box = Outbox.for_bot(bot.id) if outbox is None else Outbox(outbox)
         own = True
     if found is not None and found.outbox.path.resolve() == box.path.resolve():
         if own:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from pathlib import Path
+import os
 from typing import Any
 
 from tgrunner.client.bot import token_bot_id
-from tgrunner.flood.broadcast import Broadcaster, resume_broadcasts
+from tgrunner.flood.broadcast import Broadcaster, broadcaster_of, resume_broadcasts, use_outbox
 from tgrunner.flood.outbox import OUTBOX_FILE, Outbox
 from tgrunner.intake.options import data_dir
 from tgrunner.runtime.hooks import Hook, closing, opening
@@ -52,6 +52,8 @@ class BotBroadcasts:
         return str((self._root / str(self._bot_id) / OUTBOX_FILE).resolve())
 
     async def open(self) -> None:
+        """Resume the broadcasts of the outbox; without one yet, have the first broadcast make
+        it (a bot that never broadcasts leaves no file)."""
         path = self.path()
         if path is None or self.bot is None:
             return
@@ -59,7 +61,7 @@ class BotBroadcasts:
 
     async def close(self) -> None:
         opened, self._opened = self._opened, None
-        await _close(opened)
+        await _close(opened, self.bot)
 
     def startup(self, inner: Hook | None) -> Hook:
         """``open()`` (resume), then ``inner``."""
@@ -75,13 +77,16 @@ async def open_worker_broadcasts(bot: Any, path: str | None) -> tuple[Outbox, Br
     return None if path is None else await _open(bot, path)
 
 
-async def close_worker_broadcasts(opened: tuple[Outbox, Broadcaster] | None) -> None:
-    """Close what :func:`open_worker_broadcasts` opened (None: nothing)."""
-    await _close(opened)
+async def close_worker_broadcasts(bot: Any, opened: tuple[Outbox, Broadcaster] | None) -> None:
+    """Close what :func:`open_worker_broadcasts` opened for ``bot`` (None: only a broadcaster
+    its first broadcast made)."""
+    await _close(opened, bot)
 
 
-async def _open(bot: Any, path: str) -> tuple[Outbox, Broadcaster]:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+async def _open(bot: Any, path: str) -> tuple[Outbox, Broadcaster] | None:
+    if not os.path.exists(path):  # one stat, at start  # noqa: ASYNC240
+        use_outbox(bot, path)  # nothing to resume: the first broadcast makes the file
+        return None
     outbox = Outbox(path)
     try:
         caster = await resume_broadcasts(bot, outbox)
@@ -94,8 +99,11 @@ async def _open(bot: Any, path: str) -> tuple[Outbox, Broadcaster]:
     return outbox, caster
 
 
-async def _close(opened: tuple[Outbox, Broadcaster] | None) -> None:
+async def _close(opened: tuple[Outbox, Broadcaster] | None, bot: Any) -> None:
     if opened is None:
+        made = broadcaster_of(bot) if bot is not None else None
+        if made is not None:  # the first broadcast's own, which closes its outbox
+            await made.close()
         return
     outbox, caster = opened
     try:

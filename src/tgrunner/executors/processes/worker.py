@@ -232,7 +232,7 @@ class Worker:
 
     async def _close_bot(self) -> None:
         with contextlib.suppress(Exception):
-            await close_worker_broadcasts(self._broadcasts)
+            await close_worker_broadcasts(self._bot, self._broadcasts)
         if self._queue is not None:
             with contextlib.suppress(Exception):
                 await self._queue.close()
