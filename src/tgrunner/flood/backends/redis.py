@@ -43,10 +43,10 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 import redis.asyncio
 import redis.exceptions
-from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from tgrunner._redis_url import split_query
 from tgrunner.errors import ConfigError, FloodStoreUnavailable
 from tgrunner.flood.buckets import Rate
 
@@ -58,15 +58,6 @@ DEFAULT_PREFIX = "tgrunner:flood:"
 
 _DOWN = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _OURS = ("prefix", "recheck")
-_PASSED = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {
-    "password",
-    "username",
-    "client_name",
-    "ssl_cert_reqs",
-    "ssl_ca_certs",
-    "ssl_certfile",
-    "ssl_keyfile",
-}
 _DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 1.0,
     "socket_timeout": 1.0,
@@ -147,18 +138,7 @@ class RedisBuckets:
         scheme, _, rest = url.strip().partition("://")
         scheme = {"valkey": "redis", "valkeys": "rediss"}.get(scheme.lower(), scheme)
         parts = urlsplit(f"{scheme}://{rest}")
-        ours: dict[str, str] = {}
-        theirs: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name in _OURS:
-                ours[name] = value
-            elif name in _PASSED:
-                theirs.append((name, value))
-            else:
-                raise ConfigError(
-                    f"--flood-store: unknown option ?{name}= in the Redis URL; tgrunner's are "
-                    f"{', '.join(_OURS)}, and redis-py's {', '.join(sorted(_PASSED))}"
-                )
+        ours, theirs = split_query(parts.query, _OURS, "--flood-store")
         target = _join(parts, parts.netloc, urlencode(theirs))
         self.url = _hidden(target)
         self.prefix = ours.get("prefix", prefix)

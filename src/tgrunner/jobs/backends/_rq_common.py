@@ -25,7 +25,6 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 import redis.asyncio as aredis
-from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, RQ_KEY_PREFIX
 from rq.utils import get_call_string, now, utcformat, utcparse
 
+from tgrunner._redis_url import split_query
 from tgrunner.errors import ConfigError, QueueUnavailable
 from tgrunner.jobs.queue import JobInfo, JobRequest
 from tgrunner.jobs.source import Claim
@@ -102,15 +102,6 @@ STATE_OF: Mapping[str, JobState] = {
 scheduled, a job stopped by ``rq`` is canceled."""
 
 _OURS = ("queue", "retry_for", "result_ttl", "failure_ttl")
-_PASSED = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {
-    "password",
-    "username",
-    "client_name",
-    "ssl_cert_reqs",
-    "ssl_ca_certs",
-    "ssl_certfile",
-    "ssl_keyfile",
-}
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
@@ -153,18 +144,7 @@ class RQOptions:
     def from_url(cls, url: str) -> RQOptions:
         """Read ``url``; ConfigError naming the option that is wrong or unknown."""
         parts = urlsplit(url)
-        ours: dict[str, str] = {}
-        theirs: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name in _OURS:
-                ours[name] = value
-            elif name in _PASSED:
-                theirs.append((name, value))
-            else:
-                raise ConfigError(
-                    f"--jobs: unknown option ?{name}= in the Redis URL; tgrunner's are "
-                    f"{', '.join(_OURS)}, and redis-py's {', '.join(sorted(_PASSED))}"
-                )
+        ours, theirs = split_query(parts.query, _OURS, "--jobs")
         queue = ours.get("queue", DEFAULT_QUEUE)
         if not _QUEUE_NAME.fullmatch(queue):
             raise ConfigError(
