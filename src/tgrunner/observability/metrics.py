@@ -16,8 +16,9 @@ prometheus_client only when the registry is collected (a scrape), as the familie
 custom collector. The same values make the compact :meth:`Metrics.snapshot` a worker process
 sends to its supervisor.
 
-The per-update paths (:meth:`Metrics.scheduler_observer`, :meth:`Metrics.api_result`) do less
-still: a successful update or call appends its duration to a list, about 60 ns, and the list is
+The per-update paths do less still: a successful update (the scheduler appends to the lists of
+:meth:`Metrics.scheduler_run_times` itself, inline) or call (:meth:`Metrics.api_result`)
+appends its duration to a list, about 60 ns, and the list is
 folded into its histogram and counter once it holds ``fold_every`` durations or when the
 values are read, whichever comes first: sorted in C, then one ``bisect`` per bucket bound.
 Counting each value into its bucket as it comes costs about three times as much, a fair share
@@ -54,6 +55,7 @@ from tgrunner.observability._families import (
     require_prometheus,
 )
 from tgrunner.observability._names import BOT_API_METHODS
+from tgrunner.scheduler.timing import RunTimes
 from tgrunner.sources.polling import UPDATE_KINDS
 
 if TYPE_CHECKING:
@@ -237,6 +239,15 @@ class Metrics:
             wait_hist[-1] += waited
 
         return observe
+
+    def scheduler_run_times(self) -> RunTimes:
+        """The scheduler's ``run_times`` (``scheduler.observe(observer, run_times)``): the
+        updates handled ok, counted in when their times are folded (see the module doc). The
+        scheduler appends to them inline, with no call; with them, :meth:`scheduler_observer`
+        is told only of the other outcomes."""
+        return RunTimes(
+            self._ok_runs, self._ok_waits, fold=self._fold_handled, every=self._fold_every
+        )
 
     def handled(
         self, outcome: str, duration: float | None = None, lane_wait: float | None = None

@@ -123,7 +123,7 @@ def attach_metrics(runner: Runner, metrics: Metrics) -> Observation:
 
     observation = Observation(runner, metrics)
     scheduler, admission = runner.scheduler, runner.admission
-    scheduler.observer = metrics.scheduler_observer(runner._skipped)
+    scheduler.observe(metrics.scheduler_observer(runner._skipped), metrics.scheduler_run_times())
     handled = metrics.handled
     admission.on_shed = lambda update: handled("shed")
     runner.bot.on_call = metrics.api_result

@@ -474,6 +474,10 @@ class Runner:
         # the offset cannot pass them, and every finished update behind them would be handled
         # again: there the queue (at most the 100-update window) is drained too.
         self._stopping = self.intake.durable
+        if self._stopping and sched.observer is not None:
+            # What finishes now is told one by one to the observer, which can tell the
+            # updates skipped as queued (self._skipped) from those handled.
+            sched.observe(sched.observer)
         if not control.fast.is_set() and (sched.running or sched.pending):
             reserve = min(settings.scheduler.cancel_grace, settings.stop_budget * _CANCEL_SHARE)
             grace = min(settings.grace, settings.stop_budget - reserve)

@@ -80,9 +80,21 @@ from typing import Any, Generic, TypeVar
 
 from tgrunner.errors import ConfigError, LaneFull, SchedulerFull
 from tgrunner.keys import default_keys, normalise_keys
+from tgrunner.scheduler._entry import (
+    CANCELLING,
+    DONE,
+    DROPPED,
+    RUNNING,
+    STUCK,
+    Entry,
+    awaitable_task,
+    fail_as_task,
+)
 from tgrunner.scheduler.describe import describe, short_repr
 from tgrunner.scheduler.hooks import Hooks
 from tgrunner.scheduler.options import SchedulerOptions
+from tgrunner.scheduler.timing import Observer, RunTimes
+from tgrunner.scheduler.waiters import Waiters
 
 __all__ = ["LaneFull", "Scheduler", "SchedulerFull", "SchedulerOptions"]
 
@@ -94,38 +106,13 @@ _ErrorHook = Callable[[T, BaseException], Awaitable[Any] | None]
 _ItemHook = Callable[[T], Awaitable[Any] | None]
 
 _DEFAULT_OPTIONS = SchedulerOptions()
+
+
+def _nothing() -> None:
+    pass
+
+
 _DEFAULT_KEY: Callable[[Any], Iterable[Hashable] | None] = default_keys
-
-# The life of an entry. RUNNING and CANCELLING handlers are reported when their task ends;
-# in every other state the task's end only gives back the slot. A STUCK handler is reported
-# at once and its task runs on. DONE: reported, keys released (a hook may still run).
-_QUEUED, _RUNNING, _CANCELLING, _STUCK, _DONE, _DROPPED = range(6)
-
-
-async def _raise(exc: BaseException) -> None:
-    # Turns a failure before the handler could start into an ordinary failed task, so it
-    # takes the same path (on_error, on_done, slot) as a handler that raised.
-    raise exc
-
-
-class _Entry:
-    """One submitted item and its bookkeeping."""
-
-    __slots__ = ("blocked", "error", "item", "keys", "refs", "started", "state", "submitted",
-                 "task", "timer")  # fmt: skip
-    started: float  # perf_counter() stamps, set only while there is an observer
-    submitted: float
-
-    def __init__(self, item: Any, keys: tuple[Hashable, ...]) -> None:
-        self.item = item
-        self.keys = keys
-        self.blocked = 0  # lanes where this entry is not at the head
-        self.state = _QUEUED
-        self.error: BaseException | None = None  # set when the key function failed
-        self.task: asyncio.Future[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        # What holds the slot: the handler's task, and a hook's task while one runs.
-        self.refs = 0
 
 
 class Scheduler(Generic[T]):
@@ -143,9 +130,8 @@ class Scheduler(Generic[T]):
     - ``on_stuck(item)``: a cancelled handler or hook ignored cancellation for
       ``cancel_grace``; synchronous. A warning is logged either way.
 
-    Must be used from one event loop; ``submit()`` must be called from inside it.
-    ``observer`` (default None; set it before the first submit): ``fn(item, exc, timed_out,
-    duration, waited)`` once per finished item, before ``on_done`` (seconds it ran, waited).
+    Must be used from one event loop; ``submit()`` must be called from inside it. Finished
+    items are reported before ``on_done`` to what ``observe()`` set (see :mod:`.timing`).
     """
 
     def __init__(
@@ -168,22 +154,40 @@ class Scheduler(Generic[T]):
         self._on_error = on_error
         self._on_timeout = on_timeout
         self._on_stuck = on_stuck
-        self.observer: Callable[[Any, BaseException | None, bool, float, float], None] | None = None
+        self.observer: Observer | None = None  # see observe()
+        self._runs: list[float] | None = None  # those of observe()'s run_times, if any
+        self._waits: list[float] = []
+        self._fold: Callable[[], None] = _nothing
+        self._fold_every = 0
         self._concurrency = options.concurrency
         self._max_pending = options.max_pending
         self._per_key = min(options.max_pending_per_key, options.max_pending)
         self._timeout = options.handler_timeout
         self._grace = options.cancel_grace
 
-        self._lanes: dict[Hashable, deque[_Entry]] = {}
-        self._ready: deque[_Entry] = deque()
-        self._tasks: dict[asyncio.Future[Any], _Entry] = {}  # live handler tasks
+        self._lanes: dict[Hashable, deque[Entry]] = {}
+        self._ready: deque[Entry] = deque()
+        self._tasks: dict[asyncio.Future[Any], Entry] = {}  # live handler tasks
         self._hooks = Hooks(options.hook_timeout, options.cancel_grace, self._report_stuck)
         self._queued = 0
         self._running = 0
-        self._capacity_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._waiters = Waiters()
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the last submit()
+        # The observer's clock (see .timing): when the items that had to wait in this
+        # iteration of the loop were queued, and the end of the item being finished.
+        self._stamp = 0.0
+        self._now = 0.0
+
+    def observe(self, observer: Observer | None, run_times: RunTimes | None = None) -> None:
+        """Report each finished item to ``observer``, or those that finished ok to
+        ``run_times`` (see :mod:`.timing`); None: report nothing (the default). Set it before
+        the first submit, or items under way are reported with a wait of 0."""
+        self.observer = observer
+        if observer is None or run_times is None:
+            self._runs, self._waits, self._fold, self._fold_every = None, [], _nothing, 0
+        else:
+            self._runs, self._waits = run_times.runs, run_times.waits
+            self._fold, self._fold_every = run_times.fold, run_times.every
 
     # -- what sources and the runtime see -------------------------------------------------
 
@@ -205,7 +209,7 @@ class Scheduler(Generic[T]):
     @property
     def stuck(self) -> int:
         """Handlers that ignored cancellation and run on detached, still holding a slot."""
-        return sum(1 for e in self._tasks.values() if e.state in (_STUCK, _DONE))
+        return sum(1 for e in self._tasks.values() if e.state in (STUCK, DONE))
 
     def capacity(self) -> int:
         """How many more items may be submitted now, as far as ``max_pending`` goes.
@@ -291,11 +295,9 @@ class Scheduler(Generic[T]):
                         "max_pending_per_key)",
                         k,
                     )
-        entry = _Entry(item, keys)
+        entry = Entry(item, keys)
         if error is not None:
             entry.error = error
-        if self.observer is not None:
-            entry.submitted = 0.0  # stamped when it has to wait; else its start's stamp
         blocked = 0
         for k in keys:
             lane = lanes.get(k)
@@ -308,7 +310,7 @@ class Scheduler(Generic[T]):
         if blocked:
             entry.blocked = blocked
             if self.observer is not None:
-                entry.submitted = perf_counter()
+                entry.submitted = self._stamp or self._new_stamp()
         else:
             self._make_ready(entry)
 
@@ -322,13 +324,7 @@ class Scheduler(Generic[T]):
                 f"wait_capacity({n}) would never return: capacity is at most "
                 f"max_pending={self._max_pending}"
             )
-        while self.capacity() < n:
-            waiter = (n, asyncio.get_running_loop().create_future())
-            self._capacity_waiters.append(waiter)
-            try:
-                await waiter[1]
-            finally:
-                self._capacity_waiters.remove(waiter)
+        await self._waiters.room(n, self.capacity)
 
     # The runtime's stop path passes its grace period here; a parameter reads better there
     # than an asyncio.timeout block around a call that must report whether it drained.
@@ -340,16 +336,7 @@ class Scheduler(Generic[T]):
         """
         if not self._queued and not self._running:
             return True
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._idle_waiters.append(fut)
-        try:
-            async with asyncio.timeout(timeout):
-                await fut
-        except TimeoutError:
-            return False
-        finally:
-            self._idle_waiters.remove(fut)
-        return True
+        return await self._waiters.until_idle(timeout)
 
     async def cancel_all(self) -> None:
         """Drop every queued item and cancel every running handler and hook, for a fast exit.
@@ -361,16 +348,16 @@ class Scheduler(Generic[T]):
         """
         for lane in self._lanes.values():
             for entry in lane:
-                entry.state = _DROPPED
+                entry.state = DROPPED
         for entry in self._ready:
-            entry.state = _DROPPED
+            entry.state = DROPPED
         self._lanes.clear()
         self._ready.clear()
         self._queued = 0
         me = asyncio.current_task()
         waiting: list[asyncio.Future[Any]] = []
         for task, entry in list(self._tasks.items()):
-            entry.state = _DROPPED
+            entry.state = DROPPED
             if entry.timer is not None:
                 entry.timer.cancel()
                 entry.timer = None
@@ -392,32 +379,40 @@ class Scheduler(Generic[T]):
 
     # -- the life of an item ----------------------------------------------------------------
 
-    def _make_ready(self, entry: _Entry) -> None:
+    def _new_stamp(self) -> float:
+        # When the items that wait were queued: once per iteration of the loop (see .timing).
+        assert self._loop is not None  # set by submit(), which comes first
+        self._stamp = stamp = perf_counter()
+        self._loop.call_soon(self._forget_stamp)
+        return stamp
+
+    def _forget_stamp(self) -> None:
+        self._stamp = 0.0
+
+    def _make_ready(self, entry: Entry) -> None:
         if self._running < self._concurrency and not self._ready:
             self._start(entry)
         else:
             if self.observer is not None and not entry.submitted:
-                entry.submitted = perf_counter()
+                entry.submitted = self._now or self._stamp or self._new_stamp()
             self._ready.append(entry)
 
-    def _start(self, entry: _Entry) -> None:
+    def _start(self, entry: Entry) -> None:
         self._queued -= 1
         self._running += 1
-        entry.state = _RUNNING
+        entry.state = RUNNING
         entry.refs = 1
         if self.observer is not None:
-            entry.started = now = perf_counter()
-            if not entry.submitted:
-                entry.submitted = now
+            entry.started = self._now or perf_counter()  # submitted stays 0.0: no wait
         loop = self._loop
         assert loop is not None  # set by submit(), which comes first
         if entry.error is None:
             try:
                 aw: Any = self._handler(entry.item)
             except Exception as exc:
-                aw = _raise(exc)
+                aw = fail_as_task(exc)
         else:
-            aw = _raise(entry.error)
+            aw = fail_as_task(entry.error)
         task: asyncio.Future[Any]
         if isinstance(aw, asyncio.Future):  # a future (the worker-process executor's): as is
             task = aw
@@ -425,48 +420,39 @@ class Scheduler(Generic[T]):
             try:
                 task = loop.create_task(aw)
             except TypeError:  # not a coroutine: another awaitable, or a mistake
-                task = self._wrap(loop, aw)
+                task = awaitable_task(loop, aw)
         task.add_done_callback(self._task_done)
         self._tasks[task] = entry
         entry.task = task
         if self._timeout is not None:
             entry.timer = loop.call_later(self._timeout, self._expire, entry)
 
-    @staticmethod
-    def _wrap(loop: asyncio.AbstractEventLoop, aw: Any) -> asyncio.Future[Any]:
-        if inspect.isawaitable(aw):
-            return asyncio.ensure_future(aw, loop=loop)
-        return loop.create_task(
-            _raise(
-                TypeError(
-                    f"the handler returned {short_repr(aw)}, not an awaitable; "
-                    "make it an async function"
-                )
-            )
-        )
-
     def _task_done(self, task: asyncio.Future[Any]) -> None:
         entry = self._tasks.pop(task)
         state = entry.state
-        if state is _RUNNING or state is _CANCELLING:
+        if state is RUNNING or state is CANCELLING:
             if entry.timer is not None:
                 entry.timer.cancel()
                 entry.timer = None
             if task.cancelled():
                 exc: BaseException | None = None
-                if state is _RUNNING:
+                if state is RUNNING:
                     exc = asyncio.CancelledError("the handler was cancelled, not by its time limit")
             else:
                 exc = task.exception()
-            observer = self.observer
-            if observer is not None:  # _observe() inlined: once per update
-                try:
-                    started = entry.started
-                    run, waited = perf_counter() - started, started - entry.submitted
-                    observer(entry.item, exc, state is _CANCELLING, run, waited)
-                except Exception:
-                    log.exception("the scheduler's observer failed on %s", describe(entry.item))
-            if state is _CANCELLING:
+            if self.observer is not None:  # once per update: the usual case inlined
+                self._now = now = perf_counter()  # also the start of what this end lets start
+                runs = self._runs
+                if runs is not None and exc is None and state is RUNNING:
+                    started, submitted = entry.started, entry.submitted
+                    runs.append(now - started)
+                    if submitted:
+                        self._waits.append(started - submitted)
+                    if len(runs) >= self._fold_every:
+                        self._fold()
+                else:
+                    self._observe(entry, exc, state is CANCELLING, now)
+            if state is CANCELLING:
                 if exc is not None:
                     log.warning(
                         "handler on %s raised while being cancelled for its time limit",
@@ -484,27 +470,28 @@ class Scheduler(Generic[T]):
         else:
             # Stuck (already reported) or dropped: only the slot is left to give back.
             exc = None if task.cancelled() else task.exception()  # retrieved, so never logged
-            if state is not _DROPPED:
+            if state is not DROPPED:
                 log.info("stuck handler on %s has ended", describe(entry.item), exc_info=exc)
         self._unref(entry)
+        self._now = 0.0  # read by _start() only while this end lets items start
 
-    def _expire(self, entry: _Entry) -> None:
+    def _expire(self, entry: Entry) -> None:
         entry.timer = None
         task = entry.task
-        if entry.state is not _RUNNING or task is None or task.done():
+        if entry.state is not RUNNING or task is None or task.done():
             return  # it finished in this very loop iteration
-        entry.state = _CANCELLING
+        entry.state = CANCELLING
         task.cancel(f"tgrunner scheduler: time limit of {self._timeout} s")
         entry.timer = asyncio.get_running_loop().call_later(self._grace, self._give_up, entry)
 
-    def _give_up(self, entry: _Entry) -> None:
+    def _give_up(self, entry: Entry) -> None:
         entry.timer = None
         task = entry.task
-        if entry.state is not _CANCELLING or task is None or task.done():
+        if entry.state is not CANCELLING or task is None or task.done():
             return
-        entry.state = _STUCK
+        entry.state = STUCK
         if self.observer is not None:
-            self._observe(entry, None, True)
+            self._observe(entry, None, True, perf_counter())
         log.warning(
             "handler on %s ignored cancellation for %g s after its time limit of %g s; its "
             "keys are released and it runs on detached, holding one of %d slots (%d stuck)",
@@ -517,10 +504,13 @@ class Scheduler(Generic[T]):
         self._report_stuck(entry.item)
         self._timed_out(entry)
 
-    def _observe(self, entry: _Entry, exc: BaseException | None, timed_out: bool) -> None:
+    def _observe(
+        self, entry: Entry, exc: BaseException | None, timed_out: bool, now: float
+    ) -> None:
+        started, submitted = entry.started, entry.submitted
         try:
-            run, waited = perf_counter() - entry.started, entry.started - entry.submitted
-            self.observer(entry.item, exc, timed_out, run, waited)  # type: ignore[misc]
+            waited = started - submitted if submitted else 0.0
+            self.observer(entry.item, exc, timed_out, now - started, waited)  # type: ignore[misc]
         except Exception:
             log.exception("the scheduler's observer failed on %s", describe(entry.item))
 
@@ -531,8 +521,8 @@ class Scheduler(Generic[T]):
             except Exception:
                 log.exception("the on_stuck hook failed on %s", describe(item))
 
-    def _timed_out(self, entry: _Entry) -> None:
-        stuck = entry.state is _STUCK
+    def _timed_out(self, entry: Entry) -> None:
+        stuck = entry.state is STUCK
         self._complete(entry)
         if self._on_timeout is not None:
             self._call_hook(entry, self._on_timeout, (entry.item,), "on_timeout")
@@ -544,7 +534,7 @@ class Scheduler(Generic[T]):
             )
 
     def _call_hook(
-        self, entry: _Entry, hook: Callable[..., Any], args: tuple[Any, ...], name: str
+        self, entry: Entry, hook: Callable[..., Any], args: tuple[Any, ...], name: str
     ) -> None:
         """Run an error or timeout hook; the item is reported and its keys are released."""
         try:
@@ -556,9 +546,9 @@ class Scheduler(Generic[T]):
             entry.refs += 1
             self._hooks.start(entry.item, name, result, partial(self._unref, entry))
 
-    def _complete(self, entry: _Entry) -> None:
+    def _complete(self, entry: Entry) -> None:
         """Release the item's keys and report it done; the slot is given back by _unref."""
-        entry.state = _DONE
+        entry.state = DONE
         lanes = self._lanes
         for k in entry.keys:
             lane = lanes[k]
@@ -576,7 +566,7 @@ class Scheduler(Generic[T]):
             except Exception:
                 log.exception("the on_done hook failed on %s", describe(entry.item))
 
-    def _unref(self, entry: _Entry) -> None:
+    def _unref(self, entry: Entry) -> None:
         entry.refs -= 1
         if entry.refs:
             return
@@ -584,16 +574,9 @@ class Scheduler(Generic[T]):
         ready = self._ready
         while ready and self._running < self._concurrency:
             self._start(ready.popleft())
-        if self._capacity_waiters or self._idle_waiters:
+        waiters = self._waiters
+        if waiters.capacity or waiters.idle:
             self._wake()
 
     def _wake(self) -> None:
-        if self._capacity_waiters:
-            cap = self.capacity()
-            for n, fut in self._capacity_waiters:
-                if cap >= n and not fut.done():
-                    fut.set_result(None)
-        if self._idle_waiters and not self._queued and not self._running:
-            for fut in self._idle_waiters:
-                if not fut.done():
-                    fut.set_result(None)
+        self._waiters.wake(self.capacity(), not self._queued and not self._running)
