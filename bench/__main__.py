@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import flood, jobs, offload, report, state, webhook, workers
-from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_row
+from bench.harness import BENCH, ROWS, SCRATCH, blank_result, missing, pin_harness, run_together
 from tgrunner.testing.load import LoadPlan
 
 NPM_PACKAGES = ("grammy@^1.46.0", "@grammyjs/runner@^2.0.3")
@@ -120,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a row may take to answer everything (default: 30 + updates/100 "
         "in (a), seconds + 20 in (b); flood: echo-3's, 600)",
     )
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="(a), (b): run the rows two at a time, their bots taking turns on the bot's core "
+        "every 0.1 s (the way to compare two rows within 1 %% on a host whose speed drifts; "
+        "their latencies then mean nothing)",
+    )
     p.add_argument("--quick", action="store_true", help="a small run, for development")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="output folder")
     p.add_argument("--no-install", action="store_true", help="do not npm install grammY")
@@ -191,19 +198,26 @@ def _line(r: dict[str, Any]) -> str:
     )
 
 
-async def _run(rows: list[Any], plans: dict[str, LoadPlan], pinned: bool) -> list[dict[str, Any]]:
+async def _run(
+    rows: list[Any], plans: dict[str, LoadPlan], pinned: bool, side_by_side: bool
+) -> list[dict[str, Any]]:
     results = []
+    size = 2 if side_by_side else 1
     for scenario, plan in plans.items():
         print(f"\nscenario ({scenario}): {_describe(plan)}", flush=True)
-        for row in rows:
-            print(f"- {row.label}", flush=True)
+        for start in range(0, len(rows), size):
+            group = rows[start : start + size]
+            print("- " + " | ".join(row.label for row in group), flush=True)
             try:
-                result = await run_row(row, scenario, plan, pin=pinned)
+                done = await run_together(group, scenario, plan, pin=pinned)
             except Exception as exc:  # one broken row must not cost the others
                 reason = f"the harness failed: {type(exc).__name__}: {exc}"
-                result = {**blank_result(row, scenario), "skipped": reason}
-            print(_line(result), flush=True)
-            results.append(result)
+                done = [{**blank_result(row, scenario), "skipped": reason} for row in group]
+            for result in done:
+                if side_by_side:
+                    result["together"] = start // size
+                print(_line(result), flush=True)
+            results.extend(done)
     return results
 
 
@@ -243,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     info = report.machine(pinned=pinned)
     _harness_loop(args, info, default="asyncio")
     print("\n".join(f"{k}: {v}" for k, v in info.items()), flush=True)
-    results = _run_on(args.loop, _run(rows, plans, pinned))
+    if args.side_by_side and len(rows) % 2:
+        _parser().error("--side-by-side runs the rows two at a time: give an even number")
+    results = _run_on(args.loop, _run(rows, plans, pinned, args.side_by_side))
     report.ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 from asyncio.subprocess import Process
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "missing",
     "pin_harness",
     "run_row",
+    "run_together",
 ]
 
 BENCH = Path(__file__).resolve().parent
@@ -47,6 +49,8 @@ LOGS = SCRATCH / "logs"
 
 # Seconds a bot may take from its start to its first getUpdates (imports included).
 START_TIMEOUT = 60.0
+# Seconds each of two bots run side by side has the bot's core before the other's turn.
+TURN = 0.1
 # Seconds a bot may take to exit after SIGTERM before it is killed.
 STOP_TIMEOUT = 15.0
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -293,12 +297,22 @@ def blank_result(row: Row, scenario: str) -> dict[str, Any]:
     }
 
 
-async def run_row(row: Row, scenario: str, plan: LoadPlan, *, pin: bool) -> dict[str, Any]:
-    """Run ``row`` under ``plan`` and return its measures (``skipped``: why it could not run)."""
-    result = blank_result(row, scenario)
-    reason = missing(row)
-    if reason:
-        return {**result, "skipped": reason}
+@dataclass
+class _Bot:
+    """A row's bot while it runs, then how it ended."""
+
+    row: Row
+    tg: FakeTelegram
+    proc: Process
+    log: Path
+    code: int | None = None
+    killed: bool = False
+
+
+@asynccontextmanager
+async def _running(row: Row, scenario: str, plan: LoadPlan, pin: bool) -> AsyncIterator[_Bot]:
+    """Start ``row``'s bot against a FakeTelegram of its own, yield it once it polls, then
+    stop it (RowFailed when it never polls)."""
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"{row.key}-{scenario}.log"
     async with FakeTelegram(faults=send_methods_latency(plan.latency_ms)) as tg:
@@ -312,32 +326,95 @@ async def run_row(row: Row, scenario: str, plan: LoadPlan, *, pin: bool) -> dict
                 stderr=subprocess.STDOUT,
                 preexec_fn=_pin_bot if pin else None,
             )
+        bot = _Bot(row, tg, proc, log)
         try:
-            try:
-                await _wait_polling(tg, proc, log)
-            except RowFailed as exc:
-                return {**result, "skipped": str(exc)}
-            # The load driver must not stall on collections of the harness's own heap (earlier
-            # rows, matplotlib): that would show up as the bot's latency.
-            gc.collect()
-            gc.freeze()
-            cpu_start = cpu_seconds(proc.pid)
-            own_start, wall_start = time.process_time(), time.monotonic()
-            report = await run_load(tg, plan)
-            cpu_end = cpu_seconds(proc.pid)
-            own_share = (time.process_time() - own_start) / (time.monotonic() - wall_start)
-            rss = peak_rss_mb(proc.pid)
-            alive = proc.returncode is None
+            await _wait_polling(tg, proc, log)
+            yield bot
         finally:
-            code, killed = await _stop(proc)
+            bot.code, bot.killed = await _stop(proc)
+
+
+async def run_row(row: Row, scenario: str, plan: LoadPlan, *, pin: bool) -> dict[str, Any]:
+    """Run ``row`` under ``plan`` and return its measures (``skipped``: why it could not run)."""
+    return (await run_together([row], scenario, plan, pin=pin))[0]
+
+
+async def run_together(
+    rows: list[Row], scenario: str, plan: LoadPlan, *, pin: bool
+) -> list[dict[str, Any]]:
+    """Run the bots of ``rows`` at once, each under ``plan`` against its own FakeTelegram,
+    and return the measures of each.
+
+    Two bots take turns on the bot's core, every ``TURN`` seconds (SIGSTOP, SIGCONT), until
+    one has answered everything: they see the same host within a fraction of a second, so the
+    ratio of their CPU per update is their cost ratio whatever the host's speed does over the
+    run, and neither evicts the other's cache while it runs. Their latencies mean nothing
+    then (each is stopped half the time)."""
+    results = [blank_result(row, scenario) for row in rows]
+    reasons = [reason for reason in map(missing, rows) if reason]
+    if reasons:
+        return [{**r, "skipped": reasons[0]} for r in results]
+    measured: list[dict[str, Any]] = [{} for _ in rows]
+    async with AsyncExitStack() as stack:
+        bots: list[_Bot] = []
+        try:
+            for row in rows:
+                bots.append(await stack.enter_async_context(_running(row, scenario, plan, pin)))
+        except RowFailed as exc:
+            return [{**r, "skipped": str(exc)} for r in results]
+        # The load driver must not stall on collections of the harness's own heap (earlier
+        # rows, matplotlib): that would show up as the bot's latency.
+        gc.collect()
+        gc.freeze()
+        own_start, wall_start = time.process_time(), time.monotonic()
+
+        async def load(bot: _Bot, out: dict[str, Any]) -> None:
+            cpu_start = cpu_seconds(bot.proc.pid)
+            out["report"] = await run_load(bot.tg, plan)
+            cpu_end = cpu_seconds(bot.proc.pid)
+            out["cpu"] = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
+            out["rss"] = peak_rss_mb(bot.proc.pid)
+            out["alive"] = bot.proc.returncode is None
+
+        loads = [asyncio.ensure_future(load(b, m)) for b, m in zip(bots, measured, strict=True)]
+        if len(bots) == 2:
+            await _take_turns([b.proc for b in bots], loads)
+        await asyncio.gather(*loads)
+        own_share = (time.process_time() - own_start) / (time.monotonic() - wall_start)
+    return [
+        _result(bot, result, m, own_share, plan)
+        for bot, result, m in zip(bots, results, measured, strict=True)
+    ]
+
+
+async def _take_turns(procs: list[Process], loads: list[asyncio.Future[None]]) -> None:
+    """Let one of ``procs`` run at a time, swapping every TURN seconds, until a load is done;
+    then let both run (the other finishes alone)."""
+    running = 0
+    try:
+        procs[1].send_signal(signal.SIGSTOP)
+        while not any(load.done() for load in loads):
+            await asyncio.wait(loads, timeout=TURN, return_when=asyncio.FIRST_COMPLETED)
+            if any(load.done() for load in loads):
+                break
+            procs[running].send_signal(signal.SIGSTOP)
+            running ^= 1
+            procs[running].send_signal(signal.SIGCONT)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGCONT)
+
+
+def _result(
+    bot: _Bot, result: dict[str, Any], m: dict[str, Any], own_share: float, plan: LoadPlan
+) -> dict[str, Any]:
+    report = m["report"]
     handled = max(report.replied, 1)
     result.update(report.as_dict())
-    cpu_us = None
-    if cpu_start is not None and cpu_end is not None:
-        cpu_us = round((cpu_end - cpu_start) / handled * 1e6, 1)
     result.update(
-        cpu_us=cpu_us,
-        rss_mb=rss,
+        cpu_us=None if m["cpu"] is None else round(m["cpu"] / handled * 1e6, 1),
+        rss_mb=m["rss"],
         harness_cpu_share=round(own_share, 2),
     )
     notes = []
@@ -347,11 +424,11 @@ async def run_row(row: Row, scenario: str, plan: LoadPlan, *, pin: bool) -> dict
     if report.lost:
         # run_load returns early only once every message is answered.
         notes.append(f"{report.lost} unanswered when the load timed out ({plan.timeout:g} s)")
-    if not alive:
-        notes.append(f"the bot died during the run (exit {code}): {_tail(log)}")
-    elif killed:
+    if not m["alive"]:
+        notes.append(f"the bot died during the run (exit {bot.code}): {_tail(bot.log)}")
+    elif bot.killed:
         notes.append(f"killed: still running {STOP_TIMEOUT:g} s after SIGTERM")
-    elif code not in (0, -signal.SIGTERM):
-        notes.append(f"exit code {code} after SIGTERM")
+    elif bot.code not in (0, -signal.SIGTERM):
+        notes.append(f"exit code {bot.code} after SIGTERM")
     result["note"] = "; ".join(notes)
     return result

@@ -43,3 +43,19 @@ def test_pairs_on_a_drifting_host_are_judged_on_their_median() -> None:
 def test_nothing_is_said_without_both_rows() -> None:
     assert _metrics_cost([run("native", 20_000)]) == []
     assert _metrics_cost([run("native", 20_000), {"row": "native-metrics", "skipped": "x"}]) == []
+
+
+@pytest.mark.timeout(10)
+def test_pairs_run_side_by_side_are_judged_on_their_cpu_ratio() -> None:
+    # Each pair took turns on one core: its throughputs mean little, its CPU costs compare.
+    rows = []
+    for pair, (plain, metered) in enumerate([(40.0, 40.8), (60.0, 61.2), (50.0, 51.0)]):
+        for row, cpu in (("native", plain), ("native-metrics", metered)):
+            rows.append({**run(row, 5_000, cpu), "together": pair})
+    rows.append({**run("native-metrics", 5_000, 90.0), "together": 7})  # its peer is missing
+    lines = _metrics_cost(rows)
+    cost, verdict = cost_of(lines)
+    assert verdict == "met"
+    assert cost == pytest.approx(100 * (1 - 50.0 / 51.0), abs=0.05)
+    assert "median of 3 pairs run side by side" in lines[-1]
+    assert "+1.00 µs" in lines[-1]
