@@ -10,8 +10,10 @@
 :class:`~tgrunner.observability.Metrics`; each part costs nothing more than an ``is None``
 test while its hook is unset, so a runner without ``--metrics`` pays nothing else:
 
-- the scheduler's ``observer``: ``handled`` (ok, error, timeout, poison; run time and lane
-  wait) once per finished update; the admission's ``on_shed``: ``handled("shed")``;
+- the scheduler's ``observe()``: the run time and lane wait of each update handled ok are
+  appended to the Metrics' lists inline (``scheduler_run_times``), the other outcomes (error,
+  timeout, poison) reach ``scheduler_observer``; from the start of a stop, every outcome does
+  (see the runner); the admission's ``on_shed``: ``handled("shed")``;
 - the Bot's ``on_call``: ``api_call`` for each Bot API call of this process; the calls an
   aiogram or PTB bot sends through its own session come through :mod:`tgrunner.client.calls`;
 - the webhook source's ``on_response``: ``webhook_response``;
