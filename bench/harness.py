@@ -392,18 +392,26 @@ async def _take_turns(procs: list[Process], loads: list[asyncio.Future[None]]) -
     then let both run (the other finishes alone)."""
     running = 0
     try:
-        procs[1].send_signal(signal.SIGSTOP)
+        _signal(procs[1], signal.SIGSTOP)
         while not any(load.done() for load in loads):
             await asyncio.wait(loads, timeout=TURN, return_when=asyncio.FIRST_COMPLETED)
             if any(load.done() for load in loads):
                 break
-            procs[running].send_signal(signal.SIGSTOP)
+            _signal(procs[running], signal.SIGSTOP)
             running ^= 1
-            procs[running].send_signal(signal.SIGCONT)
+            _signal(procs[running], signal.SIGCONT)
     finally:
         for proc in procs:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGCONT)
+            _signal(proc, signal.SIGCONT)
+
+
+def _signal(proc: Process, sig: int) -> None:
+    # A bot that died has no turn to give or take: its row's note says it died.
+    if proc.returncode is None:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
 
 def _result(
