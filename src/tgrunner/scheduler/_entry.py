@@ -65,7 +65,7 @@ class Entry:
         self.timer: asyncio.TimerHandle | None = None
         # What holds the slot: the handler's task, and a hook's task while one runs.
         self.refs = 0
-        # perf_counter() stamps, kept only while the scheduler has an observer: when the item
-        # was queued (0.0 until it has to wait) and when it started.
+        # perf_counter() stamps, taken only while the scheduler has an observer: when the item
+        # was queued (0.0 if it never had to wait) and when it started.
         self.submitted = 0.0
         self.started = 0.0

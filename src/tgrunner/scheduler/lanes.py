@@ -106,12 +106,6 @@ _ErrorHook = Callable[[T, BaseException], Awaitable[Any] | None]
 _ItemHook = Callable[[T], Awaitable[Any] | None]
 
 _DEFAULT_OPTIONS = SchedulerOptions()
-
-
-def _nothing() -> None:
-    pass
-
-
 _DEFAULT_KEY: Callable[[Any], Iterable[Hashable] | None] = default_keys
 
 
@@ -155,10 +149,7 @@ class Scheduler(Generic[T]):
         self._on_timeout = on_timeout
         self._on_stuck = on_stuck
         self.observer: Observer | None = None  # see observe()
-        self._runs: list[float] | None = None  # those of observe()'s run_times, if any
-        self._waits: list[float] = []
-        self._fold: Callable[[], None] = _nothing
-        self._fold_every = 0
+        self._run_times: RunTimes | None = None  # observe()'s, while there is an observer
         self._concurrency = options.concurrency
         self._max_pending = options.max_pending
         self._per_key = min(options.max_pending_per_key, options.max_pending)
@@ -183,11 +174,7 @@ class Scheduler(Generic[T]):
         ``run_times`` (see :mod:`.timing`); None: report nothing (the default). Set it before
         the first submit, or items under way are reported with a wait of 0."""
         self.observer = observer
-        if observer is None or run_times is None:
-            self._runs, self._waits, self._fold, self._fold_every = None, [], _nothing, 0
-        else:
-            self._runs, self._waits = run_times.runs, run_times.waits
-            self._fold, self._fold_every = run_times.fold, run_times.every
+        self._run_times = None if observer is None else run_times
 
     # -- what sources and the runtime see -------------------------------------------------
 
@@ -442,14 +429,15 @@ class Scheduler(Generic[T]):
                 exc = task.exception()
             if self.observer is not None:  # once per update: the usual case inlined
                 self._now = now = perf_counter()  # also the start of what this end lets start
-                runs = self._runs
-                if runs is not None and exc is None and state is RUNNING:
+                times = self._run_times
+                if times is not None and exc is None and state is RUNNING:
                     started, submitted = entry.started, entry.submitted
+                    runs = times.runs
                     runs.append(now - started)
                     if submitted:
-                        self._waits.append(started - submitted)
-                    if len(runs) >= self._fold_every:
-                        self._fold()
+                        times.waits.append(started - submitted)
+                    if len(runs) >= times.every:
+                        times.fold()
                 else:
                     self._observe(entry, exc, state is CANCELLING, now)
             if state is CANCELLING:
