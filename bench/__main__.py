@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         _parser().error(f"unknown rows {unknown}; choose from {', '.join(known)}")
     rows = [known[key] for key in args.rows] if args.rows else list(ROWS)
+    if args.side_by_side and len(rows) % 2:
+        _parser().error("--side-by-side runs the rows two at a time: give an even number")
     wants_grammy = any(row.node and missing(row) for row in rows)
     if wants_grammy and not args.no_install and shutil.which("node"):
         _install_grammy()
@@ -257,8 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     info = report.machine(pinned=pinned)
     _harness_loop(args, info, default="asyncio")
     print("\n".join(f"{k}: {v}" for k, v in info.items()), flush=True)
-    if args.side_by_side and len(rows) % 2:
-        _parser().error("--side-by-side runs the rows two at a time: give an even number")
     results = _run_on(args.loop, _run(rows, plans, pinned, args.side_by_side))
     report.ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
