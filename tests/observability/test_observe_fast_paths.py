@@ -160,3 +160,45 @@ def test_the_observer_leaves_out_updates_skipped_at_a_stop() -> None:
     skipped.clear()  # the set is read at each call, as the runner changes it
     observe({"update_id": 5}, None, False, 0.001, 0.0)
     assert 'tgrunner_updates_handled_total{outcome="ok"} 1.0' in exposition(metrics)
+
+
+FIELDS = st.sampled_from(["message", "callback_query", "poll_answer", "no_such_kind", "extra"])
+# An update: its update_id somewhere among its fields (a source's order, or not).
+UPDATES = st.tuples(st.lists(FIELDS, max_size=3, unique=True), st.integers(0, 3))
+# Batches of one kind (the usual case, and the fast path), or of anything.
+BATCHES = st.one_of(
+    FIELDS.flatmap(lambda kind: st.lists(st.just(([kind], 0)), max_size=30)),
+    st.lists(UPDATES, max_size=30),
+)
+
+
+def first_kind(fields: list[str]) -> str:
+    kind = fields[0] if fields else ""
+    return kind if kind in ("message", "callback_query", "poll_answer") else "unknown"
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(BATCHES, max_size=4))
+def test_received_batches_count_each_update_by_its_first_field(
+    batches: list[list[tuple[list[str], int]]],
+) -> None:
+    metrics, expected = Metrics(), Counter[str]()
+    uid = 0
+    for shapes in batches:
+        batch = []
+        for fields, at in shapes:
+            uid += 1
+            names = list(fields)
+            names.insert(min(at, len(names)), "update_id")
+            batch.append({name: uid if name == "update_id" else {} for name in names})
+            expected[first_kind(fields)] += 1
+        metrics.received_batch("polling", batch)
+    received = {
+        series: n for series, n in samples(metrics).items()
+        if series.startswith("tgrunner_updates_received_total")
+    }  # fmt: skip
+    assert received == {
+        f'tgrunner_updates_received_total{{kind="{k}",source="polling"}}': float(n)
+        for k, n in expected.items()
+    }
