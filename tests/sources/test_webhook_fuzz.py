@@ -163,7 +163,9 @@ def test_random_requests_never_break_the_server() -> None:
     async def setup() -> tuple[WebhookSource, Driver]:
         tg = await stack.enter_async_context(FakeTelegram())
         src = await stack.enter_async_context(
-            serving(tg, secret=SECRET, max_body=MAX_BODY, header_timeout=TIMEOUT, body_timeout=TIMEOUT)
+            serving(
+                tg, secret=SECRET, max_body=MAX_BODY, header_timeout=TIMEOUT, body_timeout=TIMEOUT
+            )
         )
         return src, await stack.enter_async_context(Driver(src))
 
