@@ -70,11 +70,14 @@ class Executor(Protocol):
 
 
 class Response(Protocol):
-    """An HTTP response as the client sees it: lower-cased header names."""
+    """An HTTP response as the client sees it: lower-cased header names; ``elapsed``, the
+    seconds from the request's start to its whole response (the Bot reports it to its
+    ``on_call`` hook)."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    elapsed: float
 
 
 @runtime_checkable

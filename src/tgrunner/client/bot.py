@@ -15,7 +15,6 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from time import perf_counter
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ import orjson
 
 from tgrunner.client.multipart import InputFile, encode_multipart, has_files, is_file, reads_files
 from tgrunner.client.retry import may_resend
+from tgrunner.client.timing import CallHook, CallTimes
 from tgrunner.client.transports import check_name, proxy_from_env, transport_class
 from tgrunner.client.transports.errors import TransportError, TransportTimeout
 from tgrunner.errors import (
@@ -232,21 +232,32 @@ class Bot:
     instead (after a 429, a 5xx, or a request that provably never left).
 
     ``on_call(method, error, seconds)``, default None: called after each :meth:`request`
-    (``error`` None when it succeeded), e.g. for metrics; a resend is part of its call.
+    (``error`` None when it succeeded), e.g. for metrics; ``seconds`` is the answering
+    exchange's (a resend's, after a resend; no wait for flood control), None when no answer
+    came. :meth:`observe` sets it with a cheaper channel for the calls that succeed.
 
     Use ``async with Bot(...) as bot`` or call ``await bot.close()`` when done.
     """
 
-    _on_call: Callable[[str, BaseException | None, float], None] | None = None
+    _on_call: CallHook | None = None
+    _call_times: CallTimes | None = None
 
     @property
-    def on_call(self) -> Callable[[str, BaseException | None, float], None] | None:
-        """The hook called after each request (see the class doc), default None."""
+    def on_call(self) -> CallHook | None:
+        """The hook called after each request (see the class doc), default None; setting it
+        is ``observe(hook)``."""
         return self._on_call
 
     @on_call.setter
-    def on_call(self, hook: Callable[[str, BaseException | None, float], None] | None) -> None:
-        self._on_call = hook
+    def on_call(self, hook: CallHook | None) -> None:
+        self.observe(hook)
+
+    def observe(self, on_call: CallHook | None, times: CallTimes | None = None) -> None:
+        """Report each request to ``on_call``, or the successful calls of the methods listed
+        in ``times`` by appending their seconds there (see :mod:`tgrunner.client.timing`);
+        None: report nothing (the default)."""
+        self._on_call = on_call
+        self._call_times = None if on_call is None else times
 
     def __init__(
         self,
@@ -374,9 +385,9 @@ class Bot:
         bucket (``paid``: of the paid one, for ``allow_paid_broadcast``) first, and a 429
         pauses that bucket too. Both default False.
         """
-        # Timed here, when on_call is set, not by a wrapper coroutine: a try costs nothing
-        # until something is raised.
-        began = perf_counter() if self._on_call is not None else 0.0
+        # Reported here, not by a wrapper coroutine: a try costs nothing until something is
+        # raised. The transport timed the exchange (one clock read fewer than timing it here).
+        resp: Response | None = None
         try:
             ctype = _JSON
             if not params:
@@ -422,11 +433,19 @@ class Bot:
         except BaseException as exc:
             hook = self._on_call
             if hook is not None:
-                hook(method, exc, perf_counter() - began)
+                hook(method, exc, None if resp is None else resp.elapsed)
             raise
+        times = self._call_times
+        if times is not None:
+            pending = times.pending.get(method)
+            if pending is not None:  # the usual case: no call at all
+                pending.append(resp.elapsed)
+                if len(pending) >= times.every:
+                    times.fold(method, pending)
+                return payload.get("result")
         hook = self._on_call
         if hook is not None:
-            hook(method, None, perf_counter() - began)
+            hook(method, None, resp.elapsed)
         return payload.get("result")
 
     def _flood_call(

@@ -16,9 +16,9 @@ prometheus_client only when the registry is collected (a scrape), as the familie
 custom collector. The same values make the compact :meth:`Metrics.snapshot` a worker process
 sends to its supervisor.
 
-The per-update paths do less still: a successful update (the scheduler appends to the lists of
-:meth:`Metrics.scheduler_run_times` itself, inline) or call (:meth:`Metrics.api_result`)
-appends its duration to a list, about 60 ns, and the list is
+The per-update paths do less still: a successful update or call only has its duration appended
+to a list, inline, by the scheduler (:meth:`Metrics.scheduler_run_times`) or the Bot
+(:meth:`Metrics.api_call_times`), with no call, and the list is
 folded into its histogram and counter once it holds ``fold_every`` durations or when the
 values are read, whichever comes first: sorted in C, then one ``bisect`` per bucket bound.
 Counting each value into its bucket as it comes costs about three times as much, a fair share
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from tgrunner.client.timing import CallTimes
 from tgrunner.errors import BadAnswer, NetworkError, PoisonUpdate, TelegramError
 from tgrunner.observability._families import (
     BUCKETS,
@@ -314,11 +315,12 @@ class Metrics:
             hist[bisect_left(BUCKETS, duration)] += 1
             hist[-1] += duration
 
-    def api_result(self, method: str, error: BaseException | None, duration: float) -> None:
+    def api_result(self, method: str, error: BaseException | None, duration: float | None) -> None:
         """:meth:`api_call` for a call that ended with ``error`` (None: it succeeded), as
-        :class:`~tgrunner.client.bot.Bot`'s ``on_call`` hook reports it; one frame less on
-        the hot path than converting the status in a hook of one's own."""
-        if error is None:
+        :class:`~tgrunner.client.bot.Bot`'s ``on_call`` hook reports it (``duration`` None:
+        no answer came, so none is observed); one frame less than converting the status in a
+        hook of one's own."""
+        if error is None and duration is not None:
             # The usual case: a method seen before that succeeded (its histogram exists).
             pending = self._api_pending.get(method)
             if pending is not None:
@@ -327,6 +329,13 @@ class Metrics:
                     self._fold_api(method, pending)
                 return
         self.api_call(method, api_status(error), duration)
+
+    def api_call_times(self) -> CallTimes:
+        """The Bot's ``times`` (``bot.observe(metrics.api_result, metrics.api_call_times())``):
+        the calls that succeeded, by method label, counted in when their seconds are folded
+        (see the module doc). A method's list is made by its first call through
+        :meth:`api_result`; the Bot appends to it inline from then on."""
+        return CallTimes(self._api_pending, fold=self._fold_api, every=self._fold_every)
 
     def webhook_response(self, code: int) -> None:
         """Count one webhook request answered with HTTP status ``code`` (100-599)."""

@@ -14,7 +14,8 @@ test while its hook is unset, so a runner without ``--metrics`` pays nothing els
   appended to the Metrics' lists inline (``scheduler_run_times``), the other outcomes (error,
   timeout, poison) reach ``scheduler_observer``; from the start of a stop, every outcome does
   (see the runner); the admission's ``on_shed``: ``handled("shed")``;
-- the Bot's ``on_call``: ``api_call`` for each Bot API call of this process; the calls an
+- the Bot's ``observe()``: the seconds of each call that succeeded are appended to the
+  Metrics' lists inline (``api_call_times``), the others reach ``api_result``; the calls an
   aiogram or PTB bot sends through its own session come through :mod:`tgrunner.client.calls`;
 - the webhook source's ``on_response``: ``webhook_response``;
 - with worker processes: each worker keeps its own Metrics (its Bot's API calls) and sends
@@ -114,7 +115,7 @@ class Observation:
         """Stop the server and unhook the runner's Bot; safe to call twice."""
         if self.server is not None:
             await self.server.close()
-        self.runner.bot.on_call = None
+        self.runner.bot.observe(None)
         calls.on_call = None
 
 
@@ -128,7 +129,7 @@ def attach_metrics(runner: Runner, metrics: Metrics) -> Observation:
     scheduler.observe(metrics.scheduler_observer(runner._skipped), metrics.scheduler_run_times())
     handled = metrics.handled
     admission.on_shed = lambda update: handled("shed")
-    runner.bot.on_call = metrics.api_result
+    runner.bot.observe(metrics.api_result, metrics.api_call_times())
     calls.on_call = metrics.api_call  # what an aiogram or PTB bot sends through its session
     if hasattr(runner.source, "on_response"):
         runner.source.on_response = metrics.webhook_response

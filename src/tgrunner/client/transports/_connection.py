@@ -8,7 +8,7 @@ an exchange got (``sent``/``answered`` on the :class:`TransportError` it raises)
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import httptools
@@ -41,11 +41,14 @@ class _TooLarge(Exception):
 
 @dataclass(slots=True)
 class ClientResponse:
-    """An HTTP response: ``headers`` have lower-cased names (repeats joined with ``", "``)."""
+    """An HTTP response: ``headers`` have lower-cased names (repeats joined with ``", "``);
+    ``elapsed``: seconds from the request's start (waiting for a pooled connection included)
+    to its whole response, set by the transport (default 0.0; not compared)."""
 
     status: int
     headers: dict[str, str]
     body: bytes
+    elapsed: float = field(default=0.0, compare=False)
 
 
 class Connection(asyncio.Protocol):

@@ -126,13 +126,16 @@ class AiohttpTransport:
         headers = {"Content-Type": content_type} if content_type is not None else None
         url = self._base + (path if path.startswith("/") else "/" + path)
         answered = False
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             async with session.request(
                 method, url, data=body, headers=headers, proxy=self._proxy, timeout=limits
             ) as response:
                 answered = True
                 data = await self._read(response)
-                return ClientResponse(response.status, _lower(response.headers), data)
+                lowered = _lower(response.headers)
+                return ClientResponse(response.status, lowered, data, loop.time() - began)
         except TransportError:
             raise
         except TimeoutError as exc:

@@ -162,9 +162,10 @@ class HTTPClient:
         if timeout is ...:
             timeout = self._default_timeout
         head = self._encode(method, path, len(body), content_type, headers)
-        deadline = None if timeout is None else loop.time() + timeout
+        began = loop.time()
+        deadline = None if timeout is None else began + timeout
         # The common case, an idle connection, takes no coroutine of its own.
-        conn = self._take_idle() or await self._acquire(deadline)
+        conn = self._take_idle(began) or await self._acquire(deadline)
         try:
             if not (conn.open and conn.keep):
                 # Handed over by a finished request and closed since: nothing was written
@@ -175,8 +176,12 @@ class HTTPClient:
         except BaseException:
             self._discard(conn)
             raise
+        # One clock read for both: when the response was whole, and when the connection went
+        # back to the pool.
+        ended = loop.time()
+        response.elapsed = ended - began
         if conn.keep and conn.open and not self._closed:
-            self._release(conn)
+            self._release(conn, ended)
         else:
             self._discard(conn)
         return response
@@ -220,12 +225,13 @@ class HTTPClient:
             waiter.add_done_callback(lambda _: timer.cancel())
         return waiter
 
-    def _take_idle(self) -> Connection | None:
-        """An idle connection that is alive and not expired, or None; others are dropped."""
+    def _take_idle(self, now: float) -> Connection | None:
+        """An idle connection that is alive and not expired at ``now`` (the loop's clock), or
+        None; others are dropped."""
         idle = self._idle
         if not idle:
             return None
-        oldest = self._loop.time() - self._idle_timeout  # type: ignore[union-attr]
+        oldest = now - self._idle_timeout
         while idle:
             conn = idle.pop()
             transport = conn._transport
@@ -241,7 +247,7 @@ class HTTPClient:
         return None
 
     async def _acquire(self, deadline: float | None) -> Connection:
-        conn = self._take_idle()
+        conn = self._take_idle(self._loop.time())  # type: ignore[union-attr]
         if conn is not None:
             return conn
         if self._busy < self._pool_size and not self._waiters:
@@ -294,8 +300,9 @@ class HTTPClient:
                 )
             )
 
-    def _release(self, conn: Connection) -> None:
-        """Give a healthy connection to the first waiter, else make it idle."""
+    def _release(self, conn: Connection, now: float | None = None) -> None:
+        """Give a healthy connection to the first waiter, else make it idle since ``now`` (the
+        loop's clock; None: read it)."""
         waiters = self._waiters
         while waiters:
             fut = waiters.popleft()
@@ -304,7 +311,9 @@ class HTTPClient:
                 return
         self._busy -= 1
         idle = self._idle
-        now = conn.idle_since = self._loop.time()  # type: ignore[union-attr]
+        if now is None:
+            now = self._loop.time()  # type: ignore[union-attr]
+        conn.idle_since = now
         if idle and idle[0].idle_since <= now - self._idle_timeout:
             # The least recently used one has expired: drop it rather than let it linger.
             idle.pop(0).abort()

@@ -220,7 +220,7 @@ class Worker:
         from tgrunner.observability import Metrics
 
         self._metrics = metrics = Metrics(build_info=False)
-        bot.on_call = metrics.api_result
+        bot.observe(metrics.api_result, metrics.api_call_times())
         calls.on_call = metrics.api_call  # an aiogram or PTB bot's own session reports here
         self._snapshot()
 
