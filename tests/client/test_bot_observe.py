@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+import uvloop
 
 from tgrunner.client.bot import Bot
 from tgrunner.client.timing import CallTimes
@@ -125,3 +126,26 @@ async def test_concurrent_calls_each_get_their_own_time(tg: FakeTelegram) -> Non
     times = {m: s for m, _, s in seen.calls}
     assert times["getMe"] is not None and times["getMe"] >= 0.2
     assert times["getMyCommands"] is not None and times["getMyCommands"] < 0.2
+
+
+@pytest.mark.timeout(30)
+@TRANSPORTS
+def test_times_under_uvloop_are_finer_than_its_millisecond_clock(transport: str) -> None:
+    """uvloop's ``loop.time()`` moves in steps of 1 ms: quick calls timed on it would mostly
+    take 0.0 s."""
+
+    async def main() -> list[float | None]:
+        seen = Seen()
+        async with (
+            FakeTelegram() as tg,
+            Bot(tg.token, api_url=tg.api_url, transport=transport) as bot,
+        ):
+            bot.on_call = seen.hook
+            for _ in range(20):
+                await bot.call("getMyCommands")
+        return [s for _, _, s in seen.calls]
+
+    times = uvloop.run(main())
+    assert len(times) == 20
+    assert all(s is not None and 0 < s < 1 for s in times)
+    assert any(s is not None and round(s * 1000, 6) % 1 for s in times)  # not all whole ms

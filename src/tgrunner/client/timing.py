@@ -3,7 +3,7 @@ calls that succeeded.
 
 ::
 
-    bot.observe(on_call, CallTimes({"sendMessage": []}, fold=fold_them, every=1024))
+    bot.observe(on_call, CallTimes({"sendMessage": []}, fold=fold_them, every=256))
 
 - ``on_call(method, error, seconds)`` is called after each request that failed (or after every
   request, without ``times``): ``error`` is None when it succeeded, and ``seconds`` is the
@@ -33,7 +33,7 @@ class CallTimes:
 
     - ``pending``: method name (as the Bot was given it) -> the seconds not yet folded.
     - ``fold``: called as ``fold(method, values)`` once ``values`` holds ``every`` seconds
-      (default 1024); it must empty ``values``.
+      (default 256); it must empty ``values``.
     """
 
     __slots__ = ("every", "fold", "pending")
@@ -43,7 +43,7 @@ class CallTimes:
         pending: dict[str, list[float]],
         *,
         fold: Callable[[str, list[float]], None],
-        every: int = 1024,
+        every: int = 256,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be 1 or more, not {every!r}")

@@ -108,15 +108,16 @@ class Metrics:
     - ``build_info``: export ``tgrunner_build_info``, default True (worker processes leave it to
       the supervisor; it is never part of a snapshot anyway).
     - ``fold_every``: how many durations of successful updates or calls wait in a list before
-      they are counted into their histogram, default 1024 (see the module doc; reading the
-      values folds them all first).
+      they are counted into their histogram, default 256 (see the module doc; reading the
+      values folds them all first). Up to 256, the length checked after each append is one
+      of Python's cached ints: a longer list would make a new int at every check.
 
     Raises ConfigError, saying ``pip install 'tgrunner[metrics]'``, without prometheus_client.
     The recording methods raise ValueError for a label value outside their documented set.
     """
 
     def __init__(
-        self, *, frontend: str = "native", build_info: bool = True, fold_every: int = 1024
+        self, *, frontend: str = "native", build_info: bool = True, fold_every: int = 256
     ) -> None:
         require_prometheus()
         if fold_every < 1:

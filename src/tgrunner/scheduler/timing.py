@@ -3,7 +3,7 @@ item, and the cheaper channel for the items that finished ok.
 
 ::
 
-    sched.observe(observer, RunTimes(runs, waits, fold=fold_them, every=1024))
+    sched.observe(observer, RunTimes(runs, waits, fold=fold_them, every=256))
 
 - ``observer(item, exc, timed_out, run, waited)`` is called for each item that failed, was
   cancelled or timed out (or for every finished item, without ``run_times``): ``run`` is the
@@ -46,7 +46,7 @@ class RunTimes:
 
     - ``runs``: seconds each ran; ``waits``: the lane waits among them that were not zero (the
       others are the difference in length).
-    - ``fold``: called with no argument once ``runs`` holds ``every`` values (default 1024); it
+    - ``fold``: called with no argument once ``runs`` holds ``every`` values (default 256); it
       must empty both lists.
     """
 
@@ -58,7 +58,7 @@ class RunTimes:
         waits: list[float],
         *,
         fold: Callable[[], None],
-        every: int = 1024,
+        every: int = 256,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be 1 or more, not {every!r}")

@@ -88,7 +88,7 @@ class Connection(asyncio.Protocol):
         self._max_body = client._max_body
         self._max_head = client._max_head
         # keep: the server agreed to keep the connection open; served: responses read so far;
-        # idle_since: the loop's clock when it last went back to the pool.
+        # idle_since: time.monotonic() when it last went back to the pool.
         self.idle_since = 0.0
         self.open = False
         self.keep = True

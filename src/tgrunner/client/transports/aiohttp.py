@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import time
 from types import EllipsisType
 from urllib.parse import urlsplit
 
@@ -126,8 +127,7 @@ class AiohttpTransport:
         headers = {"Content-Type": content_type} if content_type is not None else None
         url = self._base + (path if path.startswith("/") else "/" + path)
         answered = False
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+        began = time.monotonic()  # not the loop's clock: uvloop's has millisecond steps
         try:
             async with session.request(
                 method, url, data=body, headers=headers, proxy=self._proxy, timeout=limits
@@ -135,7 +135,7 @@ class AiohttpTransport:
                 answered = True
                 data = await self._read(response)
                 lowered = _lower(response.headers)
-                return ClientResponse(response.status, lowered, data, loop.time() - began)
+                return ClientResponse(response.status, lowered, data, time.monotonic() - began)
         except TransportError:
             raise
         except TimeoutError as exc:

@@ -39,6 +39,7 @@ import ssl
 import sys
 from collections import deque
 from collections.abc import Mapping
+from time import monotonic
 from types import EllipsisType
 from urllib.parse import quote
 
@@ -162,8 +163,10 @@ class HTTPClient:
         if timeout is ...:
             timeout = self._default_timeout
         head = self._encode(method, path, len(body), content_type, headers)
-        began = loop.time()
-        deadline = None if timeout is None else began + timeout
+        # The exchange is timed with the monotonic clock, not the loop's: uvloop's has
+        # millisecond steps. The pool's idle times are read on it too.
+        began = monotonic()
+        deadline = None if timeout is None else loop.time() + timeout
         # The common case, an idle connection, takes no coroutine of its own.
         conn = self._take_idle(began) or await self._acquire(deadline)
         try:
@@ -178,7 +181,7 @@ class HTTPClient:
             raise
         # One clock read for both: when the response was whole, and when the connection went
         # back to the pool.
-        ended = loop.time()
+        ended = monotonic()
         response.elapsed = ended - began
         if conn.keep and conn.open and not self._closed:
             self._release(conn, ended)
@@ -226,7 +229,7 @@ class HTTPClient:
         return waiter
 
     def _take_idle(self, now: float) -> Connection | None:
-        """An idle connection that is alive and not expired at ``now`` (the loop's clock), or
+        """An idle connection that is alive and not expired at ``now`` (``time.monotonic``), or
         None; others are dropped."""
         idle = self._idle
         if not idle:
@@ -247,7 +250,7 @@ class HTTPClient:
         return None
 
     async def _acquire(self, deadline: float | None) -> Connection:
-        conn = self._take_idle(self._loop.time())  # type: ignore[union-attr]
+        conn = self._take_idle(monotonic())
         if conn is not None:
             return conn
         if self._busy < self._pool_size and not self._waiters:
@@ -301,8 +304,8 @@ class HTTPClient:
             )
 
     def _release(self, conn: Connection, now: float | None = None) -> None:
-        """Give a healthy connection to the first waiter, else make it idle since ``now`` (the
-        loop's clock; None: read it)."""
+        """Give a healthy connection to the first waiter, else make it idle since ``now``
+        (``time.monotonic``; None: read it)."""
         waiters = self._waiters
         while waiters:
             fut = waiters.popleft()
@@ -312,7 +315,7 @@ class HTTPClient:
         self._busy -= 1
         idle = self._idle
         if now is None:
-            now = self._loop.time()  # type: ignore[union-attr]
+            now = monotonic()
         conn.idle_since = now
         if idle and idle[0].idle_since <= now - self._idle_timeout:
             # The least recently used one has expired: drop it rather than let it linger.
