@@ -98,7 +98,8 @@ FAMILIES = (
     Family(
         "tgrunner_api_call_duration_seconds",
         "histogram",
-        "Bot API call time, by method, retries not included.",
+        "Bot API call time, by method: the answering HTTP exchange's (no flood-control wait, "
+        "no earlier try); calls that got no answer are only counted.",
         ("method",),
     ),
     Family(
