@@ -390,8 +390,7 @@ class Scheduler(Generic[T]):
         entry.state = RUNNING
         entry.refs = 1
         if self.observer is not None:
-            # No wait: submitted stays 0.0. Its task first runs in a later iteration anyway.
-            entry.started = self._now or self._stamp or self._new_stamp()
+            entry.started = self._now or perf_counter()  # submitted stays 0.0: no wait
         loop = self._loop
         assert loop is not None  # set by submit(), which comes first
         if entry.error is None:

@@ -20,14 +20,11 @@ How the times are read (one ``perf_counter()`` per finished item, in the usual c
 - An item's end is stamped once. That stamp is also the start of the items its end lets start,
   in the same callback (the next of its chat, or the first of the ready queue): reading the
   clock again there would tell the same time within microseconds.
-- Items submitted in one iteration of the event loop share one stamp: as their submit time
-  when they have to wait (for a key or a slot), as their start when they start at once. An
-  iteration's submits come in bursts (a fetched batch, a pump of parked updates), and a task
-  made in one first runs in a later iteration, after every submit of the burst, so a stamp of
-  each item's own would be no nearer its handler's real start. A stamp kept by each waiting
-  item, for as long as it waits, would also cost a cache miss or two when read back. A run or
-  a wait may look longer by what ran earlier in the same iteration (the submits of a fetched
-  batch take a fraction of a millisecond), below the 1 ms of the histograms' first bucket.
+- Items that have to wait, for a key or a slot, share the stamp of the first of them queued in
+  the same iteration of the event loop: an iteration's submits come in bursts (a fetched batch,
+  a pump of parked updates). A stamp of its own kept by each waiting item, for as long as it
+  waits, costs a cache miss or two when it is read back. A wait may look longer by what ran
+  earlier in the same iteration, well below the 1 ms of the histograms' first bucket.
 """
 
 from __future__ import annotations
