@@ -84,6 +84,9 @@ class Response(Protocol):
 class Transport(Protocol):
     """One HTTP exchange with the Bot API server, for :class:`~tgrunner.client.bot.Bot`.
 
+    Its responses carry ``elapsed`` (see :class:`Response`): a Bot whose calls are observed
+    (``on_call``, ``--metrics``) reads it after each answer.
+
     A transport never resends a request on its own: whether a request may be sent again is
     the Bot's decision, per method.
     """

@@ -149,3 +149,37 @@ def test_times_under_uvloop_are_finer_than_its_millisecond_clock(transport: str)
     assert len(times) == 20
     assert all(s is not None and 0 < s < 1 for s in times)
     assert any(s is not None and round(s * 1000, 6) % 1 for s in times)  # not all whole ms
+
+
+@pytest.mark.timeout(20)
+async def test_a_bot_observed_by_metrics_counts_every_call_exactly(tg: FakeTelegram) -> None:
+    """The runtime's wiring: the first success of a method goes through api_result (which
+    makes its list), the rest are appended inline and folded every 3; reads between folds
+    count what waits too."""
+    from tgrunner.observability import Metrics
+
+    alice = tg.user("Alice")
+    metrics = Metrics(fold_every=3)
+    seen: list[int] = []
+    async with Bot(tg.token, api_url=tg.api_url) as bot:
+        bot.observe(metrics.api_result, metrics.api_call_times())
+        for n in range(8):
+            await bot.send_message(alice.chat.id, f"m{n}")
+            if n in (1, 4):
+                seen.append(api_ok(metrics))  # a read in the middle folds what waits
+        with pytest.raises(BadRequest):
+            await bot.send_message(123456789, "nobody")
+        await bot.call("getMe")
+    values = metrics.monotonic_values()
+    assert seen == [2, 5]
+    assert values["tgrunner_api_calls_total"] == {
+        ("sendMessage", "ok"): 8,
+        ("sendMessage", "error_400"): 1,
+        ("getMe", "ok"): 1,
+    }
+    hist = values["tgrunner_api_call_duration_seconds"][("sendMessage",)]
+    assert isinstance(hist, list) and sum(hist[:-1]) == 9 and 0 < hist[-1] < 9
+
+
+def api_ok(metrics: Any) -> int:
+    return int(metrics.monotonic_values()["tgrunner_api_calls_total"][("sendMessage", "ok")])

@@ -170,7 +170,8 @@ class Metrics:
         self.received_batch(source, (update,))
 
     def received_batch(self, source: str, batch: Sequence[Mapping[str, Any]]) -> None:
-        """:meth:`received` for each update of ``batch``, in one call (the runner's)."""
+        """:meth:`received` for each update of ``batch`` (a list or tuple; every update has
+        its ``update_id``), in one call (the runner's)."""
         try:
             counts = self._received[source]
         except KeyError:
