@@ -22,7 +22,7 @@ import orjson
 
 from tgrunner.client.multipart import InputFile, encode_multipart, has_files, is_file, reads_files
 from tgrunner.client.retry import may_resend
-from tgrunner.client.timing import CallHook, CallTimes
+from tgrunner.client.timing import CallObserver, CallTimes
 from tgrunner.client.transports import check_name, proxy_from_env, transport_class
 from tgrunner.client.transports.errors import TransportError, TransportTimeout
 from tgrunner.errors import (
@@ -239,20 +239,20 @@ class Bot:
     Use ``async with Bot(...) as bot`` or call ``await bot.close()`` when done.
     """
 
-    _on_call: CallHook | None = None
+    _on_call: CallObserver | None = None
     _call_times: CallTimes | None = None
 
     @property
-    def on_call(self) -> CallHook | None:
+    def on_call(self) -> CallObserver | None:
         """The hook called after each request (see the class doc), default None; setting it
         is ``observe(hook)``."""
         return self._on_call
 
     @on_call.setter
-    def on_call(self, hook: CallHook | None) -> None:
+    def on_call(self, hook: CallObserver | None) -> None:
         self.observe(hook)
 
-    def observe(self, on_call: CallHook | None, times: CallTimes | None = None) -> None:
+    def observe(self, on_call: CallObserver | None, times: CallTimes | None = None) -> None:
         """Report each request to ``on_call``, or the successful calls of the methods listed
         in ``times`` by appending their seconds there (see :mod:`tgrunner.client.timing`);
         None: report nothing (the default)."""

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["CallHook", "CallTimes"]
+__all__ = ["CallObserver", "CallTimes"]
 
-CallHook = Callable[[str, BaseException | None, float | None], None]
+CallObserver = Callable[[str, BaseException | None, float | None], None]
 """``on_call(method, error, seconds)``: see the module doc."""
 
 
