@@ -250,9 +250,8 @@ class HTTPClient:
         return None
 
     async def _acquire(self, deadline: float | None) -> Connection:
-        conn = self._take_idle(monotonic())
-        if conn is not None:
-            return conn
+        """A new connection, or a slot from the queue; called only when ``_take_idle`` has just
+        found no idle one."""
         if self._busy < self._pool_size and not self._waiters:
             self._busy += 1
             try:
